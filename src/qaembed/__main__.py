@@ -1,0 +1,3 @@
+from qaembed.cli import main
+
+main()

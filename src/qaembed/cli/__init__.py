@@ -1,0 +1,49 @@
+"""The ``qaembed`` command line: a thin layer over library functions.
+
+Each area registers its commands from its own module (``qaembed.cli.<area>``); heavy
+libraries (torch, sentence-transformers) are imported inside the commands so that
+``qaembed --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from qaembed.errors import QaembedError
+
+app = typer.Typer(
+    name="qaembed",
+    help="Fine-tune embedding models for Q&A retrieval with graded-relevance losses, and compare losses fairly.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+
+@app.callback()
+def _root() -> None:
+    """Fine-tune embedding models for Q&A retrieval with graded-relevance losses, and compare losses fairly."""
+
+
+@app.command()
+def version() -> None:
+    """Print the qaembed version and the versions of its main libraries."""
+    from qaembed.provenance import library_versions
+
+    for name, value in library_versions().items():
+        typer.echo(f"{name} {value}")
+
+
+# One block per area; each module defines register(app). Keep this list sorted.
+
+
+def main() -> None:
+    """Console-script entry point: user errors print one clear message and exit 2."""
+    try:
+        app()
+    except QaembedError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)

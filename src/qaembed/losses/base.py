@@ -1,0 +1,47 @@
+"""What every loss is: a pure function of the (n_q, n_d) score matrix and the batch.
+
+A loss is an ``nn.Module`` subclass of :class:`RankingLoss` with three class attributes:
+
+* ``name``: the closed-set name used in configs (``"infonce"``, ``"listwise"``, ...);
+* ``config_class``: a pydantic :class:`LossConfig` with validated options;
+* ``strategies``: the batching strategies it accepts (checked when a config is loaded).
+
+``forward(scores, batch)`` returns a :class:`LossOutput`: the scalar loss and a small
+dict of float metrics (e.g. in-batch accuracy), or named parts for multi-task sums.
+Losses never call a model, so GradCache, cross-device negatives and late-interaction
+scorers work with every loss unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, NamedTuple
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from qaembed.batching.batch import RankingBatch
+
+
+class LossConfig(BaseModel):
+    """Base of every loss's typed options; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LossOutput(NamedTuple):
+    loss: torch.Tensor  # scalar
+    metrics: dict[str, float]  # small, detached numbers for logging
+
+
+class RankingLoss(nn.Module):
+    name: ClassVar[str]
+    config_class: ClassVar[type[LossConfig]]
+    strategies: ClassVar[tuple[str, ...]]
+
+    def __init__(self, config: LossConfig | None = None) -> None:
+        super().__init__()
+        self.config = config if config is not None else self.config_class()
+
+    def forward(self, scores: torch.Tensor, batch: RankingBatch) -> LossOutput:  # pragma: no cover
+        raise NotImplementedError

@@ -1,0 +1,150 @@
+"""The one record type every stage shares: a question with its graded answers.
+
+Every source adapter (Stack Exchange dump, Kaggle CSV pair, ``ranked_qa.json``,
+canonical JSONL, Hugging Face datasets) yields :class:`QARecord` objects with clean
+text (HTML is removed once, at ingestion). Everything downstream (batching, mining,
+evaluation) reads records and never re-parses raw sources.
+
+Ids are namespaced by their source (``"beer.stackexchange.com:123"``) so records from
+several sources can be combined in one dataset without collisions; the source's own id
+is kept in ``provenance.native_id``.
+
+Example
+-------
+>>> r = QARecord(id="s:1", title="Why?", body="Because.", answers=[
+...     Answer(id="s:2", text="Yes.", score=3), Answer(id="s:3", text="No.", score=1)])
+>>> [a.score for a in r.ranked_answers()]
+[3, 1]
+>>> question_text(r, "title")
+'Why?'
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Stack Exchange content licenses by post creation date (https://stackoverflow.com/help/licensing).
+_CC_BY_SA_3_FROM = date(2011, 4, 8)
+_CC_BY_SA_4_FROM = date(2018, 5, 2)
+
+
+def license_for_date(created: str | datetime | date | None) -> str | None:
+    """The CC BY-SA version that covers Stack Exchange content created on ``created``.
+
+    >>> license_for_date("2010-01-01T00:00:00.000")
+    'CC BY-SA 2.5'
+    >>> license_for_date("2011-04-08")
+    'CC BY-SA 3.0'
+    >>> license_for_date("2020-05-01T10:00:00")
+    'CC BY-SA 4.0'
+    """
+    if created is None:
+        return None
+    if isinstance(created, str):
+        created = datetime.fromisoformat(created[:19]) if "T" in created else date.fromisoformat(created[:10])
+    day = created.date() if isinstance(created, datetime) else created
+    if day < _CC_BY_SA_3_FROM:
+        return "CC BY-SA 2.5"
+    if day < _CC_BY_SA_4_FROM:
+        return "CC BY-SA 3.0"
+    return "CC BY-SA 4.0"
+
+
+class Author(BaseModel):
+    """Who wrote a post, for attribution (any field may be unknown)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = None
+    name: str | None = None
+    url: str | None = None
+
+
+class Provenance(BaseModel):
+    """Where a post came from and under which license (for attribution)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str  # adapter and origin, e.g. "stackexchange:beer.stackexchange.com"
+    native_id: str | None = None  # the id inside the source
+    site: str | None = None  # e.g. "beer.stackexchange.com"
+    url: str | None = None  # e.g. "https://beer.stackexchange.com/questions/1"
+    author: Author | None = None
+    created: str | None = None  # ISO 8601 creation time
+    license: str | None = None  # e.g. "CC BY-SA 4.0"
+
+
+class Answer(BaseModel):
+    """One answer: clean text and its vote score."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    text: str
+    score: float
+    accepted: bool = False
+    provenance: Provenance | None = None
+
+
+class MinedNegative(BaseModel):
+    """A negative found by a mining model: another question's answer (see ``qaembed mine``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str  # answer id
+    text: str
+    question_id: str  # the question that answer belongs to
+    similarity: float  # mining model's similarity to this question
+    rank: int  # rank among the mining model's candidates (0 = most similar)
+
+
+class QARecord(BaseModel):
+    """One question with its answers; the unit of splitting, batching and evaluation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    title: str
+    body: str = ""
+    tags: list[str] = Field(default_factory=list)
+    score: float = 0
+    answers: list[Answer] = Field(default_factory=list)
+    provenance: Provenance | None = None
+    negatives: list[MinedNegative] = Field(default_factory=list)
+
+    def ranked_answers(self) -> list[Answer]:
+        """Answers by vote score, highest first; ties broken by accepted flag, then id (stable)."""
+        return sorted(self.answers, key=lambda a: (-a.score, not a.accepted, a.id))
+
+    def top_answer(self) -> Answer:
+        if not self.answers:
+            raise ValueError(f"question {self.id!r} has no answers")
+        return self.ranked_answers()[0]
+
+    def all_scores_tied(self) -> bool:
+        return len({a.score for a in self.answers}) <= 1
+
+
+QuestionTextMode = Literal["title", "body", "title_body"]
+
+
+def question_text(record: QARecord, mode: QuestionTextMode = "title_body") -> str:
+    """The text that represents a question as a query.
+
+    ``title_body`` (default) joins title and body with a blank line; ``title`` and
+    ``body`` use one part (falling back to nothing else: an empty part gives an error).
+    """
+    if mode == "title":
+        text = record.title
+    elif mode == "body":
+        text = record.body
+    elif mode == "title_body":
+        text = f"{record.title}\n\n{record.body}" if record.body else record.title
+    else:
+        raise ValueError(f"unknown question text mode {mode!r}; allowed: title, body, title_body")
+    if not text.strip():
+        raise ValueError(f"question {record.id!r} has an empty {mode}")
+    return text
