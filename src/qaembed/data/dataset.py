@@ -1,0 +1,84 @@
+"""The canonical prepared dataset on disk (what ``qaembed data prepare`` writes).
+
+Layout of a dataset folder::
+
+    DIR/train.jsonl   one QARecord per line (QARecord.model_dump_json())
+    DIR/dev.jsonl
+    DIR/test.jsonl
+    DIR/stats.json    statistics (see qaembed.data.stats) and skipped-record counts
+    DIR/manifest.json seed, split fractions, sources, per-split data hashes
+
+Every downstream stage (batching, mining, training, evaluation) reads splits through
+:func:`read_split` / :func:`iter_split` and never re-parses raw sources.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from qaembed.errors import DataError
+from qaembed.records import QARecord
+
+SPLITS = ("train", "dev", "test")
+
+
+def split_path(dataset_dir: str | Path, split: str) -> Path:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
+    return Path(dataset_dir) / f"{split}.jsonl"
+
+
+def iter_jsonl_records(path: str | Path) -> Iterator[QARecord]:
+    """Stream QARecords from a canonical JSONL file; a bad line raises DataError with its number."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("no such file", path=str(path))
+    with path.open("r", encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield QARecord.model_validate_json(line)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                field = ".".join(str(p) for p in first.get("loc", ())) or None
+                raise DataError(first.get("msg", str(exc)), path=str(path), line=line_no, field=field) from exc
+
+
+def iter_split(dataset_dir: str | Path, split: str) -> Iterator[QARecord]:
+    """Stream the records of one split of a prepared dataset."""
+    return iter_jsonl_records(split_path(dataset_dir, split))
+
+
+def read_split(dataset_dir: str | Path, split: str) -> list[QARecord]:
+    """All records of one split of a prepared dataset, in file order."""
+    return list(iter_split(dataset_dir, split))
+
+
+def write_jsonl_records(path: str | Path, records: Iterable[QARecord]) -> int:
+    """Write records as canonical JSONL atomically (temp file + rename); returns the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    with tmp.open("w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(record.model_dump_json(exclude_defaults=True))
+            fh.write("\n")
+            count += 1
+    os.replace(tmp, path)
+    return count
+
+
+def write_json(path: str | Path, payload: object) -> None:
+    """Write JSON atomically (temp file + rename), pretty-printed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
