@@ -1,0 +1,52 @@
+"""Batching: training batches as ranking problems, and the one collator.
+
+API for the training loop
+-------------------------
+>>> from qaembed.batching import build_strategy, Collator   # doctest: +SKIP
+>>> strategy = build_strategy("hard_negative", {"max_answers": 4})  # ConfigError on bad options
+>>> for batch in strategy.batches(records, batch_size=32, seed=0, epoch=epoch):  # Iterator[RankingBatch]
+...     features = collator(batch)            # Collator(model, max_length=...): queries + docs, padded to longest
+...     emb = model(features)["sentence_embedding"]
+...     q_emb, d_emb = emb[: batch.num_queries], emb[batch.num_queries :]
+
+* ``STRATEGIES``: closed dict name -> strategy class (``infonce``, ``multiple_positives``,
+  ``hard_negative``, ``triplet``, ``listwise``, and ``mined`` from ``mined.py``); each class has ``config_class`` (pydantic,
+  extra keys forbidden) and ``name``.
+* ``build_strategy(name, options) -> BatchStrategy``; ``strategy.batches(records,
+  batch_size, seed, epoch=0, drop_last=False)`` yields :class:`RankingBatch`;
+  ``batch_size`` counts questions; the same arguments give the same batches;
+  ``strategy.num_batches(records, batch_size, drop_last)`` counts them.
+* ``Collator(model_or_tokenizer, max_length=None)(batch)`` / ``tokenize_batch(model, batch,
+  max_length)`` / ``tokenize(model, texts, max_length)``: features dict for a
+  SentenceTransformer forward, padded to the longest text of the call.
+* ``RankingBatch`` (``batch.py``): queries, unique docs, (n_q, n_d) relevance / positive /
+  known / rank, query_ids, doc_ids; ``batch.to(device)``.
+* ``normalize_votes`` (``relevance.py``), ``length_aware_batches`` (``sampler.py``),
+  ``assemble_batch`` / ``DocChoice`` (``assemble.py``) for new strategies.
+"""
+
+from qaembed.batching.assemble import DocChoice, assemble_batch
+from qaembed.batching.batch import RankingBatch
+from qaembed.batching.collate import Collator, tokenize, tokenize_batch
+from qaembed.batching.relevance import RELEVANCE_METHODS, normalize_votes
+from qaembed.batching.sampler import length_aware_batches
+from qaembed.batching.strategies import STRATEGIES, BatchStrategy, StrategyConfig, build_strategy
+from qaembed.batching.mined import MinedStrategy  # noqa: E402  (imports strategies; registered below)
+
+STRATEGIES[MinedStrategy.name] = MinedStrategy
+
+__all__ = [
+    "RELEVANCE_METHODS",
+    "STRATEGIES",
+    "BatchStrategy",
+    "Collator",
+    "DocChoice",
+    "RankingBatch",
+    "StrategyConfig",
+    "assemble_batch",
+    "build_strategy",
+    "length_aware_batches",
+    "normalize_votes",
+    "tokenize",
+    "tokenize_batch",
+]

@@ -67,6 +67,30 @@ class RankingBatch:
         if bool((self.positive & ~self.known).any()):
             raise ValueError("RankingBatch: every positive pair must also be known")
 
+    @classmethod
+    def from_lists(
+        cls,
+        queries: list[str],
+        docs: list[str],
+        relevance: list[list[float]],
+        positive: list[list[bool]],
+        known: list[list[bool]],
+        rank: list[list[int]],
+        query_ids: list[str] | None = None,
+        doc_ids: list[str] | None = None,
+    ) -> RankingBatch:
+        """A batch from nested lists (examples, tests); ids default to the texts."""
+        return cls(
+            queries=list(queries),
+            docs=list(docs),
+            relevance=torch.tensor(relevance, dtype=torch.float32),
+            positive=torch.tensor(positive, dtype=torch.bool),
+            known=torch.tensor(known, dtype=torch.bool),
+            rank=torch.tensor(rank, dtype=torch.long),
+            query_ids=list(query_ids if query_ids is not None else queries),
+            doc_ids=list(doc_ids if doc_ids is not None else docs),
+        )
+
     @property
     def num_queries(self) -> int:
         return len(self.queries)

@@ -43,5 +43,9 @@ class RankingLoss(nn.Module):
         super().__init__()
         self.config = config if config is not None else self.config_class()
 
+    def accepted_strategies(self) -> tuple[str, ...]:
+        """The batching strategies this loss accepts (``multitask``: those all its parts accept)."""
+        return self.strategies
+
     def forward(self, scores: torch.Tensor, batch: RankingBatch) -> LossOutput:  # pragma: no cover
         raise NotImplementedError
