@@ -39,6 +39,14 @@ def version() -> None:
 
 # One block per area; each module defines register(app). Keep this list sorted.
 
+from qaembed.cli import data as _data_cli  # noqa: E402
+
+_data_cli.register(app)
+
+from qaembed.cli import losses as _losses_cli  # noqa: E402
+
+_losses_cli.register(app)
+
 
 def main() -> None:
     """Console-script entry point: user errors print one clear message and exit 2."""

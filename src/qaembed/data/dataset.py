@@ -40,14 +40,18 @@ def iter_jsonl_records(path: str | Path) -> Iterator[QARecord]:
         raise DataError("no such file", path=str(path))
     with path.open("r", encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield QARecord.model_validate_json(line)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                field = ".".join(str(p) for p in first.get("loc", ())) or None
-                raise DataError(first.get("msg", str(exc)), path=str(path), line=line_no, field=field) from exc
+            if line.strip():
+                yield record_from_json_line(line, path, line_no)
+
+
+def record_from_json_line(line: str, path: str | Path, line_no: int) -> QARecord:
+    """One QARecord from one canonical JSONL line; invalid content raises DataError (file, line, field)."""
+    try:
+        return QARecord.model_validate_json(line)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first.get("loc", ())) or None
+        raise DataError(first.get("msg", str(exc)), path=str(path), line=line_no, field=field) from exc
 
 
 def iter_split(dataset_dir: str | Path, split: str) -> Iterator[QARecord]:
@@ -62,13 +66,18 @@ def read_split(dataset_dir: str | Path, split: str) -> list[QARecord]:
 
 def write_jsonl_records(path: str | Path, records: Iterable[QARecord]) -> int:
     """Write records as canonical JSONL atomically (temp file + rename); returns the count."""
+    return write_jsonl_lines(path, (record.model_dump_json(exclude_defaults=True) for record in records))
+
+
+def write_jsonl_lines(path: str | Path, lines: Iterable[str]) -> int:
+    """Write already-serialized canonical JSONL lines (no newline) atomically; returns the count."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     count = 0
     with tmp.open("w", encoding="utf-8") as fh:
-        for record in records:
-            fh.write(record.model_dump_json(exclude_defaults=True))
+        for line in lines:
+            fh.write(line)
             fh.write("\n")
             count += 1
     os.replace(tmp, path)

@@ -1,0 +1,82 @@
+"""`qaembed data` commands: prepare, stats, download (lookup and offline error; no network)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from qaembed.cli import app
+from qaembed.data import download as download_module
+from qaembed.errors import QaembedError
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SE_SITE = FIXTURES / "stackexchange" / "example.stackexchange.com"
+runner = CliRunner()
+
+
+def test_prepare_then_stats_print_the_table(tmp_path):
+    out = tmp_path / "ds"
+    result = runner.invoke(app, ["data", "prepare", str(SE_SITE), str(FIXTURES / "ranked_qa.json"), "--out", str(out),
+                                 "--seed", "3", "--min-answers", "2"])
+    assert result.exit_code == 0, result.output
+    assert "example.stackexchange.com" in result.output and "ranked_qa.json" in result.output
+    assert "fewer than 2 answers left out: 2" in result.output
+    assert (out / "train.jsonl").is_file() and (out / "manifest.json").is_file()
+    stats = runner.invoke(app, ["data", "stats", str(out)])
+    assert stats.exit_code == 0, stats.output
+    assert "total (all sources)" in stats.output and "train" in stats.output
+
+
+def test_bad_input_exits_2_with_file_line_and_field(tmp_path):
+    site = tmp_path / "bad.stackexchange.com"
+    site.mkdir()
+    (site / "Posts.xml").write_text('<?xml version="1.0" encoding="utf-8"?>\n<posts>\n'
+                                    '  <row Id="1" PostTypeId="1" Score="x" Title="T" Body="b" />\n</posts>\n')
+    proc = subprocess.run([sys.executable, "-m", "qaembed", "data", "prepare", str(site), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert f"{site / 'Posts.xml'}:3, field 'Score': not an integer: 'x'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    skipped = runner.invoke(app, ["data", "prepare", str(site), str(SE_SITE), "--skip-bad", "--out", str(tmp_path / "o")])
+    assert skipped.exit_code == 0, skipped.output
+    assert "bad.stackexchange.com: skipped bad records: empty_source=1, non_numeric=1" in skipped.output
+
+
+def test_download_finds_a_site_on_the_search_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("QAEMBED_DATA_DIR", str(FIXTURES))
+    monkeypatch.setenv("QAEMBED_CACHE_DIR", str(tmp_path / "cache"))
+    result = runner.invoke(app, ["data", "download", "example.stackexchange.com", "--mirror", "http://127.0.0.1:9"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(SE_SITE)
+
+
+def test_download_failure_says_where_to_put_the_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("QAEMBED_DATA_DIR", str(tmp_path / "nothing"))
+    monkeypatch.setenv("QAEMBED_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(download_module, "find_extractor", lambda: "py7zr")
+    with pytest.raises(QaembedError) as info:
+        download_module.download_stackexchange_site("missing.stackexchange.com", mirror="http://127.0.0.1:9",
+                                                    timeout_s=5)
+    message = str(info.value)
+    assert "could not download http://127.0.0.1:9/missing.stackexchange.com.7z" in message
+    assert str(tmp_path / "cache" / "data" / "stackexchange" / "missing.stackexchange.com") in message
+    assert "QAEMBED_DATA_DIR" in message
+
+
+def test_download_without_an_extractor_says_how_to_install_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("QAEMBED_DATA_DIR", str(tmp_path / "nothing"))
+    monkeypatch.setenv("QAEMBED_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setitem(sys.modules, "py7zr", None)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(QaembedError, match="pip install py7zr"):
+        download_module.download_stackexchange_site("missing.stackexchange.com", mirror="http://127.0.0.1:9")
+
+
+def test_prepare_without_sources_uses_the_sites_on_the_data_search_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("QAEMBED_DATA_DIR", str(FIXTURES))
+    result = runner.invoke(app, ["data", "prepare", "--out", str(tmp_path / "ds"), "--min-answers", "0"])
+    assert result.exit_code == 0, result.output
+    assert "example.stackexchange.com" in result.output
+    assert '"path": "' + str(SE_SITE) in (tmp_path / "ds" / "manifest.json").read_text()
