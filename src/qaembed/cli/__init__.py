@@ -43,9 +43,17 @@ from qaembed.cli import data as _data_cli  # noqa: E402
 
 _data_cli.register(app)
 
+from qaembed.cli import eval as _eval_cli  # noqa: E402
+
+_eval_cli.register(app)
+
 from qaembed.cli import losses as _losses_cli  # noqa: E402
 
 _losses_cli.register(app)
+
+from qaembed.cli import mine as _mine_cli  # noqa: E402
+
+_mine_cli.register(app)
 
 
 def main() -> None:

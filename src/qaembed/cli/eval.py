@@ -1,0 +1,122 @@
+"""``qaembed eval``: evaluate a model on a prepared Q&A dataset split or a BEIR dataset.
+
+Examples::
+
+    qaembed eval --model minilm --data data/prepared --split test
+    qaembed eval --model runs/infonce/model --data data/prepared --distractors train --out results/infonce
+    qaembed eval --model minilm --data beir:../shared/data/beir/scifact --json
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from qaembed.errors import ConfigError
+
+BEIR_PREFIX = "beir:"
+
+_SECTION_TITLES = {
+    "retrieval": "Full-corpus retrieval (all answers)",
+    "within": "Within-question ranking (own answers)",
+    "in_batch": "In-batch (other questions' top answers)",
+}
+
+
+def _print_tables(result, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{title}[/bold]")
+    for section, metrics in result.sections().items():
+        table = Table(title=_SECTION_TITLES.get(section, section), title_justify="left", min_width=44)
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for name, value in metrics.items():
+            table.add_row(name, f"{value:.4f}")
+        console.print(table)
+    console.print("counts: " + ", ".join(f"{name}={value}" for name, value in result.counts.items()))
+    for note in result.info.get("notes", []):
+        console.print(f"[yellow]note:[/yellow] {note}")
+    console.print(f"encode {result.info['encode_seconds']:.1f}s, total {result.info['total_seconds']:.1f}s")
+
+
+def eval_command(
+    model: str = typer.Option("minilm", help="Model: built-in name, local folder or Hugging Face id."),
+    data: str = typer.Option(..., help="Prepared dataset folder (DIR/{train,dev,test}.jsonl) or beir:PATH."),
+    split: str = typer.Option("test", help="Split to evaluate."),
+    out: Optional[Path] = typer.Option(None, help="Folder for summary.json and per_question.parquet."),
+    as_json: bool = typer.Option(False, "--json", help="Print summary and counts as JSON instead of tables."),
+    distractors: Optional[str] = typer.Option(
+        None, help="Add this split's answers to the retrieval corpus as distractors (e.g. train)."
+    ),
+    batch_size: int = typer.Option(256, help="Texts per encoding batch."),
+    max_seq_length: Optional[int] = typer.Option(None, help="Truncate texts to this many tokens (default: the model's)."),
+    query_mode: str = typer.Option("title_body", help="Question text used as query: title, body or title_body."),
+    in_batch_size: int = typer.Option(32, help="Questions per in-batch comparison group."),
+    seed: int = typer.Option(0, help="Seed of the in-batch grouping."),
+    device: Optional[str] = typer.Option(None, help="torch device (default: sentence-transformers' choice)."),
+) -> None:
+    """Evaluate a model: retrieval, within-question and in-batch metrics (see docs/evaluation.md)."""
+    from pydantic import ValidationError
+
+    from qaembed.data.dataset import read_split
+    from qaembed.evaluate.beir import evaluate_beir, read_beir
+    from qaembed.evaluate.config import EvalConfig
+    from qaembed.evaluate.qa import evaluate_model
+    from qaembed.model import load_encoder
+    from qaembed.provenance import environment
+
+    try:
+        config = EvalConfig(
+            query_mode=query_mode, encode_batch_size=batch_size, in_batch_size=in_batch_size, seed=seed
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"option {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+    if max_seq_length is not None and max_seq_length < 1:
+        raise ConfigError(f"option max_seq_length must be >= 1, got {max_seq_length}")
+
+    if data.startswith(BEIR_PREFIX):
+        if distractors is not None:
+            raise ConfigError("--distractors applies to Q&A datasets, not to beir: data")
+        beir_data = read_beir(data[len(BEIR_PREFIX) :], split)
+        records = distractor_records = None
+    else:
+        if distractors == split:
+            raise ConfigError(f"--distractors {distractors} is the evaluated split itself")
+        records = read_split(data, split)
+        distractor_records = read_split(data, distractors) if distractors else []
+
+    encoder = load_encoder(model, device=device)
+    if max_seq_length is not None:
+        encoder.max_seq_length = max_seq_length
+    if records is None:
+        result = evaluate_beir(encoder, beir_data, config=config)
+    else:
+        result = evaluate_model(encoder, records, config=config, distractors=distractor_records)
+    result.info.update(
+        model=model,
+        data=data,
+        split=split,
+        distractors=distractors,
+        max_seq_length=encoder.max_seq_length,
+        environment=environment(),
+    )
+    if out is not None:
+        result.save(out)
+    if as_json:
+        typer.echo(json.dumps({"summary": result.summary, "counts": result.counts}, indent=2))
+    else:
+        _print_tables(result, f"{model} on {data} ({split})")
+        if out is not None:
+            typer.echo(f"saved {out / 'summary.json'} and {out / 'per_question.parquet'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)
+

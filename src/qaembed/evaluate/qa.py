@@ -1,0 +1,243 @@
+"""The graded Q&A evaluation protocol: full-corpus retrieval, within-question ranking, in-batch.
+
+See ``docs/evaluation.md`` for the protocol and the package docstring of
+:mod:`qaembed.evaluate` for the public API. Everything after encoding is array code over
+all questions at once (grouped by answer count for the within-question section).
+
+Graded gain of an answer ``a`` of question ``q`` with vote scores ``v``::
+
+    gain(a) = (1 + v_a - min_q v) / (1 + max_q v - min_q v)        in (0, 1]
+
+The top-voted answer has gain 1, every own answer is relevant (gain > 0, the same set as
+binary relevance), a lower vote gives a lower gain, and shifting all votes of a question
+by a constant changes nothing. Other questions' answers have gain 0.
+
+Example
+-------
+>>> import numpy as np
+>>> graded_gains(np.array([5.0, 3.0, -1.0, 2.0]), np.array([0, 0, 0, 1]), 2).round(3).tolist()
+[1.0, 0.714, 0.143, 1.0]
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from qaembed.errors import DataError
+from qaembed.evaluate.config import EvalConfig
+from qaembed.evaluate.metrics import (
+    kendall_tau_b,
+    ndcg_at_k,
+    pairwise_accuracy,
+    rank_by_score,
+    ranking_metrics,
+)
+from qaembed.evaluate.ranking import EncodeFn, Qrels, encode_unique, resolve_encoder, top_k_search
+from qaembed.evaluate.result import EvalResult
+from qaembed.records import QARecord, question_text
+
+# Largest number of (question, answer, answer) entries held at once by the within-question section.
+_WITHIN_PAIR_BUDGET = 1 << 20
+
+
+def graded_gains(votes: np.ndarray, question_index: np.ndarray, num_questions: int) -> np.ndarray:
+    """(n_answers,) gain of each answer from the votes within its question (formula in the module docstring)."""
+    votes = np.asarray(votes, dtype=np.float64)
+    highest = np.full(num_questions, -np.inf)
+    lowest = np.full(num_questions, np.inf)
+    np.maximum.at(highest, question_index, votes)
+    np.minimum.at(lowest, question_index, votes)
+    low = lowest[question_index]
+    return (1.0 + votes - low) / (1.0 + highest[question_index] - low)
+
+
+def _check_unique(ids: list[str], what: str) -> None:
+    codes, uniques = pd.factorize(pd.Series(ids, dtype=object))
+    if len(uniques) != len(ids):
+        counts = np.bincount(codes)
+        raise DataError(f"{what} id {uniques[int(counts.argmax())]!r} occurs {int(counts.max())} times")
+
+
+def _query_texts(records: Sequence[QARecord], mode: str) -> list[str]:
+    texts = []
+    for record in records:
+        try:
+            texts.append(question_text(record, mode))
+        except ValueError as exc:
+            raise DataError(str(exc), field="query_mode") from exc
+    return texts
+
+
+def _top_answer_positions(answer_ids: np.ndarray, votes: np.ndarray, accepted: np.ndarray,
+                          question_index: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """(n_q,) flat index of each question's top answer (ties: accepted first, then id, as QARecord.top_answer)."""
+    order = np.lexsort((answer_ids, ~accepted, -votes, question_index))
+    return order[starts]
+
+
+def _retrieval_section(query_emb, doc_emb, question_index, gains, is_top_voted, config) -> dict[str, np.ndarray]:
+    num_questions, num_own = query_emb.shape[0], question_index.shape[0]
+    _, retrieved_index = top_k_search(
+        query_emb, doc_emb, config.depth, chunk_size=config.search_chunk_size, faiss_min_docs=config.faiss_min_docs
+    )  # (n_q, depth)
+    qrels = Qrels.from_arrays(question_index, np.arange(num_own), gains, num_questions, doc_emb.shape[0])
+    graded = qrels.gains_of(retrieved_index)  # (n_q, depth)
+    binary = (graded > 0).astype(np.float64)
+    columns = ranking_metrics(binary, qrels.binary().ideal(), config.ks, config.mrr_k, prefix="retrieval/")
+    graded_ideal = qrels.ideal()
+    for k in config.ks:
+        columns[f"retrieval/graded_ndcg@{k}"] = ndcg_at_k(graded, graded_ideal, k)
+    first = retrieved_index[:, 0]
+    own_first = first < num_own
+    first_is_top = np.zeros(num_questions, dtype=bool)
+    first_is_top[own_first] = (question_index[first[own_first]] == np.flatnonzero(own_first)) & is_top_voted[
+        first[own_first]
+    ]
+    columns["retrieval/accuracy@1"] = first_is_top.astype(np.float64)
+    return columns
+
+
+def _within_section(answer_sims, votes, gains, num_answers, starts, eligible) -> dict[str, np.ndarray]:
+    num_questions = num_answers.shape[0]
+    names = ("within/accuracy@1", "within/ndcg", "within/kendall_tau", "within/pairwise_accuracy")
+    columns = {name: np.full(num_questions, np.nan) for name in names}
+    for m in np.unique(num_answers[eligible]):  # one group per answer count: no padding needed
+        group = np.flatnonzero(eligible & (num_answers == m))
+        rows_per_chunk = max(1, _WITHIN_PAIR_BUDGET // int(m * m))
+        for chunk in np.array_split(group, math.ceil(group.size / rows_per_chunk)):
+            index = starts[chunk][:, None] + np.arange(m)  # (c, m) flat answer indices
+            sims, chunk_votes, chunk_gains = answer_sims[index], votes[index], gains[index]
+            mask = np.ones(index.shape, dtype=bool)
+            order = rank_by_score(sims)
+            ranked_gains = np.take_along_axis(chunk_gains, order, axis=1)
+            ideal = -np.sort(-chunk_gains, axis=1)
+            top_votes = np.take_along_axis(chunk_votes, order[:, :1], axis=1)[:, 0]
+            columns["within/accuracy@1"][chunk] = (top_votes == chunk_votes.max(axis=1)).astype(np.float64)
+            columns["within/ndcg"][chunk] = ndcg_at_k(ranked_gains, ideal, int(m))
+            columns["within/kendall_tau"][chunk] = kendall_tau_b(sims, chunk_votes, mask)
+            columns["within/pairwise_accuracy"][chunk] = pairwise_accuracy(sims, chunk_votes, mask)
+    return columns
+
+
+def in_batch_groups(num_questions: int, batch_size: int, seed: int) -> np.ndarray:
+    """(n_batches, max size) question indices of a seeded partition into near-equal batches, padded with -1.
+
+    There are ceil(n / batch_size) batches whose sizes differ by at most one, so no batch
+    is much smaller than the others.
+    """
+    permutation = np.random.default_rng(seed).permutation(num_questions)
+    num_batches = math.ceil(num_questions / batch_size)
+    sizes = np.full(num_batches, num_questions // num_batches)
+    sizes[: num_questions % num_batches] += 1
+    batch_of = np.repeat(np.arange(num_batches), sizes)
+    slot = np.arange(num_questions) - np.concatenate(([0], np.cumsum(sizes)[:-1]))[batch_of]
+    groups = np.full((num_batches, int(sizes.max())), -1, dtype=np.int64)
+    groups[batch_of, slot] = permutation
+    return groups
+
+
+def _in_batch_section(query_emb, top_answer_emb, batch_size: int, seed: int) -> dict[str, np.ndarray]:
+    num_questions = query_emb.shape[0]
+    groups = in_batch_groups(num_questions, batch_size, seed)  # (b, s)
+    real = groups >= 0
+    queries = np.where(real[:, :, None], query_emb[groups], 0.0)  # (b, s, dim)
+    answers = np.where(real[:, :, None], top_answer_emb[groups], 0.0)  # (b, s, dim)
+    sims = np.einsum("bid,bjd->bij", queries, answers)  # (b, s, s)
+    own = np.diagonal(sims, axis1=1, axis2=2)  # (b, s)
+    others = real[:, None, :] & ~np.eye(groups.shape[1], dtype=bool)[None]
+    # Pessimistic on exact ties: another answer scoring equal to the own top answer ranks above it.
+    rank = 1 + ((sims >= own[:, :, None]) & others).sum(axis=2)  # (b, s)
+    per_question = np.empty(num_questions, dtype=np.float64)
+    per_question[groups[real]] = rank[real]
+    return {"in_batch/accuracy@1": (per_question == 1).astype(np.float64), "in_batch/mrr": 1.0 / per_question}
+
+
+def evaluate_model(
+    model,
+    records: Sequence[QARecord],
+    *,
+    config: EvalConfig | None = None,
+    encode: EncodeFn | None = None,
+    distractors: Sequence[QARecord] = (),
+) -> EvalResult:
+    """Evaluate an encoder on Q&A records with all three protocol sections.
+
+    ``model`` is a loaded ``SentenceTransformer`` (or None when ``encode`` is given).
+    ``distractors`` (e.g. the train split) add their answers to the retrieval corpus with
+    gain 0. Questions without answers are skipped and counted; an input with no answered
+    question raises :class:`DataError`.
+    """
+    config = config or EvalConfig()
+    encode = resolve_encoder(model, encode, config.encode_batch_size, config.show_progress)
+    started = time.perf_counter()
+
+    answered = [record for record in records if record.answers]
+    if not answered:
+        raise DataError(f"none of the {len(records)} questions has an answer: nothing to evaluate")
+    question_ids = [record.id for record in answered]
+    _check_unique(question_ids + [record.id for record in distractors], "question")
+
+    num_answers = np.array([len(record.answers) for record in answered], dtype=np.int64)
+    starts = np.concatenate(([0], np.cumsum(num_answers)[:-1]))
+    question_index = np.repeat(np.arange(len(answered)), num_answers)
+    answers = [answer for record in answered for answer in record.answers]
+    distractor_answers = [answer for record in distractors for answer in record.answers]
+    _check_unique([a.id for a in answers] + [a.id for a in distractor_answers], "answer")
+    votes = np.array([a.score for a in answers], dtype=np.float64)
+    accepted = np.array([a.accepted for a in answers], dtype=bool)
+    answer_ids = np.array([a.id for a in answers], dtype=str)
+
+    queries = _query_texts(answered, config.query_mode)
+    encode_started = time.perf_counter()
+    query_emb = encode_unique(queries, encode)  # (n_q, dim)
+    doc_emb = encode_unique([a.text for a in answers] + [a.text for a in distractor_answers], encode)  # (n_d, dim)
+    encode_seconds = time.perf_counter() - encode_started
+
+    gains = graded_gains(votes, question_index, len(answered))
+    highest = np.maximum.reduceat(votes, starts)
+    lowest = np.minimum.reduceat(votes, starts)
+    is_top_voted = votes == highest[question_index]
+    own_emb = doc_emb[: len(answers)]
+
+    columns = _retrieval_section(query_emb, doc_emb, question_index, gains, is_top_voted, config)
+
+    eligible = (num_answers >= 2) & (highest > lowest)
+    answer_sims = np.einsum("ij,ij->i", query_emb[question_index], own_emb)  # (n_answers,)
+    columns |= _within_section(answer_sims, votes, gains, num_answers, starts, eligible)
+
+    counts = {
+        "questions": len(records),
+        "retrieval/questions": len(answered),
+        "retrieval/skipped_no_answers": len(records) - len(answered),
+        "retrieval/documents": int(doc_emb.shape[0]),
+        "retrieval/distractor_documents": len(distractor_answers),
+        "within/questions": int(eligible.sum()),
+        "within/skipped_single_answer": int((num_answers == 1).sum()),
+        "within/skipped_tied": int(((num_answers >= 2) & (highest == lowest)).sum()),
+        "in_batch/questions": 0,
+    }
+    notes = []
+    if not eligible.any():
+        notes.append("no question has 2+ answers with different votes: the within-question section is empty")
+    if len(answered) >= 2:
+        top = _top_answer_positions(answer_ids, votes, accepted, question_index, starts)
+        columns |= _in_batch_section(query_emb, own_emb[top], config.in_batch_size, config.seed)
+        counts["in_batch/questions"] = len(answered)
+    else:
+        notes.append("only one answered question: the in-batch section is empty")
+
+    per_question = pd.DataFrame(columns, index=pd.Index(question_ids, name="question_id"))
+    info = {
+        "protocol": "qa",
+        "config": config.model_dump(),
+        "texts_encoded": len(queries) + int(doc_emb.shape[0]),
+        "encode_seconds": encode_seconds,
+        "total_seconds": time.perf_counter() - started,
+        "notes": notes,
+    }
+    return EvalResult.from_per_question(per_question, counts, info)

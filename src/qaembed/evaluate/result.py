@@ -1,0 +1,93 @@
+"""The result of one evaluation: summary metrics, counts and per-question values.
+
+Saved as two files in a folder, so the suite can run paired significance tests on the
+per-question values of two models evaluated on the same questions::
+
+    DIR/summary.json        {"summary": {...}, "counts": {...}, "info": {...}}
+    DIR/per_question.parquet  one row per question id (index ``question_id``),
+                              one column per summary key
+
+Example
+-------
+>>> import pandas as pd, tempfile
+>>> table = pd.DataFrame({"retrieval/mrr@10": [1.0, 0.5]}, index=pd.Index(["s:1", "s:2"], name="question_id"))
+>>> result = EvalResult.from_per_question(table, counts={"retrieval/questions": 2})
+>>> result.summary
+{'retrieval/mrr@10': 0.75}
+>>> folder = tempfile.mkdtemp()
+>>> _ = result.save(folder)
+>>> EvalResult.load(folder).summary == result.summary
+True
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from qaembed.data.dataset import write_json
+from qaembed.errors import DataError
+
+SUMMARY_FILE = "summary.json"
+PER_QUESTION_FILE = "per_question.parquet"
+
+
+@dataclass
+class EvalResult:
+    summary: dict[str, float]  # flat metric keys, e.g. "retrieval/ndcg@10" -> mean over questions
+    counts: dict[str, int]  # evaluated and skipped questions per section
+    per_question: pd.DataFrame  # index "question_id", one column per summary key (NaN = not in section)
+    info: dict[str, Any] = field(default_factory=dict)  # config, data description, timings, provenance
+
+    @classmethod
+    def from_per_question(
+        cls, per_question: pd.DataFrame, counts: dict[str, int], info: dict[str, Any] | None = None
+    ) -> EvalResult:
+        """Summary = mean of each column over the questions where it is defined (not NaN)."""
+        means = per_question.mean(axis=0, skipna=True)
+        summary = {str(name): float(value) for name, value in means.items() if pd.notna(value)}
+        return cls(summary=summary, counts=dict(counts), per_question=per_question, info=dict(info or {}))
+
+    def sections(self) -> dict[str, dict[str, float]]:
+        """Summary grouped by section: {"retrieval": {"ndcg@10": ...}, "within": {...}, ...}."""
+        grouped: dict[str, dict[str, float]] = {}
+        for key, value in self.summary.items():
+            section, _, name = key.partition("/")
+            grouped.setdefault(section, {})[name] = value
+        return grouped
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``summary.json`` and ``per_question.parquet`` into ``directory``; returns it."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        table_path = directory / PER_QUESTION_FILE
+        tmp = table_path.with_name(table_path.name + ".tmp")
+        self.per_question.to_parquet(tmp, index=True)
+        tmp.replace(table_path)
+        write_json(directory / SUMMARY_FILE, {"summary": self.summary, "counts": self.counts, "info": self.info})
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> EvalResult:
+        directory = Path(directory)
+        summary_path, table_path = directory / SUMMARY_FILE, directory / PER_QUESTION_FILE
+        for path in (summary_path, table_path):
+            if not path.is_file():
+                raise DataError("no such file (not an evaluation result folder?)", path=str(path))
+        try:
+            payload = json.loads(summary_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"invalid JSON: {exc.msg}", path=str(summary_path), line=exc.lineno) from exc
+        for key in ("summary", "counts"):
+            if key not in payload:
+                raise DataError("missing key", path=str(summary_path), field=key)
+        return cls(
+            summary={k: float(v) for k, v in payload["summary"].items()},
+            counts={k: int(v) for k, v in payload["counts"].items()},
+            per_question=pd.read_parquet(table_path),
+            info=payload.get("info", {}),
+        )
