@@ -1,0 +1,100 @@
+"""``qaembed mine`` on a prepared dataset folder: read train, mine, write a mined copy.
+
+The output folder is the input folder copied (dev, test, manifest, stats unchanged) with
+``train.jsonl`` rewritten so each question carries its mined ``negatives``, plus
+``mining.json``: provenance (model and its fingerprint, every setting, hashes of the input
+splits and of the written train split, :func:`qaembed.provenance.environment`) and
+statistics (similarity distributions of positives and negatives, how many candidates each
+filter removed, timings).
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+from qaembed.data.dataset import SPLITS, read_split, split_path, write_json, write_jsonl_records
+from qaembed.errors import ConfigError, DataError
+from qaembed.mining.config import MiningConfig
+from qaembed.mining.embed import model_fingerprint
+from qaembed.mining.mine import mine_negatives
+from qaembed.model import load_encoder, resolve_model
+from qaembed.paths import cache_dir
+from qaembed.provenance import environment, hash_files
+
+MINING_FILE = "mining.json"
+
+
+def _check_folders(data_dir: Path, out_dir: Path, overwrite: bool) -> None:
+    if not split_path(data_dir, "train").is_file():
+        raise DataError("not a prepared dataset folder: train.jsonl is missing", path=str(data_dir))
+    if out_dir.resolve() == data_dir.resolve():
+        raise ConfigError(f"--out must differ from --data ({data_dir}); mining writes a new dataset folder")
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise ConfigError(f"output folder {out_dir} exists and is not empty; pass --overwrite to replace its files")
+
+
+def mine_dataset(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    config: MiningConfig,
+    *,
+    encoder=None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict:
+    """Mine negatives for ``data_dir``'s train split into ``out_dir``; returns the mining.json payload.
+
+    ``encoder`` (a loaded SentenceTransformer) skips loading ``config.model``; the
+    embedding cache is then off, because the cache key could not vouch for its weights.
+    """
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    _check_folders(data_dir, out_dir, overwrite)
+    train_path = split_path(data_dir, "train")
+    records = read_split(data_dir, "train")
+
+    model_id = None
+    loaded_here = encoder is None
+    if loaded_here:
+        encoder = load_encoder(config.model, device=config.device)
+        model_id = model_fingerprint(config.model)
+    cache_folder = cache_dir() / "mining" if model_id is not None and config.cache else None
+    result = mine_negatives(
+        records, encoder, config, cache_folder=cache_folder, model_id=model_id,
+        source_path=str(train_path), progress=progress,
+    )
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for item in sorted(data_dir.iterdir()):
+        if item.name in ("train.jsonl", MINING_FILE):
+            continue
+        target = out_dir / item.name
+        if item.is_dir():
+            shutil.copytree(item, target, dirs_exist_ok=True)
+        else:
+            shutil.copy2(item, target)
+    write_jsonl_records(split_path(out_dir, "train"), result.records)
+
+    input_hashes = {s: hash_files([split_path(data_dir, s)]) for s in SPLITS if split_path(data_dir, s).is_file()}
+    payload = {
+        "provenance": {
+            "command": "qaembed mine",
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "model": config.model,
+            "model_resolved": resolve_model(config.model) if loaded_here else None,
+            "model_fingerprint": model_id,
+            "settings": config.model_dump(),
+            "effective": result.search,
+            "data": {
+                "source": str(data_dir),
+                "input_hashes": input_hashes,
+                "output_train_hash": hash_files([split_path(out_dir, "train")]),
+            },
+            "environment": environment(),
+        },
+        "statistics": result.statistics,
+        "timing": result.timing,
+    }
+    write_json(out_dir / MINING_FILE, payload)
+    return payload

@@ -1,0 +1,97 @@
+"""``qaembed mine`` end to end on a small prepared dataset with the real all-MiniLM-L6-v2.
+
+The model is the session's copy (``load_encoder`` is replaced by one that returns it),
+so the command runs everything else for real: reading, mining, the embedding cache,
+copying the folder, mining.json.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from qaembed.cli import app
+from qaembed.data.dataset import read_split, write_jsonl_records
+from qaembed.errors import ConfigError, DataError
+from qaembed.provenance import hash_files
+from qaembed.records import QARecord
+
+
+@pytest.fixture()
+def cli(monkeypatch, tmp_path, _minilm_session):
+    import qaembed.mining.dataset as mining_dataset
+
+    monkeypatch.setenv("QAEMBED_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(mining_dataset, "load_encoder", lambda name, device=None: _minilm_session)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, ["mine", *map(str, args)])
+
+
+def test_mine_writes_a_mined_copy_with_provenance(cli, qa_dataset, tmp_path):
+    out = tmp_path / "mined"
+    result = cli("--data", qa_dataset, "--out", out, "--num-negatives", 2, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "Similarity" in result.output and "relative_margin" in result.output
+
+    for name in ("dev.jsonl", "test.jsonl", "manifest.json"):
+        assert (out / name).read_bytes() == (qa_dataset / name).read_bytes()
+    source, mined = read_split(qa_dataset, "train"), read_split(out, "train")
+    assert [r.model_copy(update={"negatives": []}) for r in mined] == source
+    assert sum(len(r.negatives) for r in mined) >= len(mined)
+    by_id = {r.id: r for r in source}
+    for record in mined:
+        assert len(record.negatives) <= 2
+        assert not {a.text for a in record.answers} & {n.text for n in record.negatives}
+        for negative in record.negatives:
+            owner = by_id[negative.question_id]
+            assert owner.id != record.id and negative.text in {a.text for a in owner.answers}
+
+    info = json.loads((out / "mining.json").read_text())
+    provenance = info["provenance"]
+    assert provenance["model"] == "minilm" and provenance["settings"]["num_negatives"] == 2
+    assert provenance["data"]["input_hashes"]["train"] == hash_files([qa_dataset / "train.jsonl"])
+    assert provenance["data"]["output_train_hash"] == hash_files([out / "train.jsonl"])
+    assert {"git", "versions", "hardware"} <= set(provenance["environment"])
+    assert provenance["effective"]["embeddings_from_cache"] == {"documents": False, "queries": False}
+    stats = info["statistics"]
+    assert stats["negatives"] == sum(len(r.negatives) for r in mined)
+    assert stats["similarity"]["positive"]["count"] == len(mined)
+
+    again = cli("--data", qa_dataset, "--out", out, "--num-negatives", 2, "--device", "cpu", "--overwrite")
+    assert again.exit_code == 0, again.output
+    info = json.loads((out / "mining.json").read_text())
+    assert info["provenance"]["effective"]["embeddings_from_cache"] == {"documents": True, "queries": True}
+    assert read_split(out, "train") == mined
+
+
+def test_refuses_to_overwrite_or_to_write_into_the_input(cli, qa_dataset, tmp_path):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("x")
+    result = cli("--data", qa_dataset, "--out", tmp_path / "busy")
+    assert isinstance(result.exception, ConfigError) and "--overwrite" in str(result.exception)
+    result = cli("--data", qa_dataset, "--out", qa_dataset)
+    assert isinstance(result.exception, ConfigError) and "must differ" in str(result.exception)
+
+
+def test_bad_options_fail_before_any_work(cli, qa_dataset, tmp_path):
+    result = cli("--data", qa_dataset, "--out", tmp_path / "o", "--range-min", 9, "--range-max", 4)
+    assert isinstance(result.exception, ConfigError) and "range_min (9)" in str(result.exception)
+    result = cli("--data", qa_dataset, "--out", tmp_path / "o", "--absolute-margin", 0.1, "--relative-margin", 0.1)
+    assert isinstance(result.exception, ConfigError)
+    assert not (tmp_path / "o").exists()
+
+
+def test_k_larger_than_pool_and_missing_answers(cli, qa_dataset, qa_records, tmp_path):
+    result = cli("--data", qa_dataset, "--out", tmp_path / "o", "--num-negatives", 100, "--range-max", 200)
+    assert isinstance(result.exception, ConfigError) and "candidate pool" in str(result.exception)
+
+    broken = tmp_path / "broken"
+    write_jsonl_records(broken / "train.jsonl", qa_records[:3] + [QARecord(id="x:1", title="No answers yet")])
+    result = cli("--data", broken, "--out", tmp_path / "o2")
+    assert isinstance(result.exception, DataError)
+    assert result.exception.line == 4 and result.exception.field == "answers"
+    assert str(broken / "train.jsonl") in str(result.exception)
+    result = cli("--data", tmp_path / "nowhere", "--out", tmp_path / "o3")
+    assert isinstance(result.exception, DataError) and "train.jsonl is missing" in str(result.exception)
