@@ -100,3 +100,14 @@ def test_triplet_mined_skips_questions_without_negatives():
     strategy = build_strategy("triplet", {"neg_strategy": "mined"})
     a, b = _records()
     assert strategy.eligible(a) and not strategy.eligible(b)
+
+
+def test_triplet_mined_on_unmined_dataset_is_an_error():
+    from qaembed.batching import build_strategy
+    from qaembed.errors import DataError
+    from qaembed.records import Answer, QARecord
+
+    records = [QARecord(id=f"s:{i}", title=f"q{i}", answers=[Answer(id=f"s:a{i}", text=f"a{i}", score=1)]) for i in range(4)]
+    strategy = build_strategy("triplet", {"neg_strategy": "mined"})
+    with pytest.raises(DataError, match="needs mined negatives"):
+        next(iter(strategy.batches(records, batch_size=2, seed=0)))

@@ -182,6 +182,13 @@ class TripletStrategy(BatchStrategy):
         needed = 2 if self.config.neg_strategy == "hard_negative" else 1
         return len(record.answers) >= needed
 
+    def batches(self, records, batch_size, seed, epoch=0, drop_last=False):
+        if self.config.neg_strategy == "mined":
+            from qaembed.batching.mined import require_mined
+
+            require_mined(records, "triplet (neg_strategy=mined)")
+        return super().batches(records, batch_size, seed, epoch, drop_last)
+
     def own_negative(self, record: QARecord, labelled: list, rng: np.random.Generator) -> DocChoice | None:
         """The negative the question brings itself, or None to take one from the batch."""
         strategy = self.config.neg_strategy
