@@ -13,7 +13,7 @@ An unknown name or missing weights raises :class:`ModelNotFoundError` listing wh
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -84,3 +84,57 @@ def load_encoder(name: str = DEFAULT_MODEL, device: str | None = None, **kwargs)
             f"could not load model {name!r}: {type(exc).__name__}: {' '.join(str(exc).split())} Tried: "
             + "; ".join(tried)
         ) from exc
+
+
+PoolingMode = Literal["mean", "cls", "max"]
+
+
+def build_encoder(
+    base: str = DEFAULT_MODEL,
+    *,
+    projection_dim: int | None = None,
+    pooling: PoolingMode | None = None,
+    max_seq_length: int | None = None,
+    device: str | None = None,
+) -> SentenceTransformer:
+    """The encoder a training run starts from: ``base`` plus optional pooling and projection changes.
+
+    * ``pooling`` replaces the base model's pooling (``None`` keeps it; a plain Hugging Face
+      model gets sentence-transformers' default, mean pooling);
+    * ``projection_dim`` appends a linear ``Dense`` head (pooled dim -> ``projection_dim``, no
+      activation, seeded by the caller's torch RNG) followed by ``Normalize``; the seed project
+      used 768 -> 128. Any ``Normalize`` already in the base model is moved after the head;
+    * ``max_seq_length`` sets the truncation length of the transformer.
+
+    Everything is a standard sentence-transformers module, so ``model.save(path)`` writes a
+    folder that ``SentenceTransformer(path)`` loads with the head and pooling included.
+
+    >>> model = build_encoder("minilm", projection_dim=128, pooling="cls", max_seq_length=64)
+    >>> [type(m).__name__ for m in model], model.get_embedding_dimension(), model.max_seq_length
+    (['Transformer', 'Pooling', 'Dense', 'Normalize'], 128, 64)
+    """
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling
+    from torch import nn
+
+    if projection_dim is not None and projection_dim < 1:
+        raise ValueError(f"projection_dim must be a positive integer, got {projection_dim}")
+    loaded = load_encoder(base, device=device)
+    modules = list(loaded)
+    if pooling is not None:
+        pooling_positions = [i for i, m in enumerate(modules) if isinstance(m, Pooling)]
+        if len(pooling_positions) != 1:
+            raise ValueError(f"model {base!r} has {len(pooling_positions)} Pooling modules; cannot set pooling")
+        position = pooling_positions[0]
+        modules[position] = Pooling(modules[position].embedding_dimension, pooling_mode=pooling)
+    if projection_dim is not None:
+        modules = [m for m in modules if not isinstance(m, Normalize)]
+        in_features = loaded.get_embedding_dimension()
+        modules += [Dense(in_features, projection_dim, activation_function=nn.Identity()), Normalize()]
+    if pooling is None and projection_dim is None:
+        model = loaded
+    else:
+        model = SentenceTransformer(modules=modules, device=device)
+    if max_seq_length is not None:
+        model.max_seq_length = max_seq_length
+    return model

@@ -55,6 +55,14 @@ from qaembed.cli import mine as _mine_cli  # noqa: E402
 
 _mine_cli.register(app)
 
+from qaembed.cli import suite as _suite_cli  # noqa: E402
+
+_suite_cli.register(app)
+
+from qaembed.cli import train as _train_cli  # noqa: E402
+
+_train_cli.register(app)
+
 
 def main() -> None:
     """Console-script entry point: user errors print one clear message and exit 2."""

@@ -1,0 +1,142 @@
+"""``qaembed suite``: run the fair loss-comparison grid and write its report.
+
+    qaembed suite [--config FILE] [--preset quick|full] [--losses a,b] [--seeds N] [--data DIR-or-SOURCES]
+                  [--model NAME] [--out runs/suite] [--report-only]
+    qaembed suite report DIR        # rebuild report.md/html, results.csv/json and plots from DIR
+
+Re-running the same command skips finished runs and redoes unfinished or failed ones.
+See ``docs/suite.md``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+DEFAULT_OUT = Path("runs/suite")
+
+
+class RichSuiteProgress:
+    """One overall bar over runs plus one bar for the current run's training steps."""
+
+    def __init__(self, progress) -> None:
+        self.progress = progress
+        self.overall = None
+        self.current = None
+
+    def suite_started(self, total_runs: int) -> None:
+        self.overall = self.progress.add_task("suite", total=total_runs)
+
+    def run_started(self, spec, total_steps: int | None) -> None:
+        description = f"{spec.run_id} ({'training' if total_steps else 'evaluating'})"
+        self.current = self.progress.add_task(description, total=total_steps)
+
+    def run_advanced(self, step: int) -> None:
+        if self.current is not None:
+            self.progress.update(self.current, completed=step)
+
+    def run_finished(self, spec, status: str) -> None:
+        if self.current is not None:
+            self.progress.remove_task(self.current)
+            self.current = None
+        style = {"ok": "green", "failed": "red", "skipped": "dim"}[status]
+        self.progress.console.print(f"[{style}]{status:>7}[/{style}] {spec.run_id}")
+        self.progress.advance(self.overall)
+
+
+def _print_summary(suite_dir: Path, console) -> None:
+    """The main metrics per loss (means and significance marks; intervals are in the report)."""
+    from rich.table import Table as RichTable
+
+    from qaembed.report.analysis import analyze, plain_summary
+    from qaembed.report.collect import load_suite
+    from qaembed.report.tables import marks, significance_note
+
+    analysis = analyze(load_suite(suite_dir))
+    table = RichTable(title="Test metrics (mean; 95% intervals in report.md)")
+    table.add_column("loss", no_wrap=True)
+    table.add_column("runs", justify="right")
+    for name in analysis.metrics.values():
+        table.add_column(name, justify="right")
+    for row in analysis.rows:
+        cells = [row.label, f"{row.n_ok}/{row.n_runs}"]
+        for metric in analysis.metrics:
+            interval = row.intervals.get(metric)
+            cells.append("—" if interval is None else f"{interval.mean:.3f} {marks(analysis, row.label, metric)}".strip())
+        table.add_row(*cells)
+    console.print(table)
+    console.print(significance_note(), style="dim")
+    for line in plain_summary(analysis):
+        console.print(f"• {line}")
+
+
+def _build_report(suite_dir: Path, console) -> None:
+    from qaembed.report import build_report
+
+    paths = build_report(suite_dir)
+    _print_summary(suite_dir, console)
+    console.print(f"report: {paths.markdown}  {paths.html}  {paths.csv}")
+
+
+def register(app: typer.Typer) -> None:
+    suite_app = typer.Typer(
+        help="Compare losses fairly: a grid of training runs, paired significance tests, a report.",
+        invoke_without_command=True,
+        no_args_is_help=False,
+    )
+
+    @suite_app.callback(invoke_without_command=True)
+    def suite(
+        ctx: typer.Context,
+        config: Optional[Path] = typer.Option(None, "--config", help="YAML suite config (fields of SuiteConfig)."),
+        preset: Optional[str] = typer.Option(
+            None, "--preset", help="quick (2-core CPU, ~10 min; the default) or full (GPU, 3 seeds)."),
+        losses: Optional[str] = typer.Option(None, "--losses", help="Comma-separated grid entry names to run."),
+        seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="Number of seeds per loss (0..N-1)."),
+        data: Optional[str] = typer.Option(
+            None, "--data", help="Prepared dataset folder, or comma-separated sources (default: Stack Exchange "
+            "sites on the data search path)."),
+        model: Optional[str] = typer.Option(None, "--model", help="Base model (default minilm)."),
+        out: Path = typer.Option(DEFAULT_OUT, "--out", help="Suite folder (runs, data, report)."),
+        report_only: bool = typer.Option(False, "--report-only", help="Only rebuild the report from --out."),
+    ) -> None:
+        """Run the loss-comparison grid (skipping finished runs), then write the report."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from rich.console import Console
+
+        console = Console()
+        if report_only:
+            _build_report(out, console)
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from qaembed.suite.grid import build_suite_config
+        from qaembed.suite.runner import run_suite
+
+        overrides = {"data": data, "model": model, "seeds": list(range(seeds)) if seeds else None}
+        suite_config = build_suite_config(preset=preset, file=config, overrides=overrides)
+        if losses:
+            suite_config = suite_config.select([name.strip() for name in losses.split(",") if name.strip()])
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        try:
+            with Progress(*columns, console=console) as progress:
+                result = run_suite(suite_config, out, progress=RichSuiteProgress(progress), log_to_file=True)
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/yellow]: finished runs are kept; run the same command to continue.")
+            sys.exit(130)
+        console.print(f"{len(result.statuses)} runs ({len(result.skipped)} already finished, "
+                      f"{len(result.failed)} failed)")
+        _build_report(out, console)
+
+    @suite_app.command("report")
+    def report(suite_dir: Path = typer.Argument(..., help="A suite folder (holds suite.json).")) -> None:
+        """Rebuild report.md, report.html, results.csv/json and plots from a suite folder."""
+        from rich.console import Console
+
+        _build_report(suite_dir, Console())
+
+    app.add_typer(suite_app, name="suite")

@@ -1,0 +1,216 @@
+"""The loss-comparison report, generated from a suite folder alone.
+
+:func:`build_report` reads ``suite.json`` and every run folder (see
+:mod:`qaembed.suite.runner`) and writes, into the suite folder:
+
+* ``report.md`` and a self-contained ``report.html`` (plots embedded as base64 PNG);
+* ``results.csv`` (one row per run) and ``results.json`` (runs, per-loss intervals and tests);
+* ``plots/metrics.png``, ``plots/loss_curves.png``, ``plots/dev_curves.png``, ``plots/cost.png``.
+
+Statistics are described in :mod:`qaembed.report.analysis`. Regenerate at any time with
+``qaembed suite report DIR``.
+
+Example
+-------
+>>> from qaembed.report import build_report  # doctest: +SKIP
+>>> paths = build_report("runs/suite")  # doctest: +SKIP
+>>> paths.markdown.read_text()[:40]  # doctest: +SKIP
+'# Loss comparison on Stack Exchange Q&A\\n'
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from qaembed.data.dataset import SPLITS, read_split, write_json
+from qaembed.report.analysis import PRIMARY_METRIC, Analysis, analyze, plain_summary
+from qaembed.report.collect import SuiteData, load_suite
+from qaembed.report.document import Block, Bullets, Code, Heading, Image, Paragraph, TableBlock
+from qaembed.report.html import render_html
+from qaembed.report.markdown import render_markdown
+from qaembed.report.plots import plot_cost, plot_dev_curves, plot_loss_curves, plot_metrics
+from qaembed.report.tables import cost_table, failures_table, grid_table, main_table, run_rows, significance_table
+from qaembed.suite.grid import BASELINE_NAME
+
+TITLE = "Loss comparison on Q&A retrieval"
+EXAMPLES_PER_SIDE = 3
+
+
+@dataclass
+class ReportPaths:
+    markdown: Path
+    html: Path
+    csv: Path
+    json: Path
+    plots: list[Path]
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _setup_block(suite: SuiteData) -> list[Block]:
+    config, data = suite.config, suite.data
+    counts = data.get("counts", {})
+    split_text = ", ".join(f"{counts[s]} {s}" for s in SPLITS if s in counts)
+    evaluated = [len(r.per_question) for r in suite.runs if r.per_question is not None]
+    caps = ", ".join(f"{name} {config.get(key)}" for name, key in
+                     (("train", "train_questions"), ("dev", "dev_questions"), ("test", "test_questions"))
+                     if config.get(key) is not None)
+    items = [
+        f"base model: **{config.get('model')}**; every run starts from the same weights",
+        f"data: {data.get('description', 'prepared dataset')} — questions per split: {split_text or 'unknown'}"
+        + (f"; caps (first N questions of a split): {caps}" if caps else "")
+        + (f"; **{max(evaluated)} test questions evaluated**" if evaluated else ""),
+        f"budget, identical for every loss: {config.get('steps')} steps × {config.get('batch_size')} questions "
+        f"per batch, learning rate {config.get('learning_rate')}, linear warm-up over {config.get('warmup_ratio')} of the steps, "
+        f"max sequence length {config.get('max_seq_length')}",
+        f"seeds: {config.get('seeds')} (the same seeds, split and data order for every loss)",
+        "intervals: 95%, Student t over seeds when a loss has ≥ 2 finished seeds, otherwise a "
+        "percentile bootstrap over test questions (10,000 resamples); the \"CI over\" column says which",
+        "significance: paired sign-flip permutation test on per-question values (10,000 permutations; "
+        "seeds averaged per question first), Holm-Bonferroni across the losses compared with the same "
+        "reference on the same metric",
+    ]
+    return [Heading("Setup"), Bullets(items)]
+
+
+def _examples_and_sites(suite: SuiteData, analysis: Analysis) -> tuple[list[Block], set[str], list[str]]:
+    """Quoted test questions where the best loss gained or lost most vs the baseline; the sites seen."""
+    dataset_dir = suite.data.get("dataset_dir")
+    if dataset_dir is None or not (suite.suite_dir / dataset_dir / "test.jsonl").is_file():
+        return [], set(), []
+    records = {r.id: r for r in read_split(suite.suite_dir / dataset_dir, "test")}
+    sites = {r.provenance.site for r in records.values() if r.provenance and r.provenance.site}
+    licenses = sorted({r.provenance.license for r in records.values() if r.provenance and r.provenance.license})
+    baseline = analysis.row(BASELINE_NAME)
+    trained = [r for r in analysis.rows if r.label != BASELINE_NAME and PRIMARY_METRIC in r.intervals
+               and r.per_question is not None]
+    if baseline is None or baseline.per_question is None or not trained:
+        return [], sites, licenses
+    best = max(trained, key=lambda r: r.intervals[PRIMARY_METRIC].mean)
+    paired = pd.concat([best.per_question[PRIMARY_METRIC], baseline.per_question[PRIMARY_METRIC]],
+                       axis=1, join="inner", keys=["best", "baseline"]).dropna()
+    gain = (paired["best"] - paired["baseline"]).sort_values(kind="stable")
+    metric_name = analysis.metrics[PRIMARY_METRIC]
+
+    def quote(question_id: str) -> str:
+        record = records[question_id]
+        provenance = record.provenance
+        title = record.title.replace("[", "(").replace("]", ")")
+        text = f"[{title}]({provenance.url})" if provenance and provenance.url else title
+        author = provenance.author if provenance else None
+        if author is not None and (author.name or author.id):
+            name = author.name or f"user {author.id}"
+            text += f" by [{name}]({author.url})" if author.url else f" by {name}"
+        if provenance and provenance.license:
+            text += f", {provenance.license}"
+        row = paired.loc[question_id]
+        return f"{text}: {metric_name} {row['baseline']:.3f} → {row['best']:.3f}"
+
+    gained = [q for q in gain[gain > 0].index[::-1][:EXAMPLES_PER_SIDE] if q in records]
+    lost = [q for q in gain[gain < 0].index[:EXAMPLES_PER_SIDE] if q in records]
+    if not gained and not lost:
+        return [], sites, licenses
+    blocks: list[Block] = [
+        Heading("Example questions"),
+        Paragraph(f"Test questions where **{best.label}** (the best loss on {metric_name}) gained or lost most "
+                  "against the baseline. Titles are quoted from Stack Exchange and link to the original question."),
+    ]
+    if gained:
+        blocks += [Paragraph("Largest gains:"), Bullets([quote(q) for q in gained])]
+    if lost:
+        blocks += [Paragraph("Largest losses:"), Bullets([quote(q) for q in lost])]
+    return blocks, sites, licenses
+
+
+def _attribution(sites: set[str], licenses: list[str]) -> list[Block]:
+    if not sites:
+        return []
+    links = ", ".join(f"[{site}](https://{site})" for site in sorted(sites))
+    return [
+        Heading("Data attribution"),
+        Paragraph(
+            f"The questions and answers are user content from Stack Exchange ({links}), licensed under "
+            "Creative Commons BY-SA by post date: CC BY-SA 2.5 before 2011-04-08, 3.0 before 2018-05-02, 4.0 after"
+            + (f" (licenses present in the test split: {', '.join(licenses)})" if licenses else "")
+            + ". Quoted questions link to their original page and name their author where known."
+        ),
+    ]
+
+
+def _environment_block(suite: SuiteData) -> list[Block]:
+    env = suite.environment
+    git = env.get("git", {})
+    versions = env.get("versions", {})
+    hardware = env.get("hardware", {})
+    lines = [
+        f"git commit: {git.get('commit')} (uncommitted changes: {git.get('dirty')})",
+        "versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "hardware: " + ", ".join(f"{k}={v}" for k, v in hardware.items()),
+        f"data hash: {suite.data.get('hash')}",
+    ]
+    return [Heading("Environment"), Code("\n".join(lines))]
+
+
+def build_report(suite_dir: str | Path) -> ReportPaths:
+    """Write report.md, report.html, results.csv, results.json and plots/ into ``suite_dir``."""
+    suite_dir = Path(suite_dir)
+    suite = load_suite(suite_dir)
+    analysis = analyze(suite)
+    plots_dir = suite_dir / "plots"
+    metrics_png = plot_metrics(analysis, plots_dir / "metrics.png")
+    loss_png = plot_loss_curves(suite, plots_dir / "loss_curves.png")
+    dev_png = plot_dev_curves(suite, plots_dir / "dev_curves.png")
+    cost_png = plot_cost(suite, plots_dir / "cost.png")
+
+    examples, sites, licenses = _examples_and_sites(suite, analysis)
+    failures = failures_table(suite)
+    blocks: list[Block] = [Heading(TITLE, level=1), Heading("Summary"), Bullets(plain_summary(analysis))]
+    blocks += [Heading("Main metrics"), TableBlock(main_table(analysis)),
+               Image(metrics_png, "Test metrics per loss, mean and 95% interval")]
+    blocks += [Heading("Significance"), TableBlock(significance_table(analysis, "baseline"))]
+    if analysis.reference is not None:
+        blocks.append(TableBlock(significance_table(analysis, "reference")))
+    blocks += [Heading("Training curves"), Image(loss_png, "Training loss per step, every run"),
+               Image(dev_png, f"Dev {PRIMARY_METRIC} at each evaluation, every run")]
+    blocks += [Heading("Cost"), TableBlock(cost_table(suite)), Image(cost_png, "Wall time and throughput per run")]
+    if failures.rows:
+        blocks += [Heading("Failures"), TableBlock(failures)]
+    blocks += _setup_block(suite) + [TableBlock(grid_table(suite))]
+    blocks += examples + _attribution(sites, licenses) + _environment_block(suite)
+
+    md_path, html_path = suite_dir / "report.md", suite_dir / "report.html"
+    _write_text(md_path, render_markdown(blocks, suite_dir))
+    _write_text(html_path, render_html(blocks, TITLE))
+
+    metrics = list(analysis.metrics)
+    records = run_rows(suite, metrics)
+    csv_path = suite_dir / "results.csv"
+    tmp = csv_path.with_name(csv_path.name + ".tmp")
+    pd.DataFrame.from_records(records).to_csv(tmp, index=False)
+    os.replace(tmp, csv_path)
+    json_path = suite_dir / "results.json"
+    write_json(json_path, {
+        "summary": plain_summary(analysis),
+        "losses": [
+            {
+                "label": row.label, "runs": row.n_runs, "runs_ok": row.n_ok,
+                "intervals": {m: i._asdict() for m, i in row.intervals.items()},
+                "vs_baseline": {m: {**c.__dict__, "significant": c.significant} for m, c in row.vs_baseline.items()},
+                "vs_reference": {m: {**c.__dict__, "significant": c.significant} for m, c in row.vs_reference.items()},
+                "errors": row.errors,
+            }
+            for row in analysis.rows
+        ],
+        "runs": records,
+        "data": suite.data,
+        "environment": suite.environment,
+    })
+    return ReportPaths(md_path, html_path, csv_path, json_path, [metrics_png, loss_png, dev_png, cost_png])

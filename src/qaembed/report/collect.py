@@ -1,0 +1,105 @@
+"""Read a suite folder back: its description, every run's status, per-question values and curves.
+
+The report is generated from these files alone (see :mod:`qaembed.suite.runner` for the
+layout), so it can be rebuilt at any time, e.g. after more seeds finished.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from qaembed.errors import DataError
+from qaembed.suite.runner import EVAL_SUBDIR, SPEC_FILE, SUITE_FILE, TRAIN_SUBDIR, RunStatus, read_status
+
+METRICS_FILE = "metrics.jsonl"  # written by qaembed.train
+
+
+@dataclass
+class RunData:
+    run_id: str
+    label: str  # entry name or "baseline"
+    kind: str  # "train" or "baseline"
+    seed: int
+    status: RunStatus | None  # None: not run (or interrupted)
+    per_question: pd.DataFrame | None  # test-split per-question metrics (index: question id)
+    curve: pd.DataFrame | None  # one row per logged training step ("step", "loss", dev metrics ...)
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and self.status.status == "ok"
+
+
+@dataclass
+class SuiteData:
+    suite_dir: Path
+    config: dict[str, Any]  # SuiteConfig as JSON
+    data: dict[str, Any]  # data description (dataset folder, hash, counts, sites)
+    environment: dict[str, Any]
+    runs: list[RunData]
+
+    def labels(self) -> list[str]:
+        """Row labels in grid order: the baseline first, then every entry."""
+        seen: list[str] = []
+        for run in self.runs:
+            if run.label not in seen:
+                seen.append(run.label)
+        return seen
+
+    def runs_of(self, label: str) -> list[RunData]:
+        return [r for r in self.runs if r.label == label]
+
+    def description(self, label: str) -> str:
+        for entry in self.config.get("entries", []):
+            if entry["name"] == label:
+                return entry.get("description", "")
+        return "zero-shot base model (no fine-tuning)" if label == "baseline" else ""
+
+
+def read_curve(path: Path) -> pd.DataFrame | None:
+    """A training run's ``metrics.jsonl`` as a table (None when absent)."""
+    if not path.is_file():
+        return None
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"invalid JSON: {exc.msg}", path=str(path), line=line_no) from exc
+    return pd.DataFrame(rows) if rows else None
+
+
+def load_suite(suite_dir: str | Path) -> SuiteData:
+    """Read ``suite.json`` and every run folder it lists."""
+    from qaembed.evaluate.result import EvalResult
+
+    suite_dir = Path(suite_dir)
+    suite_file = suite_dir / SUITE_FILE
+    if not suite_file.is_file():
+        raise DataError("no suite.json here (not a suite folder?)", path=str(suite_file))
+    try:
+        record = json.loads(suite_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"invalid JSON: {exc.msg}", path=str(suite_file), line=exc.lineno) from exc
+    runs: list[RunData] = []
+    for spec in record["runs"]:
+        run_dir = suite_dir / "runs" / spec["run_id"]
+        status = read_status(run_dir)
+        if status is not None and status.config_hash != spec["config_hash"]:
+            status = None  # left over from a different configuration
+        per_question = None
+        if status is not None and status.status == "ok":
+            per_question = EvalResult.load(run_dir / EVAL_SUBDIR).per_question
+        label = spec["entry"]["name"] if spec["entry"] else "baseline"
+        curve = read_curve(run_dir / TRAIN_SUBDIR / METRICS_FILE) if (run_dir / SPEC_FILE).is_file() else None
+        runs.append(RunData(run_id=spec["run_id"], label=label, kind=spec["kind"], seed=spec["seed"],
+                            status=status, per_question=per_question, curve=curve))
+    return SuiteData(suite_dir=suite_dir, config=record["config"], data=record.get("data", {}),
+                     environment=record.get("environment", {}), runs=runs)

@@ -1,0 +1,31 @@
+"""Render report blocks to Markdown (images linked by relative path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qaembed.report.document import Block, Bullets, Code, Heading, Image, Paragraph, TableBlock
+
+
+def render_markdown(blocks: list[Block], report_dir: Path) -> str:
+    parts: list[str] = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            parts.append("#" * block.level + " " + block.text)
+        elif isinstance(block, Paragraph):
+            parts.append(block.text)
+        elif isinstance(block, Bullets):
+            parts.append("\n".join(f"- {item}" for item in block.items))
+        elif isinstance(block, TableBlock):
+            table = block.table
+            text = f"**{table.title}**\n\n{table.to_markdown()}"
+            if table.note:
+                text += f"\n\n{table.note}"
+            parts.append(text)
+        elif isinstance(block, Image):
+            parts.append(f"![{block.caption}]({block.path.relative_to(report_dir).as_posix()})")
+        elif isinstance(block, Code):
+            parts.append(f"```\n{block.text}\n```")
+        else:  # pragma: no cover - Block is a closed union
+            raise TypeError(f"unknown block {type(block).__name__}")
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,158 @@
+"""The report's tables as plain data, rendered to Markdown, HTML and CSV/JSON rows.
+
+Marks used in the main table: ``▲``/``▼`` significantly better/worse than the zero-shot
+baseline, ``†`` significantly different from standard InfoNCE (Holm-adjusted p < 0.05).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+from qaembed.report.analysis import ALPHA, Analysis, Comparison
+from qaembed.report.collect import SuiteData
+from qaembed.suite.grid import BASELINE_NAME
+
+BETTER_MARK, WORSE_MARK, REFERENCE_MARK = "▲", "▼", "†"
+
+
+@dataclass
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+    def to_markdown(self) -> str:
+        def cell(text: str) -> str:
+            return text.replace("|", "\\|").replace("\n", " ")
+
+        lines = ["| " + " | ".join(cell(h) for h in self.headers) + " |",
+                 "|" + "|".join("---" for _ in self.headers) + "|"]
+        lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in self.rows]
+        return "\n".join(lines)
+
+    def to_html(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.headers)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in self.rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def marks(analysis: Analysis, label: str, metric: str) -> str:
+    """The significance marks of one cell: ▲/▼ against the baseline, † against InfoNCE."""
+    row = analysis.row(label)
+    if row is None:
+        return ""
+    marks = ""
+    comparison = row.vs_baseline.get(metric)
+    if comparison is not None and comparison.significant:
+        marks += BETTER_MARK if comparison.mean_difference > 0 else WORSE_MARK
+    reference = row.vs_reference.get(metric)
+    if reference is not None and reference.significant:
+        marks += REFERENCE_MARK
+    return marks
+
+
+def main_table(analysis: Analysis) -> Table:
+    headers = ["loss", "runs ok"] + [f"{name} [95% CI]" for name in analysis.metrics.values()] + ["CI over"]
+    rows = []
+    for row in analysis.rows:
+        cells = [row.label, f"{row.n_ok}/{row.n_runs}"]
+        for metric in analysis.metrics:
+            interval = row.intervals.get(metric)
+            if interval is None:
+                cells.append("—")
+            else:
+                cell_marks = marks(analysis, row.label, metric)
+                cells.append(f"{interval.mean:.3f} [{interval.low:.3f}, {interval.high:.3f}]{(' ' + cell_marks) if cell_marks else ''}")
+        methods = {i.method for i in row.intervals.values()}
+        cells.append(", ".join(sorted(methods)) if methods else "—")
+        rows.append(cells)
+    return Table("Main metrics (test split)", headers, rows, significance_note())
+
+
+def significance_note() -> str:
+    return (f"{BETTER_MARK}/{WORSE_MARK}: significantly better/worse than the zero-shot baseline; "
+            f"{REFERENCE_MARK}: significantly different from standard InfoNCE "
+            f"(paired permutation test over test questions, Holm-corrected across losses, p < {ALPHA}).")
+
+
+def _comparison_cell(comparison: Comparison | None) -> str:
+    if comparison is None:
+        return "—"
+    mark = {"better": f" {BETTER_MARK}", "worse": f" {WORSE_MARK}", "n.s.": ""}[comparison.direction]
+    return f"{comparison.mean_difference:+.3f} (p={comparison.p_holm:.3g}){mark}"
+
+
+def significance_table(analysis: Analysis, against: str) -> Table:
+    """Mean per-question difference and Holm-adjusted p against ``baseline`` or ``reference``."""
+    if against not in ("baseline", "reference"):
+        raise ValueError(f"against must be 'baseline' or 'reference', got {against!r}")
+    reference_label = BASELINE_NAME if against == "baseline" else analysis.reference
+    rows = []
+    for row in analysis.rows:
+        comparisons = row.vs_baseline if against == "baseline" else row.vs_reference
+        if not comparisons:
+            continue
+        rows.append([row.label] + [_comparison_cell(comparisons.get(m)) for m in analysis.metrics])
+    title = f"Difference from {reference_label} (Holm-adjusted p)"
+    return Table(title, ["loss"] + list(analysis.metrics.values()), rows,
+                 f"{BETTER_MARK}/{WORSE_MARK}: significantly better/worse than {reference_label}.")
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def cost_table(suite: SuiteData) -> Table:
+    rows = []
+    for run in suite.runs:
+        status = run.status
+        if status is None:
+            rows.append([run.run_id, "not run", "—", "—", "—", "—", "—"])
+            continue
+        rows.append([
+            run.run_id, status.status, _seconds(status.train_time_s), _seconds(status.eval_time_s),
+            _seconds(status.wall_time_s), _seconds(status.cpu_time_s),
+            "—" if status.texts_per_s is None else f"{status.texts_per_s:.1f}",
+        ])
+    return Table("Cost per run", ["run", "status", "train s", "eval s", "wall s", "CPU s", "train texts/s"], rows,
+                 "train s includes the dev evaluations during training; eval s is the test evaluation "
+                 "(model loading included); CPU s is the process CPU time over all threads.")
+
+
+def failures_table(suite: SuiteData) -> Table:
+    rows = [[r.run_id, r.status.error or ""] for r in suite.runs if r.status is not None and not r.ok]
+    rows += [[r.run_id, "not run (or interrupted)"] for r in suite.runs if r.status is None]
+    return Table("Failed or missing runs", ["run", "error"], rows)
+
+
+def grid_table(suite: SuiteData) -> Table:
+    rows = [["baseline", "—", "—", "—", suite.description("baseline")]]
+    for entry in suite.config.get("entries", []):
+        options = ", ".join(f"{k}={v}" for k, v in {**entry.get("loss_options", {})}.items()) or "defaults"
+        rows.append([entry["name"], entry["loss"], options, entry["strategy"], entry.get("description", "")])
+    return Table("Grid", ["row", "loss", "loss options", "strategy", "what it is"], rows)
+
+
+def run_rows(suite: SuiteData, metrics: list[str]) -> list[dict[str, object]]:
+    """One flat record per run (for results.csv and results.json)."""
+    records = []
+    for run in suite.runs:
+        status = run.status
+        record: dict[str, object] = {
+            "run_id": run.run_id, "label": run.label, "kind": run.kind, "seed": run.seed,
+            "status": status.status if status else "not run",
+        }
+        for metric in metrics:
+            record[metric] = status.summary.get(metric) if status else None
+        record.update({
+            "train_time_s": status.train_time_s if status else None,
+            "eval_time_s": status.eval_time_s if status else None,
+            "wall_time_s": status.wall_time_s if status else None,
+            "cpu_time_s": status.cpu_time_s if status else None,
+            "texts_per_s": status.texts_per_s if status else None,
+            "error": status.error if status else None,
+        })
+        records.append(record)
+    return records

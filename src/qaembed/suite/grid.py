@@ -1,0 +1,315 @@
+"""The loss-comparison grid: which runs a suite makes, under which shared budget.
+
+A :class:`SuiteConfig` holds what every run shares (base model, data, step and batch
+budget, sequence length, seeds, split caps) and the list of :class:`GridEntry` rows: one
+per loss configuration, each with its natural batching strategy. :func:`expand_runs`
+turns it into concrete :class:`RunSpec` objects (entry x seed, plus the zero-shot
+baseline), each with a hash of everything that determines its result, so a re-run can
+tell a finished run from a stale one.
+
+Presets (:data:`PRESETS`):
+
+* ``quick`` (the default: :class:`SuiteConfig`'s field defaults) — the whole default grid
+  on a 2-core CPU in about 10 minutes: short sequences, a small step budget, capped
+  splits, one seed;
+* ``full`` — for a GPU: all data, longer sequences, more steps, three seeds, and two
+  extra runs on negatives mined by the base model (mining runs once per suite).
+
+A YAML file (``qaembed suite --config FILE``) holds the same fields as :class:`SuiteConfig`,
+optionally with ``preset: quick|full`` as the starting point, e.g.::
+
+    preset: quick
+    seeds: [0, 1]
+    entries:
+      - {name: infonce, loss: infonce, strategy: hard_negative}
+      - {name: listwise, loss: listwise, strategy: listwise}
+
+Fairness: every training run in a suite sees the same prepared split, the same base
+weights, the same number of steps and questions per batch (so the same example budget),
+and the same seeds; the training loop's sampler is seeded by the run's seed, so strategies
+that draw one item per question also see questions in the same order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from qaembed.errors import ConfigError
+from qaembed.records import QuestionTextMode
+
+BASELINE_NAME = "baseline"
+REFERENCE_NAME = "infonce"  # the standard InfoNCE entry every loss is also compared with
+
+
+class GridEntry(BaseModel):
+    """One loss configuration of the grid, trained once per seed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")  # row label in the report and run folder name
+    loss: str  # a name in qaembed.losses.LOSSES
+    loss_options: dict[str, Any] = Field(default_factory=dict)
+    strategy: str  # a batching strategy name the loss accepts
+    strategy_options: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""  # one plain-language line for the report
+
+    @field_validator("name")
+    @classmethod
+    def _not_baseline(cls, value: str) -> str:
+        if value == BASELINE_NAME:
+            raise ValueError(f"{BASELINE_NAME!r} is reserved for the zero-shot base model row")
+        return value
+
+
+def default_entries() -> list[GridEntry]:
+    """Every loss in :data:`qaembed.losses.LOSSES` with its natural strategy.
+
+    Includes the original project's predefined configurations (InfoNCE standard and with a
+    random answer, multiple positives with rank and with score weights, relaxed hard
+    negative, triplet with hard negatives, listwise), the InfoNCE variants (standard, no
+    in-batch negatives, no hard negatives: all on the same ``hard_negative`` batches, so
+    only the loss's masks differ), MSE on votes, and listwise with and without in-batch
+    negatives.
+    """
+    rows = [
+        ("infonce", "infonce", {}, "hard_negative", {},
+         "InfoNCE, standard: top answer vs in-batch negatives and the question's lower-voted answers"),
+        ("infonce_random_answer", "infonce", {}, "infonce", {"take_top": False},
+         "InfoNCE with a seeded random answer of the question as the positive, in-batch negatives"),
+        ("infonce_no_in_batch", "infonce", {"in_batch_negatives": False}, "hard_negative", {},
+         "InfoNCE with only the question's own lower-voted answers as negatives"),
+        ("infonce_no_hard", "infonce", {"hard_negatives": False}, "hard_negative", {},
+         "InfoNCE with only other questions' answers as negatives"),
+        ("multiple_positives_rank", "multiple_positives", {"use_ranks": True, "rank_weight": 0.1},
+         "multiple_positives", {}, "top 3 answers all positives, weighted by vote rank"),
+        ("multiple_positives_score", "multiple_positives", {"use_scores": True, "score_weight": 0.05},
+         "multiple_positives", {}, "top 3 answers all positives, weighted by normalized votes"),
+        ("relaxed_hard_negative", "relaxed_hard_negative", {}, "hard_negative", {},
+         "soft target: 0.9 on the top answer, 0.1 shared by the question's other answers"),
+        ("triplet_hard", "triplet", {}, "triplet", {"neg_strategy": "hard_negative"},
+         "triplet margin loss, a lower-voted answer of the same question as negative"),
+        ("listwise", "listwise", {}, "listwise", {},
+         "KL between score and vote distributions over the question's own answers"),
+        ("listwise_in_batch", "listwise", {"in_batch_negatives": True}, "listwise", {},
+         "listwise, with other questions' answers as relevance-0 candidates"),
+        ("mse_votes", "mse", {}, "hard_negative", {},
+         "cosine similarity regressed onto normalized votes"),
+        ("cosine_pair", "cosine_pair", {"labels": "relevance", "in_batch_negatives": True}, "hard_negative", {},
+         "cosine regression onto relevance, other questions' answers onto 0"),
+        ("multitask_infonce_listwise", "multitask",
+         {"parts": [{"loss": "infonce", "weight": 1.0}, {"loss": "listwise", "weight": 0.5}]}, "hard_negative", {},
+         "InfoNCE + 0.5 x listwise on the same batches"),
+    ]
+    return [
+        GridEntry(name=n, loss=l, loss_options=lo, strategy=s, strategy_options=so, description=d)
+        for n, l, lo, s, so, d in rows
+    ]
+
+
+def mined_entries() -> list[GridEntry]:
+    """Runs on negatives mined by the base model (``qaembed mine``); need ``mine_negatives: true``."""
+    return [
+        GridEntry(name="infonce_mined", loss="infonce", strategy="mined",
+                  description="InfoNCE with negatives mined by the base model, plus in-batch negatives"),
+        GridEntry(name="triplet_mined", loss="triplet", strategy="triplet", strategy_options={"neg_strategy": "mined"},
+                  description="triplet margin loss with one mined negative"),
+    ]
+
+
+def uses_mined_negatives(entry: GridEntry) -> bool:
+    return entry.strategy == "mined" or entry.strategy_options.get("neg_strategy") == "mined"
+
+
+def check_entries(entries: list[GridEntry]) -> None:
+    """Validate every entry against the loss and strategy registries (ConfigError naming the entry)."""
+    from qaembed.batching import build_strategy
+    from qaembed.losses import build_loss, check_strategy
+
+    for entry in entries:
+        try:
+            build_loss(entry.loss, entry.loss_options)
+            build_strategy(entry.strategy, entry.strategy_options)
+            check_strategy(entry.loss, entry.strategy, entry.loss_options)
+        except ConfigError as exc:
+            raise ConfigError(f"suite entry {entry.name!r}: {exc}") from exc
+
+
+class SuiteConfig(BaseModel):
+    """Everything a suite shares across runs, plus the grid entries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "minilm"
+    query_text: QuestionTextMode = "title_body"  # question text used as the query, in training and evaluation
+    data: str | None = None  # prepared dataset folder, or comma-separated sources; None: default sites
+    # Field defaults are the ``quick`` preset (what ``qaembed suite`` runs with no options).
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    steps: int = Field(default=20, ge=1)  # optimizer steps per run (same for every loss)
+    batch_size: int = Field(default=12, ge=2)  # questions per batch (same for every loss)
+    learning_rate: float = Field(default=1e-4, gt=0)
+    warmup_ratio: float = Field(default=0.1, ge=0, le=1)  # share of steps with linear warm-up
+    max_seq_length: int = Field(default=64, ge=8)
+    eval_every: int | None = Field(default=10, ge=1)  # dev evaluation interval in steps (also at 0 and the end)
+    # Caps take the first N questions of a split file; prepared splits are in a seeded hash order,
+    # so the first N are a seeded random subset, the same for every run.
+    train_questions: int | None = Field(default=600, ge=1)
+    dev_questions: int | None = Field(default=50, ge=1)
+    test_questions: int | None = Field(default=300, ge=1)
+    baseline: bool = True  # evaluate the zero-shot base model as the baseline row
+    keep_models: bool = False  # keep each run's trained weights (large) after evaluation
+    mine_negatives: bool = False  # mine negatives with the base model once; every run then uses that data
+    save_every: int | None = Field(default=None, ge=1)  # checkpoint period (resume mid-run); None: none
+    entries: list[GridEntry] = Field(default_factory=default_entries, min_length=1)
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds}")
+        return seeds
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> SuiteConfig:
+        names = [e.name for e in self.entries]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"entries: duplicate names {duplicated}")
+        needing = [e.name for e in self.entries if uses_mined_negatives(e)]
+        if needing and not self.mine_negatives:
+            raise ValueError(f"entries {needing} use mined negatives: set mine_negatives: true")
+        return self
+
+    def select(self, names: list[str]) -> SuiteConfig:
+        """A copy with only the named entries (error listing the known names otherwise)."""
+        known = {e.name: e for e in self.entries}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ConfigError(f"--losses: unknown entries {unknown}; known: {', '.join(known)}")
+        return self.model_copy(update={"entries": [known[n] for n in names]})
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "seeds": [0],
+        "steps": 20,
+        "batch_size": 12,
+        "learning_rate": 1e-4,
+        "warmup_ratio": 0.1,
+        "max_seq_length": 64,
+        "eval_every": 10,
+        "train_questions": 600,
+        "dev_questions": 50,
+        "test_questions": 300,
+    },
+    "full": {
+        "seeds": [0, 1, 2],
+        "steps": 1000,
+        "batch_size": 32,
+        "learning_rate": 2e-5,
+        "save_every": 250,
+        "max_seq_length": 256,
+        "eval_every": 100,
+        "train_questions": None,
+        "dev_questions": None,
+        "test_questions": None,
+        "keep_models": True,
+        "mine_negatives": True,
+        "entries": default_entries() + mined_entries(),
+    },
+}
+
+
+def _validation_message(exc: ValidationError, source: str) -> str:
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error.get("loc", ())) or "(top level)"
+        parts.append(f"{field}: {error.get('msg')}")
+    return f"{source}: " + "; ".join(parts)
+
+
+def build_suite_config(
+    preset: str | None = None, file: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> SuiteConfig:
+    """Merge, in order: a preset, a YAML file (which may name its own preset), then overrides.
+
+    Raises :class:`ConfigError` naming the file and field on any invalid value.
+    """
+    values: dict[str, Any] = {}
+    file_values: dict[str, Any] = {}
+    if file is not None:
+        path = Path(file)
+        if not path.is_file():
+            raise ConfigError(f"suite config {path}: no such file")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"suite config {path}: invalid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"suite config {path}: expected a mapping at the top level")
+        file_values = dict(loaded)
+        file_preset = file_values.pop("preset", None)
+        preset = preset or file_preset
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
+        values.update(PRESETS[preset])
+    values.update(file_values)
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return SuiteConfig.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_validation_message(exc, str(file) if file else "suite config")) from exc
+
+
+class RunSpec(BaseModel):
+    """One concrete run: a grid entry with a seed, or the baseline (no training)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["train", "baseline"]
+    entry: GridEntry | None  # None for the baseline
+    seed: int
+    run_id: str  # folder below <suite>/runs, e.g. "infonce/seed0" or "baseline"
+    config_hash: str  # hash of everything that determines this run's result
+
+    @property
+    def label(self) -> str:
+        return self.entry.name if self.entry is not None else BASELINE_NAME
+
+
+def _hash(payload: object) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def shared_settings(config: SuiteConfig) -> dict[str, Any]:
+    """The settings every training run shares (what enters each run's config hash)."""
+    return config.model_dump(exclude={"entries", "seeds", "data", "baseline", "keep_models", "save_every",
+                                      "mine_negatives"})
+
+
+def expand_runs(config: SuiteConfig, data_hash: str) -> list[RunSpec]:
+    """The baseline (if enabled) and every entry x seed, each with its config hash.
+
+    ``data_hash`` identifies the exact prepared data the runs use, so new data invalidates
+    finished runs.
+    """
+    shared = shared_settings(config)
+    runs: list[RunSpec] = []
+    if config.baseline:
+        baseline_key = {"kind": "baseline", "model": config.model, "max_seq_length": config.max_seq_length,
+                        "query_text": config.query_text, "test_questions": config.test_questions, "data": data_hash}
+        runs.append(RunSpec(kind="baseline", entry=None, seed=0, run_id=BASELINE_NAME,
+                            config_hash=_hash(baseline_key)))
+    for entry in config.entries:
+        for seed in config.seeds:
+            key = {"kind": "train", "shared": shared, "entry": entry.model_dump(exclude={"description"}),
+                   "seed": seed, "data": data_hash}
+            runs.append(RunSpec(kind="train", entry=entry, seed=seed, run_id=f"{entry.name}/seed{seed}",
+                                config_hash=_hash(key)))
+    return runs

@@ -1,0 +1,197 @@
+"""The typed configuration of a training run (``qaembed train --config FILE``).
+
+A config file is YAML or JSON with five sections (every key optional except
+``data.dataset``; unknown keys are errors)::
+
+    model:    {base: minilm, max_seq_length: 256, projection_dim: null, pooling: null,
+               gradient_checkpointing: false}
+    data:     {dataset: path/to/prepared, query_text: title_body, max_train_questions: null,
+               max_dev_questions: null}
+    strategy: {name: infonce, options: {}}
+    loss:     {name: infonce, options: {temperature: 0.05}}
+    training: {batch_size: 32, mini_batch_size: null, max_steps: null, epochs: 1, lr: 2.0e-5,
+               warmup_ratio: 0.1, weight_decay: 0.01, scheduler: linear, max_grad_norm: 1.0,
+               mixed_precision: "no", seed: 42, eval_every: null, eval_metric: retrieval/ndcg@10,
+               early_stopping_patience: null, save_every: 500, gather_across_devices: false,
+               log_every: 10, trackers: []}
+
+:func:`load_config` reads a file, applies ``--set key=value`` overrides (values parsed as
+YAML, so ``--set training.lr=1e-4`` is a float and ``--set model.projection_dim=null`` is
+None) and validates; every problem is a :class:`~qaembed.errors.ConfigError` naming the key.
+Loss options and the loss/strategy pairing are validated by the loss registry when the
+loop builds the loss (:func:`qaembed.train.loop.build_components`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from qaembed.errors import ConfigError
+from qaembed.model import DEFAULT_MODEL, PoolingMode
+from qaembed.records import QuestionTextMode
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ModelSection(_Section):
+    base: str = DEFAULT_MODEL  # built-in name, local path or Hugging Face id
+    max_seq_length: int = Field(256, ge=8, le=8192)
+    projection_dim: int | None = Field(None, ge=1)  # Dense head + Normalize after pooling
+    pooling: PoolingMode | None = None  # None keeps the base model's pooling
+    gradient_checkpointing: bool = False
+
+
+class DataSection(_Section):
+    dataset: Path  # a prepared dataset folder (train.jsonl, dev.jsonl, ...)
+    query_text: QuestionTextMode = "title_body"
+    max_train_questions: int | None = Field(None, ge=1)  # first N train questions (file order)
+    max_dev_questions: int | None = Field(None, ge=1)
+
+
+class StrategySection(_Section):
+    name: str = "infonce"  # a batching strategy (qaembed.batching.strategies.STRATEGIES)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class LossSection(_Section):
+    name: str = "infonce"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainingSection(_Section):
+    batch_size: int = Field(32, ge=1)  # questions per step (per process)
+    mini_batch_size: int | None = Field(None, ge=1)  # GradCache chunk in texts; None = off
+    max_steps: int | None = Field(None, ge=1)  # overrides epochs when set
+    epochs: float = Field(1.0, gt=0)
+    lr: float = Field(2e-5, gt=0)
+    warmup_ratio: float = Field(0.1, ge=0, le=1)
+    weight_decay: float = Field(0.01, ge=0)
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    max_grad_norm: float | None = Field(1.0, gt=0)  # None = no clipping
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    seed: int = 42
+    eval_every: int | None = Field(None, ge=1)  # steps; dev is always evaluated at step 0 and at the end
+    eval_metric: str = "retrieval/ndcg@10"  # a key of EvalResult.summary; higher is better
+    early_stopping_patience: int | None = Field(None, ge=1)  # evaluations without improvement
+    save_every: int | None = Field(500, ge=1)  # checkpoint period in steps; None = only at the end
+    gather_across_devices: bool = False  # in-batch negatives from every process
+    log_every: int = Field(10, ge=1)
+    trackers: list[Literal["tensorboard", "wandb"]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainingSection:
+        if self.early_stopping_patience is not None and self.eval_every is None:
+            raise ValueError("early_stopping_patience needs eval_every (evaluations to count)")
+        return self
+
+
+class TrainConfig(_Section):
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: DataSection
+    strategy: StrategySection = Field(default_factory=StrategySection)
+    loss: LossSection = Field(default_factory=LossSection)
+    training: TrainingSection = Field(default_factory=TrainingSection)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _error_message(exc: ValidationError, source: str) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(p) for p in error["loc"]) or "<root>"
+        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        if error["type"] != "missing" and "input" in error and error["type"] != "extra_forbidden":
+            message += f" (got {error['input']!r})"
+        lines.append(f"{key}: {message}")
+    return f"{source}: invalid config: " + "; ".join(lines)
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply one ``a.b.c=value`` override in place; ``value`` is parsed as YAML."""
+    key, sep, text = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. training.lr=1e-4")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: value {text!r} is not valid YAML: {exc}") from exc
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {part!r} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_config(raw: dict[str, Any], *, source: str = "config") -> TrainConfig:
+    """Validate a config mapping (ConfigError naming every bad key)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a config must be a mapping of sections, got {type(raw).__name__}")
+    try:
+        config = TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_error_message(exc, source)) from exc
+    return config
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Read a YAML/JSON config file, apply ``KEY=VALUE`` overrides, validate.
+
+    A relative ``data.dataset`` is relative to the current directory (like any CLI path).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot parse: {exc}") from exc
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
+    for assignment in overrides:
+        apply_override(raw, assignment)
+    return parse_config(raw, source=str(path))
+
+
+def save_config(config: TrainConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML (atomic)."""
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def debug_config(config: TrainConfig) -> TrainConfig:
+    """A tiny version of ``config`` that runs in seconds (``qaembed train --debug``).
+
+    At most 64 train and 32 dev questions, batches of 8, 3 steps, 64-token texts, a
+    mini-batch (if GradCache is on) of at most 8 texts; logging every step.
+    """
+    raw = config.to_dict()
+    data, training, model = raw["data"], raw["training"], raw["model"]
+    data["max_train_questions"] = min(data["max_train_questions"] or 64, 64)
+    data["max_dev_questions"] = min(data["max_dev_questions"] or 32, 32)
+    training["batch_size"] = min(training["batch_size"], 8)
+    training["max_steps"] = min(training["max_steps"] or 3, 3)
+    training["log_every"] = 1
+    if training["mini_batch_size"] is not None:
+        training["mini_batch_size"] = min(training["mini_batch_size"], 8)
+    if training["eval_every"] is not None:
+        training["eval_every"] = min(training["eval_every"], 2)
+    model["max_seq_length"] = min(model["max_seq_length"], 64)
+    return TrainConfig.model_validate(raw)

@@ -1,0 +1,449 @@
+"""The training loop: one straight-line function, :func:`train`, for every loss and strategy.
+
+Run it from the command line (``qaembed train --config configs/infonce.yaml --out runs/x``)
+or as a library function; under ``accelerate launch`` / ``torchrun`` it runs data-parallel.
+
+Per step:
+
+1. the strategy's seeded length-aware sampler yields the next global batch of
+   ``batch_size * num_processes`` questions (a :class:`RankingBatch`); this process keeps
+   its shard of ``batch_size`` questions;
+2. the collator tokenizes the shard's ``queries + docs`` once, padded to the longest text;
+3. one forward pass embeds all texts (or GradCache chunks, ``training.mini_batch_size``);
+   with ``gather_across_devices`` the embeddings of all processes are gathered with
+   gradient and the shards' labels combined, so in-batch negatives span all processes;
+4. ``scores = cosine_scores(q, d)``; ``loss, metrics = loss_fn(scores, batch)``; backward;
+   a non-finite loss stops the run (:class:`QaembedError` with the step and question ids);
+5. gradient clipping, AdamW step, warmup + linear/cosine decay.
+
+Dev evaluation (``qaembed.evaluate.evaluate_model``) runs at step 0, every
+``eval_every`` steps and at the end; the best model by ``eval_metric`` is saved to
+``best_model/`` and ``early_stopping_patience`` evaluations without improvement stop the
+run. Checkpoints (``checkpoint.py``) every ``save_every`` steps make ``resume=True``
+continue exactly where a killed run stopped.
+
+Run folder::
+
+    config.yaml        resolved config          provenance.json  git, versions, hardware, data hash
+    metrics.jsonl      one JSON per logged step and per evaluation
+    checkpoints/       newest checkpoint        model/           final weights (SentenceTransformer)
+    best_model/        best dev evaluation      result.json      status, steps, best metric, wall time, texts/s
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from qaembed.batching.batch import RankingBatch
+from qaembed.data.dataset import read_split, split_path, write_json
+from qaembed.errors import ConfigError, QaembedError
+from qaembed.records import QARecord
+from qaembed.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from qaembed.train.config import TrainConfig, parse_config, save_config
+from qaembed.train.distributed import gathered_loss_inputs, split_batch
+from qaembed.train.gradcache import forward_backward
+
+METRICS_FILE = "metrics.jsonl"
+RESULT_FILE = "result.json"
+
+
+@dataclass
+class TrainResult:
+    status: str  # "completed" | "early_stopped" | "stopped" (test hook)
+    steps: int
+    best_metric: float | None  # value of training.eval_metric at best_step
+    best_step: int | None
+    final_dev: dict[str, float] | None  # dev summary of the final model
+    model_dir: str  # final weights
+    best_model_dir: str | None
+    wall_time_s: float  # training time of this run, summed over resumes
+    texts_per_s: float  # texts embedded per second of training steps (all processes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class StopTraining(Exception):
+    """Raised by a ``step_callback`` to end the run after a step (tests simulate kills with it)."""
+
+
+def evaluate_dev(model: Any, records: list[QARecord], config: TrainConfig) -> dict[str, float]:
+    """Dev metrics of ``model`` (``qaembed.evaluate``), the numbers early stopping reads."""
+    from qaembed.evaluate import EvalConfig, evaluate_model
+
+    eval_config = EvalConfig(query_mode=config.data.query_text, seed=config.training.seed)
+    return {key: float(value) for key, value in evaluate_model(model, records, config=eval_config).summary.items()}
+
+
+def build_components(config: TrainConfig) -> tuple[Any, Any]:
+    """The batching strategy and loss of ``config``, checked to fit together (ConfigError otherwise)."""
+    from qaembed.batching.strategies import build_strategy
+    from qaembed.losses import build_loss, check_strategy
+
+    if "query_text" in config.strategy.options:
+        raise ConfigError("strategy.options.query_text: set data.query_text instead (it also drives evaluation)")
+    strategy = build_strategy(config.strategy.name, {**config.strategy.options, "query_text": config.data.query_text})
+    loss_fn = build_loss(config.loss.name, config.loss.options)
+    check_strategy(config.loss.name, config.strategy.name, config.loss.options)
+    return strategy, loss_fn
+
+
+def _read_records(config: TrainConfig, split: str, limit: int | None) -> list[QARecord]:
+    path = split_path(config.data.dataset, split)
+    if not path.is_file():
+        raise ConfigError(f"data.dataset: {config.data.dataset} has no {path.name} (is it a prepared dataset folder?)")
+    records = read_split(config.data.dataset, split)
+    return records[:limit] if limit is not None else records
+
+
+def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> None:
+    saved = run_dir / "config.yaml"
+    if not resume:
+        if saved.exists() or (run_dir / "checkpoints").exists():
+            raise QaembedError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+        return
+    if saved.exists():
+        import yaml
+
+        previous = parse_config(yaml.safe_load(saved.read_text(encoding="utf-8")), source=str(saved))
+        if previous.to_dict() != config.to_dict():
+            old, new = _flatten(previous.to_dict()), _flatten(config.to_dict())
+            changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            raise ConfigError(f"--resume: config differs from the run's {saved} in: {', '.join(changed)}")
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _truncate_metrics(path: Path, last_step: int) -> None:
+    """Drop lines logged after the checkpoint a run resumes from (they are logged again)."""
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line)["step"] <= last_step]
+    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def _make_accelerator(config: TrainConfig, run_dir: Path) -> Any:
+    from accelerate import Accelerator
+
+    training = config.training
+    if training.mixed_precision != "no" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"training.mixed_precision: {training.mixed_precision!r} needs a CUDA GPU and none is visible; "
+            "use mixed_precision: \"no\""
+        )
+    if "wandb" in training.trackers:
+        try:
+            import wandb  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError(
+                "training.trackers: 'wandb' is not installed; pip install wandb (set WANDB_MODE=offline to log "
+                "without network)"
+            ) from exc
+    if "tensorboard" in training.trackers:
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError("training.trackers: 'tensorboard' is not installed; pip install tensorboard") from exc
+    accelerator = Accelerator(
+        mixed_precision=training.mixed_precision,
+        log_with=list(training.trackers) or None,
+        project_dir=str(run_dir / "tracking"),
+    )
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and accelerator.num_processes != world:
+        # e.g. torchrun on CPU: Accelerate then sees one process each and they would race
+        raise QaembedError(
+            f"launched as {world} processes but Accelerate sees {accelerator.num_processes}; "
+            "on GPUs use `accelerate launch` or torchrun; CPU multi-process runs are not supported"
+        )
+    return accelerator
+
+
+def _optimizer_and_scheduler(model: torch.nn.Module, config: TrainConfig, total_steps: int) -> tuple[Any, Any]:
+    from transformers import get_scheduler
+
+    training = config.training
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (no_decay if parameter.dim() < 2 or "LayerNorm" in name else decay).append(parameter)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": training.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=training.lr,
+    )
+    name = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[training.scheduler]
+    scheduler = get_scheduler(
+        name,
+        optimizer=optimizer,
+        num_warmup_steps=math.ceil(training.warmup_ratio * total_steps),
+        num_training_steps=total_steps,
+    )
+    return optimizer, scheduler
+
+
+def _epoch_batches(strategy: Any, records: list[QARecord], batch_size: int, seed: int) -> Iterator[tuple[int, int, RankingBatch]]:
+    """(epoch, index in epoch, global batch) forever, epoch after epoch."""
+    for epoch in itertools.count():
+        for index, batch in enumerate(strategy.batches(records, batch_size, seed, epoch, drop_last=True)):
+            yield epoch, index, batch
+
+
+def train(
+    config: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    *,
+    step_callback: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train ``config`` into the run folder ``out_dir``; see the module docstring.
+
+    ``resume=True`` continues from the newest checkpoint in ``out_dir`` (or starts from step
+    0 when there is none yet) and returns the stored result when the run already finished.
+    ``step_callback(step)`` is called after every optimizer step (and checkpoint); raising
+    :class:`StopTraining` ends the run there without writing the final model.
+    """
+    from accelerate.utils import broadcast_object_list, set_seed
+    from tqdm.auto import tqdm
+
+    from qaembed.batching.collate import Collator
+    from qaembed.losses.scores import cosine_scores
+    from qaembed.model import build_encoder
+    from qaembed.provenance import environment, hash_files
+
+    run_dir = Path(out_dir)
+    training = config.training
+    if resume and (run_dir / RESULT_FILE).is_file():
+        stored = json.loads((run_dir / RESULT_FILE).read_text(encoding="utf-8"))
+        if stored.get("status") in ("completed", "early_stopped"):
+            return TrainResult(**{k: stored[k] for k in TrainResult.__dataclass_fields__})
+    _check_run_dir(config, run_dir, resume)
+    accelerator = _make_accelerator(config, run_dir)
+    main = accelerator.is_main_process
+    world = accelerator.num_processes
+
+    strategy, loss_fn = build_components(config)
+    train_records = _read_records(config, "train", config.data.max_train_questions)
+    dev_records = _read_records(config, "dev", config.data.max_dev_questions)
+    global_batch_size = training.batch_size * world
+    steps_per_epoch = strategy.num_batches(train_records, global_batch_size, drop_last=True)
+    if steps_per_epoch == 0:
+        raise ConfigError(
+            f"training.batch_size: {len(train_records)} train questions ({config.strategy.name} eligibility applies) "
+            f"make no full batch of {global_batch_size} questions"
+        )
+    total_steps = training.max_steps or math.ceil(training.epochs * steps_per_epoch)
+
+    set_seed(training.seed)  # python, numpy, torch (and CUDA): model head init, dropout
+    model = build_encoder(
+        config.model.base,
+        projection_dim=config.model.projection_dim,
+        pooling=config.model.pooling,
+        max_seq_length=config.model.max_seq_length,
+    )
+    if config.model.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    collate = Collator(model, config.model.max_seq_length)
+    optimizer, scheduler = _optimizer_and_scheduler(model, config, total_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    loss_fn = loss_fn.to(accelerator.device)
+    scaler = accelerator.scaler
+
+    state: dict[str, Any] = {
+        "epoch": 0, "batch_in_epoch": 0, "best_metric": None, "best_step": None,
+        "evals_without_improvement": 0, "texts": 0, "train_seconds": 0.0, "wall_seconds": 0.0,
+    }
+    step = 0
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    metrics_path = run_dir / METRICS_FILE
+    if checkpoint is not None:
+        state = load_checkpoint(
+            checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, accelerator=accelerator
+        )
+        step = state.pop("step")
+        if main:
+            _truncate_metrics(metrics_path, step)
+    elif main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        metrics_path.write_text("", encoding="utf-8")
+        save_config(config, run_dir / "config.yaml")
+        data_files = [split_path(config.data.dataset, s) for s in ("train", "dev")]
+        write_json(run_dir / "provenance.json", {**environment(), "data_hash": hash_files(data_files),
+                                                 "data_files": [str(p) for p in data_files]})
+    accelerator.wait_for_everyone()
+    if training.trackers:
+        accelerator.init_trackers("qaembed", config={k: str(v) for k, v in _flatten(config.to_dict()).items()})
+
+    def log(record: dict[str, Any]) -> None:
+        if main:
+            with metrics_path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+        if training.trackers:
+            accelerator.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
+
+    def evaluate_and_track() -> bool:
+        """Evaluate on dev, log, keep the best model; True when early stopping says stop."""
+        summary = [None]
+        if main:
+            model.eval()
+            summary[0] = evaluate_dev(accelerator.unwrap_model(model), dev_records, config)
+            model.train()
+        summary = broadcast_object_list(summary)[0]
+        if training.eval_metric not in summary:
+            raise ConfigError(f"training.eval_metric: {training.eval_metric!r} is not a dev metric; "
+                              f"available: {', '.join(sorted(summary))}")
+        log({"step": step, **{f"dev/{k}": v for k, v in summary.items()}})
+        value = summary[training.eval_metric]
+        if state["best_metric"] is None or value > state["best_metric"]:
+            state.update(best_metric=value, best_step=step, evals_without_improvement=0)
+            if main:
+                accelerator.unwrap_model(model).save(str(run_dir / "best_model"))
+        else:
+            state["evals_without_improvement"] += 1
+        state.update(last_dev=summary, last_eval_step=step)
+        patience = training.early_stopping_patience
+        return patience is not None and state["evals_without_improvement"] >= patience
+
+    def compute_loss(shards: list[RankingBatch], local: RankingBatch):
+        def loss_of(query_embeddings: torch.Tensor, doc_embeddings: torch.Tensor):
+            if training.gather_across_devices and world > 1:
+                query_embeddings, doc_embeddings, batch = gathered_loss_inputs(query_embeddings, doc_embeddings, shards)
+            else:
+                batch = local
+            return loss_fn(cosine_scores(query_embeddings, doc_embeddings), batch)
+
+        return loss_of
+
+    model.train()
+    status = "completed"
+    stop_early = False
+    if step == 0:
+        stop_early = evaluate_and_track()
+    batches = _epoch_batches(strategy, train_records, global_batch_size, training.seed)
+    # skip to where the checkpoint stopped (batches are cheap to build: no tokenization)
+    batches = itertools.islice(batches, state["epoch"] * steps_per_epoch + state["batch_in_epoch"], None)
+    progress = tqdm(total=total_steps, initial=step, disable=not main, desc="train", dynamic_ncols=True)
+    started = time.perf_counter()
+    window_texts, window_start = 0, time.perf_counter()
+    try:
+        while step < total_steps and not stop_early:
+            step_start = time.perf_counter()
+            epoch, index, global_batch = next(batches)
+            shards = split_batch(global_batch, world)
+            local = shards[accelerator.process_index]
+            features = {k: v.to(accelerator.device) for k, v in collate(local).items()}
+            output = forward_backward(
+                model, features, local.num_queries, compute_loss(shards, local.to(accelerator.device)),
+                mini_batch_size=training.mini_batch_size, backward=accelerator.backward,
+                no_sync=lambda: accelerator.no_sync(model),
+            )
+            loss_value = float(accelerator.reduce(output.loss.detach().reshape(1), reduction="mean").item())
+            if not math.isfinite(loss_value):
+                optimizer.zero_grad(set_to_none=True)
+                message = (
+                    f"non-finite loss ({loss_value}) at step {step + 1} (epoch {epoch}, batch {index}); "
+                    f"questions: {', '.join(global_batch.query_ids)}. "
+                    f"The last good checkpoint in {run_dir / 'checkpoints'} is kept."
+                )
+                if main:
+                    write_json(run_dir / RESULT_FILE, {"status": "failed", "steps": step, "error": message})
+                raise QaembedError(message)
+            grad_norm = None
+            if training.max_grad_norm is not None:
+                grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), training.max_grad_norm))
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            texts = sum(shard.num_queries + shard.num_docs for shard in shards)
+            state.update(epoch=epoch, batch_in_epoch=index + 1, texts=state["texts"] + texts)
+            state["train_seconds"] += time.perf_counter() - step_start
+            window_texts += texts
+            if step % training.log_every == 0 or step == total_steps:
+                now = time.perf_counter()
+                rate = window_texts / max(now - window_start, 1e-9)
+                window_texts, window_start = 0, now
+                record = {"step": step, "epoch": epoch, "loss": loss_value,
+                          **{f"loss/{k}": float(v) for k, v in output.metrics.items() if k != "loss"},
+                          "lr": scheduler.get_last_lr()[0], "texts_per_s": rate}
+                if grad_norm is not None:
+                    record["grad_norm"] = grad_norm
+                log(record)
+                progress.set_postfix(loss=f"{loss_value:.4f}", texts_s=f"{rate:.0f}")
+            progress.update(1)
+            if training.eval_every is not None and step % training.eval_every == 0 and step < total_steps:
+                stop_early = evaluate_and_track()
+            if (training.save_every is not None and step % training.save_every == 0) or stop_early:
+                state["wall_seconds"] += time.perf_counter() - started
+                started = time.perf_counter()
+                save_checkpoint(run_dir, step, model=model, optimizer=optimizer, scheduler=scheduler,
+                                scaler=scaler, state=state, accelerator=accelerator)
+            if step_callback is not None:
+                step_callback(step)
+    except StopTraining:
+        status = "stopped"
+    finally:
+        progress.close()
+    state["wall_seconds"] += time.perf_counter() - started
+    if status == "stopped":
+        accelerator.end_training()
+        return _result(status, step, state, run_dir, None)
+
+    if stop_early:
+        status = "early_stopped"
+    elif state.get("last_eval_step") != step:
+        evaluate_and_track()  # the final model's dev metrics
+    if main:
+        accelerator.unwrap_model(model).save(str(run_dir / "model"))
+    result = _result(status, step, state, run_dir, state.get("last_dev"))
+    if main:
+        write_json(run_dir / RESULT_FILE, result.to_dict())
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return result
+
+
+def _result(status: str, step: int, state: dict[str, Any], run_dir: Path, final_dev: dict | None) -> TrainResult:
+    best_dir = run_dir / "best_model"
+    return TrainResult(
+        status=status,
+        steps=step,
+        best_metric=state["best_metric"],
+        best_step=state["best_step"],
+        final_dev=final_dev,
+        model_dir=str(run_dir / "model"),
+        best_model_dir=str(best_dir) if best_dir.is_dir() else None,
+        wall_time_s=state["wall_seconds"],
+        texts_per_s=state["texts"] / state["train_seconds"] if state["train_seconds"] else 0.0,
+    )
+
+
+def load_run_config(run_dir: str | Path) -> TrainConfig:
+    """The resolved config a run folder was trained with."""
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise QaembedError(f"{run_dir} is not a training run folder (no config.yaml)")
+    return parse_config(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path))
+
+
+__all__ = ["TrainResult", "StopTraining", "train", "evaluate_dev", "build_components", "load_run_config"]

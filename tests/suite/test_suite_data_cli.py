@@ -1,0 +1,62 @@
+"""Suite data preparation and reuse, and the ``qaembed suite`` command line (no model)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from suite_fakes import FakeRun, tiny_config
+from typer.testing import CliRunner
+
+from qaembed.cli import app
+from qaembed.data.dataset import read_split, write_jsonl_records
+from qaembed.suite.dataset import REQUEST_FILE, resolve_suite_data
+from qaembed.suite.runner import run_suite
+
+
+def test_sources_are_prepared_once_then_reused(tiny_dataset: Path, tmp_path: Path):
+    source = tmp_path / "questions.jsonl"
+    write_jsonl_records(source, read_split(tiny_dataset, "test")[:60])
+    out = tmp_path / "suite"
+    first = resolve_suite_data(str(source), out, progress=False)
+    assert first.dataset_dir == out / "data" and sum(first.counts.values()) == 60
+    request = out / "data" / REQUEST_FILE
+    written = (out / "data" / "train.jsonl").stat().st_mtime_ns, request.stat().st_mtime_ns
+    second = resolve_suite_data(str(source), out, progress=False)
+    assert second.hash == first.hash
+    assert ((out / "data" / "train.jsonl").stat().st_mtime_ns, request.stat().st_mtime_ns) == written
+    # a damaged split no longer matches its manifest: prepared again
+    (out / "data" / "dev.jsonl").write_text("")
+    third = resolve_suite_data(str(source), out, progress=False)
+    assert third.hash == first.hash and third.counts == first.counts
+
+
+def test_prepared_folder_is_used_in_place(tiny_dataset: Path, tmp_path: Path):
+    data = resolve_suite_data(str(tiny_dataset), tmp_path / "suite")
+    assert data.dataset_dir == tiny_dataset and data.counts == {"train": 40, "dev": 10, "test": 120}
+    assert not (tmp_path / "suite" / "data").exists()
+
+
+def test_report_subcommand_and_report_only_flag(tiny_dataset: Path, tmp_path: Path):
+    out = tmp_path / "suite"
+    run_suite(tiny_config(tiny_dataset), out, run_fn=FakeRun())
+    runner = CliRunner()
+    result = runner.invoke(app, ["suite", "report", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "infonce" in result.output and "beat it significantly" in result.output
+    assert (out / "report.html").is_file() and (out / "results.csv").is_file()
+    (out / "report.md").unlink()
+    result = runner.invoke(app, ["suite", "--report-only", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "report.md").is_file()
+
+
+def test_unknown_loss_name_exits_2_with_the_known_names(tiny_dataset: Path, tmp_path: Path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "qaembed", "suite", "--losses", "infonce,nope", "--data", str(tiny_dataset),
+         "--out", str(tmp_path / "suite")],
+        capture_output=True, text=True,
+    )
+    assert completed.returncode == 2
+    assert "unknown entries ['nope']" in completed.stderr and "listwise_in_batch" in completed.stderr

@@ -1,0 +1,106 @@
+"""The report built from synthetic run folders: files, every loss, intervals, significance marks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from suite_fakes import FakeRun, tiny_config, write_tiny_dataset
+
+from qaembed.report import ReportPaths, build_report
+from qaembed.report.analysis import analyze
+from qaembed.report.collect import load_suite
+from qaembed.suite.runner import run_suite
+
+
+@pytest.fixture(scope="module")
+def finished_suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("report")
+    dataset = write_tiny_dataset(root / "prepared")
+    out = root / "suite"
+    run_suite(tiny_config(dataset, seeds=[0, 1]), out, run_fn=FakeRun(fail={"triplet_hard/seed1"}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(finished_suite: Path) -> ReportPaths:
+    return build_report(finished_suite)
+
+
+def test_analysis_detects_true_effects_with_the_right_interval_method(finished_suite: Path):
+    analysis = analyze(load_suite(finished_suite))
+    infonce, listwise, triplet = (analysis.row(n) for n in ("infonce", "listwise", "triplet_hard"))
+    metric = "retrieval/ndcg@10"
+    assert infonce.vs_baseline[metric].direction == "better"
+    assert infonce.vs_baseline[metric].mean_difference == pytest.approx(0.15, abs=0.03)
+    assert listwise.vs_baseline[metric].direction == "n.s."
+    assert triplet.vs_baseline[metric].direction == "worse"
+    assert listwise.vs_reference[metric].direction == "worse"  # vs standard InfoNCE
+    assert "infonce" not in {r.label for r in analysis.rows if r.vs_reference}
+    # 2 finished seeds: t interval over seeds; 1 finished seed (one failed) or baseline: bootstrap
+    assert infonce.intervals[metric].method == "seeds (t)" and infonce.intervals[metric].n == 2
+    assert triplet.intervals[metric].method == "bootstrap over questions" and triplet.n_ok == 1
+    assert analysis.row("baseline").intervals[metric].method == "bootstrap over questions"
+    # Kendall tau is NaN for every 10th question: those are left out of its test
+    assert infonce.vs_baseline["within/kendall_tau"].n_questions == 108
+    assert triplet.errors == ["triplet_hard/seed1: RuntimeError: boom in triplet_hard/seed1"]
+
+
+def test_report_files_contain_every_loss_baseline_cis_and_marks(report: ReportPaths):
+    paths = report
+    for path in [paths.markdown, paths.html, paths.csv, paths.json, *paths.plots]:
+        assert path.is_file() and path.stat().st_size > 0
+    for plot in paths.plots:
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = paths.markdown.read_text()
+    html = paths.html.read_text()
+    for label in ("baseline", "infonce", "listwise", "triplet_hard"):
+        assert f"| {label} |" in markdown
+        assert f"<td>{label}</td>" in html
+    summary = markdown.split("## Main metrics")[0]
+    assert "1 of 3 losses beat it significantly: infonce (+0.15" in summary
+    assert "Significantly worse than the baseline: triplet_hard" in summary
+    assert "▲" in markdown and "▼" in markdown and "[95% CI]" in markdown
+    assert "seeds (t)" in markdown and "bootstrap over questions" in markdown
+    assert "boom in triplet_hard/seed1" in markdown  # failures table
+    assert "data:image/png;base64," in html and "<img" in html and 'src="plots/' not in html
+    # attribution: site link, license, and quoted questions linked to their page with author
+    assert "[beer.stackexchange.com](https://beer.stackexchange.com)" in markdown
+    assert "CC BY-SA" in markdown
+    assert "(https://beer.stackexchange.com/questions/test" in markdown and "by [user" in markdown
+    assert "git commit:" in markdown and "data hash:" in markdown
+
+    table = pd.read_csv(paths.csv)
+    assert len(table) == 1 + 3 * 2
+    assert set(table["status"]) == {"ok", "failed"}
+    results = json.loads(paths.json.read_text())
+    labels = [row["label"] for row in results["losses"]]
+    assert labels == ["baseline", "infonce", "listwise", "triplet_hard"]
+    infonce = results["losses"][1]
+    assert infonce["vs_baseline"]["retrieval/ndcg@10"]["significant"] is True
+    ci = infonce["intervals"]["retrieval/ndcg@10"]
+    assert ci["low"] < ci["mean"] < ci["high"]
+
+
+def test_report_is_reproducible_and_regenerated_from_folders(finished_suite: Path, report: ReportPaths):
+    first = report.markdown.read_text()
+    report.markdown.unlink()
+    assert build_report(finished_suite).markdown.read_text() == first  # seeded statistics
+
+
+def test_not_yet_run_entries_are_reported_as_missing(tiny_dataset: Path, tmp_path: Path):
+    out = tmp_path / "suite"
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(tiny_config(tiny_dataset), out, run_fn=FakeRun(interrupt={"listwise/seed0"}))
+    markdown = build_report(out).markdown.read_text()
+    assert "listwise/seed0 | not run (or interrupted)" in markdown
+    assert "triplet_hard/seed0 | not run (or interrupted)" in markdown
+
+
+def test_html_inline_markup_escapes_text_and_keeps_links():
+    from qaembed.report.html import _inline
+
+    assert _inline("see [a & b](https://x.org/?a=1&b=2) **bold** <tag>") == (
+        'see <a href="https://x.org/?a=1&amp;b=2">a &amp; b</a> <strong>bold</strong> &lt;tag&gt;')

@@ -1,0 +1,85 @@
+"""Training config: loading, overrides, validation messages, shipped example configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qaembed.errors import ConfigError
+from qaembed.train.config import debug_config, load_config, parse_config
+from qaembed.train.loop import build_components
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+
+
+def test_defaults_and_yaml_typed_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("data:\n  dataset: some/dir\nloss:\n  name: listwise\n")
+    config = load_config(path, ["training.lr=1e-4", "model.projection_dim=128", "loss.options.temperature=0.1",
+                                "training.trackers=[tensorboard]", "training.max_grad_norm=null"])
+    assert config.training.lr == 1e-4 and config.model.projection_dim == 128
+    assert config.loss.options == {"temperature": 0.1}
+    assert config.training.trackers == ["tensorboard"] and config.training.max_grad_norm is None
+    assert config.model.base == "minilm" and config.training.mini_batch_size is None
+
+
+def test_json_config_is_accepted(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text('{"data": {"dataset": "d"}, "training": {"batch_size": 4}}')
+    assert load_config(path).training.batch_size == 4
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"data": {"dataset": "d"}, "training": {"batch_sise": 4}}, "training.batch_sise: unknown key"),
+        ({"data": {"dataset": "d"}, "training": {"lr": 0}}, "training.lr: Input should be greater than 0"),
+        ({"data": {"dataset": "d"}, "training": {"mixed_precision": "fp8"}}, "training.mixed_precision"),
+        ({"data": {"dataset": "d"}, "training": {"scheduler": "step"}}, "training.scheduler"),
+        ({"data": {"dataset": "d"}, "model": {"pooling": "sum"}}, "model.pooling"),
+        ({"data": {"dataset": "d"}, "training": {"trackers": ["mlflow"]}}, "training.trackers.0"),
+        ({"training": {}}, "data: Field required"),
+        ({"data": {"dataset": "d"}, "training": {"early_stopping_patience": 2}}, "needs eval_every"),
+    ],
+)
+def test_bad_values_name_the_key(raw, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        parse_config(raw)
+
+
+def test_bad_override_and_missing_file(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("data: {dataset: d}\n")
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_config(path, ["training.lr"])
+    with pytest.raises(ConfigError, match="'dataset' is a value"):
+        load_config(path, ["data.dataset=x", "data.dataset.sub=1"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_loss_options_and_strategy_pairing_are_checked():
+    base = {"data": {"dataset": "d"}}
+    with pytest.raises(ConfigError, match="temperature"):
+        build_components(parse_config({**base, "loss": {"name": "infonce", "options": {"temperature": -1}}}))
+    with pytest.raises(ConfigError, match="does not accept batching strategy 'listwise'"):
+        build_components(parse_config({**base, "strategy": {"name": "listwise"}, "loss": {"name": "infonce"}}))
+    with pytest.raises(ConfigError, match="data.query_text"):
+        build_components(parse_config({**base, "strategy": {"name": "infonce", "options": {"query_text": "title"}}}))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_configs_validate_and_fit_together(path):
+    config = load_config(path)
+    strategy, loss_fn = build_components(config)
+    assert strategy.name == config.strategy.name and loss_fn.name == config.loss.name
+    small = debug_config(config)
+    assert small.training.max_steps == 3 and small.model.max_seq_length == 64
+
+
+def test_shipped_configs_cover_the_seed_project_losses():
+    names = {p.stem for p in CONFIGS}
+    assert {"infonce", "infonce_random_answer", "multiple_positives_rank", "multiple_positives_score",
+            "relaxed_hard_negative", "triplet", "listwise", "mse", "infonce_no_in_batch",
+            "infonce_no_hard_negatives"} <= names

@@ -1,0 +1,34 @@
+"""The whole loop under ``torchrun`` with 2 CPU processes (gloo) and cross-process negatives."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__('torch').cuda.is_available(), reason="Accelerate runs multi-process only on GPUs here")
+def test_accelerate_launch_two_cpu_processes_with_gathered_negatives(tiny_config, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    tiny_config["training"].update(max_steps=3, eval_every=2, save_every=2, batch_size=4,
+                                   gather_across_devices=True, mini_batch_size=8)
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(tiny_config))
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+               "-m", "qaembed", "train", "--config", str(config_path), "--out", str(run)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads((run / "result.json").read_text())
+    assert result["status"] == "completed" and result["steps"] == 3
+    assert sorted(p.name for p in (run / "checkpoints" / "step-000002").glob("rng-*.pt")) == ["rng-0.pt", "rng-1.pt"]
+    losses = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in losses if "loss" in r] == [1, 2, 3]
+    assert SentenceTransformer(str(run / "model"), device="cpu").encode(["q?"]).shape == (1, 32)

@@ -1,0 +1,156 @@
+"""End-to-end runs of the training loop on a tiny model: outputs, exact resume, failures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from qaembed.errors import ConfigError, QaembedError
+from qaembed.train import StopTraining, train
+from qaembed.train.checkpoint import latest_checkpoint
+from qaembed.train.config import parse_config
+
+
+def _metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _weights(model_dir):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(model_dir), device="cpu").state_dict()
+
+
+def test_run_folder_holds_model_metrics_result_and_provenance(tiny_config, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    run = tmp_path / "run"
+    result = train(parse_config(tiny_config), run)
+    assert result.status == "completed" and result.steps == 6
+    records = _metrics(run)
+    step_logs = [r for r in records if "loss" in r]
+    assert [r["step"] for r in step_logs] == [1, 2, 3, 4, 5, 6]
+    assert all(r["texts_per_s"] > 0 and r["lr"] >= 0 for r in step_logs)
+    dev_steps = [r["step"] for r in records if "dev/retrieval/ndcg@10" in r]
+    assert dev_steps == [0, 3, 6]
+    saved = json.loads((run / "result.json").read_text())
+    assert saved["status"] == "completed" and saved["best_step"] in dev_steps
+    assert saved["best_metric"] == max(r["dev/retrieval/ndcg@10"] for r in records if "dev/retrieval/ndcg@10" in r)
+    provenance = json.loads((run / "provenance.json").read_text())
+    assert len(provenance["data_hash"]) == 16 and "torch" in provenance["versions"]
+    assert (run / "config.yaml").is_file()
+    model = SentenceTransformer(str(run / "model"), device="cpu")
+    assert model.encode(["a question?"]).shape == (1, 32)
+    assert (run / "best_model" / "modules.json").is_file()
+    # weights moved away from the base model
+    base = _weights(tiny_config["model"]["base"])
+    assert any(not torch.equal(base[k], v) for k, v in model.state_dict().items())
+
+
+def test_killed_and_resumed_run_matches_uninterrupted_run(tiny_config, tmp_path):
+    config = parse_config(tiny_config)
+    straight = tmp_path / "straight"
+    train(config, straight)
+
+    killed = tmp_path / "killed"
+
+    def kill_after_five(step: int) -> None:
+        if step == 5:  # checkpoint is at step 4: step 5 is lost and redone on resume
+            raise StopTraining
+
+    stopped = train(config, killed, step_callback=kill_after_five)
+    assert stopped.status == "stopped" and stopped.steps == 5
+    assert latest_checkpoint(killed).name == "step-000004"
+    assert not (killed / "model").exists()
+    resumed = train(config, killed, resume=True)
+    assert resumed.status == "completed" and resumed.steps == 6
+
+    first, second = _weights(straight / "model"), _weights(killed / "model")
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "texts_per_s"} for r in rows]  # noqa: E731
+    assert strip(_metrics(straight)) == strip(_metrics(killed))
+
+
+def test_resume_refuses_a_changed_config_and_fresh_run_refuses_existing_folder(tiny_config, tmp_path):
+    run = tmp_path / "run"
+    config = parse_config(tiny_config)
+    train(config, run, step_callback=lambda step: (_ for _ in ()).throw(StopTraining()) if step == 2 else None)
+    with pytest.raises(QaembedError, match="already holds a run"):
+        train(config, run)
+    tiny_config["training"]["lr"] = 5e-4
+    with pytest.raises(ConfigError, match="training.lr"):
+        train(parse_config(tiny_config), run, resume=True)
+
+
+def test_non_finite_loss_stops_with_step_and_question_ids(tiny_config, tmp_path, monkeypatch):
+    from qaembed.train import loop
+
+    calls = {"n": 0}
+    real = loop.forward_backward
+
+    def poisoned(*args, **kwargs):
+        output = real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            return output._replace(loss=torch.tensor(float("nan")))
+        return output
+
+    monkeypatch.setattr(loop, "forward_backward", poisoned)
+    run = tmp_path / "run"
+    with pytest.raises(QaembedError, match=r"non-finite loss \(nan\) at step 3 .*questions: t:\d+") as info:
+        train(parse_config(tiny_config), run)
+    assert "checkpoint" in str(info.value)
+    assert latest_checkpoint(run).name == "step-000002"
+    assert json.loads((run / "result.json").read_text())["status"] == "failed"
+
+
+def test_projection_head_and_pooling_are_saved_with_the_model(tiny_config, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    tiny_config["model"].update(projection_dim=8, pooling="cls", gradient_checkpointing=True)
+    tiny_config["training"].update(max_steps=1, eval_every=None, save_every=None)
+    run = tmp_path / "run"
+    train(parse_config(tiny_config), run)
+    model = SentenceTransformer(str(run / "model"), device="cpu")
+    assert [type(m).__name__ for m in model] == ["Transformer", "Pooling", "Dense", "Normalize"]
+    assert model[1].pooling_mode == "cls"
+    embedding = model.encode(["what hops?"])
+    assert embedding.shape == (1, 8) and abs(float((embedding**2).sum()) - 1) < 1e-5
+
+
+def test_mixed_precision_without_gpu_is_a_config_error(tiny_config, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    tiny_config["training"]["mixed_precision"] = "bf16"
+    with pytest.raises(ConfigError, match="training.mixed_precision"):
+        train(parse_config(tiny_config), tmp_path / "run")
+
+
+def test_tensorboard_tracker_writes_events_and_missing_wandb_is_a_clear_error(tiny_config, tmp_path):
+    tiny_config["training"].update(max_steps=1, eval_every=None, save_every=None, trackers=["tensorboard"])
+    run = tmp_path / "run"
+    train(parse_config(tiny_config), run)
+    assert list((run / "tracking").rglob("events.out.tfevents.*"))
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        tiny_config["training"]["trackers"] = ["wandb"]
+        with pytest.raises(ConfigError, match="'wandb' is not installed"):
+            train(parse_config(tiny_config), tmp_path / "run2")
+
+
+def test_gradcache_run_trains_the_same_weights_as_a_plain_run(tiny_config, tmp_path):
+    tiny_config["training"].update(max_steps=2, eval_every=None, save_every=None)
+    plain = train(parse_config(tiny_config), tmp_path / "plain")
+    tiny_config["training"]["mini_batch_size"] = 6
+    cached = train(parse_config(tiny_config), tmp_path / "cached")
+    assert plain.steps == cached.steps == 2
+    first, second = _weights(tmp_path / "plain" / "model"), _weights(tmp_path / "cached" / "model")
+    for name, value in first.items():
+        torch.testing.assert_close(second[name], value, atol=1e-5, rtol=1e-4, msg=name)
+    plain_losses = [r["loss"] for r in _metrics(tmp_path / "plain") if "loss" in r]
+    cached_losses = [r["loss"] for r in _metrics(tmp_path / "cached") if "loss" in r]
+    assert cached_losses == pytest.approx(plain_losses, abs=1e-5)
