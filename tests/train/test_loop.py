@@ -129,17 +129,40 @@ def test_mixed_precision_without_gpu_is_a_config_error(tiny_config, tmp_path):
         train(parse_config(tiny_config), tmp_path / "run")
 
 
-def test_tensorboard_tracker_writes_events_and_missing_wandb_is_a_clear_error(tiny_config, tmp_path):
+def test_tensorboard_tracker_writes_events(tiny_config, tmp_path):
     tiny_config["training"].update(max_steps=1, eval_every=None, save_every=None, trackers=["tensorboard"])
     run = tmp_path / "run"
     train(parse_config(tiny_config), run)
     assert list((run / "tracking").rglob("events.out.tfevents.*"))
-    try:
-        import wandb  # noqa: F401
-    except ImportError:
-        tiny_config["training"]["trackers"] = ["wandb"]
-        with pytest.raises(ConfigError, match="'wandb' is not installed"):
-            train(parse_config(tiny_config), tmp_path / "run2")
+
+
+def test_wandb_tracker_works_offline_without_network(tiny_config, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    (tmp_path / "wandb").mkdir()
+    tiny_config["training"].update(max_steps=2, eval_every=None, save_every=None, trackers=["wandb"])
+    result = train(parse_config(tiny_config), tmp_path / "run")
+    assert result.status == "completed"
+    offline_runs = list((tmp_path / "wandb").rglob("offline-run-*"))
+    assert offline_runs and list(offline_runs[0].rglob("*.wandb"))
+
+
+def test_missing_tracker_package_is_a_clear_config_error(tiny_config, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "wandb":
+            raise ImportError("no wandb here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    tiny_config["training"].update(max_steps=1, trackers=["wandb"])
+    with pytest.raises(ConfigError, match="'wandb' is not installed"):
+        train(parse_config(tiny_config), tmp_path / "run")
 
 
 def test_gradcache_run_trains_the_same_weights_as_a_plain_run(tiny_config, tmp_path):
@@ -154,3 +177,26 @@ def test_gradcache_run_trains_the_same_weights_as_a_plain_run(tiny_config, tmp_p
     plain_losses = [r["loss"] for r in _metrics(tmp_path / "plain") if "loss" in r]
     cached_losses = [r["loss"] for r in _metrics(tmp_path / "cached") if "loss" in r]
     assert cached_losses == pytest.approx(plain_losses, abs=1e-5)
+
+
+def test_parameters_the_embedding_never_uses_are_frozen_and_the_rest_train(tiny_config, tmp_path):
+    # BERT's pooler is unused by mean pooling: under DDP an unused parameter breaks the
+    # second step, so the loop freezes it; every other parameter must still train.
+    from sentence_transformers import SentenceTransformer
+
+    from qaembed.batching.collate import Collator
+    from qaembed.train.loop import _freeze_unused_parameters
+
+    model = SentenceTransformer(tiny_config["model"]["base"], device="cpu")
+    rng_before = torch.get_rng_state()
+    frozen = _freeze_unused_parameters(model, Collator(model, 32))
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    assert frozen and all(".pooler." in name for name in frozen)
+    assert all(p.grad is None for p in model.parameters())
+    assert {n for n, p in model.named_parameters() if not p.requires_grad} == set(frozen)
+
+    run = tmp_path / "run"
+    train(parse_config(tiny_config), run)
+    base, trained = _weights(tiny_config["model"]["base"]), _weights(run / "model")
+    unchanged = {k for k in base if torch.equal(base[k], trained[k])}
+    assert unchanged and all(".pooler." in k for k in unchanged)

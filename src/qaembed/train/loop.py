@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
 import os
 import time
@@ -55,6 +56,8 @@ from qaembed.train.gradcache import forward_backward
 
 METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "result.json"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -163,19 +166,46 @@ def _make_accelerator(config: TrainConfig, run_dir: Path) -> Any:
             import tensorboard  # noqa: F401
         except ImportError as exc:
             raise ConfigError("training.trackers: 'tensorboard' is not installed; pip install tensorboard") from exc
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     accelerator = Accelerator(
         mixed_precision=training.mixed_precision,
         log_with=list(training.trackers) or None,
         project_dir=str(run_dir / "tracking"),
+        # several processes without CUDA (torchrun / accelerate launch on CPU): Accelerate needs
+        # cpu=True to pick its MULTI_CPU mode (gloo); without it every process thinks it is alone
+        cpu=world > 1 and not torch.cuda.is_available(),
     )
-    world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and accelerator.num_processes != world:
         # e.g. torchrun on CPU: Accelerate then sees one process each and they would race
         raise QaembedError(
             f"launched as {world} processes but Accelerate sees {accelerator.num_processes}; "
-            "on GPUs use `accelerate launch` or torchrun; CPU multi-process runs are not supported"
+            "launch with `accelerate launch` or torchrun so that every process sees the same world size"
         )
     return accelerator
+
+
+def _freeze_unused_parameters(model: torch.nn.Module, collate: Any) -> list[str]:
+    """Freeze parameters the sentence embedding does not depend on; returns their names.
+
+    E.g. BERT's pooler: sentence-transformers pools the token embeddings and never uses
+    it. Such parameters never get a gradient, so AdamW never touches them either way, but
+    DistributedDataParallel would wait for their gradients and fail on the next step. Freezing
+    them (found by one probe forward/backward, RNG untouched) is cheaper than DDP's
+    ``find_unused_parameters``, which walks the autograd graph every step.
+    """
+    from qaembed.batching.collate import tokenize
+
+    features = tokenize(collate.tokenizer, ["probe"], collate.max_length)
+    with torch.random.fork_rng(devices=[]):
+        model(dict(features))["sentence_embedding"].sum().backward()
+    unused = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    for name, parameter in model.named_parameters():
+        if name in unused:
+            parameter.requires_grad_(False)
+    model.zero_grad(set_to_none=True)
+    if unused:
+        logger.info("frozen (not used by the sentence embedding): %s", ", ".join(unused))
+    return unused
 
 
 def _optimizer_and_scheduler(model: torch.nn.Module, config: TrainConfig, total_steps: int) -> tuple[Any, Any]:
@@ -262,6 +292,7 @@ def train(
     if config.model.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     collate = Collator(model, config.model.max_seq_length)
+    _freeze_unused_parameters(model, collate)
     optimizer, scheduler = _optimizer_and_scheduler(model, config, total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     loss_fn = loss_fn.to(accelerator.device)
