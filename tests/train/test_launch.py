@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -23,8 +24,16 @@ def test_accelerate_launch_two_cpu_processes_with_gathered_negatives(tiny_config
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
                "-m", "qaembed", "train", "--config", str(config_path), "--out", str(run)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    # own process group, so a hang kills torchrun's workers too (not only the launcher)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)
+    try:
+        _, stderr = process.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        _, stderr = process.communicate()
+        pytest.fail(f"torchrun did not finish in 600 s:\n{stderr[-3000:]}")
+    assert process.returncode == 0, stderr[-3000:]
     result = json.loads((run / "result.json").read_text())
     assert result["status"] == "completed" and result["steps"] == 3
     assert sorted(p.name for p in (run / "checkpoints" / "step-000002").glob("rng-*.pt")) == ["rng-0.pt", "rng-1.pt"]

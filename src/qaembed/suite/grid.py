@@ -150,16 +150,16 @@ class SuiteConfig(BaseModel):
     data: str | None = None  # prepared dataset folder, or comma-separated sources; None: default sites
     # Field defaults are the ``quick`` preset (what ``qaembed suite`` runs with no options).
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    steps: int = Field(default=20, ge=1)  # optimizer steps per run (same for every loss)
+    steps: int = Field(default=16, ge=1)  # optimizer steps per run (same for every loss)
     batch_size: int = Field(default=12, ge=2)  # questions per batch (same for every loss)
     learning_rate: float = Field(default=1e-4, gt=0)
     warmup_ratio: float = Field(default=0.1, ge=0, le=1)  # share of steps with linear warm-up
     max_seq_length: int = Field(default=64, ge=8)
-    eval_every: int | None = Field(default=10, ge=1)  # dev evaluation interval in steps (also at 0 and the end)
+    eval_every: int | None = Field(default=8, ge=1)  # dev evaluation interval in steps (also at 0 and the end)
     # Caps take the first N questions of a split file; prepared splits are in a seeded hash order,
     # so the first N are a seeded random subset, the same for every run.
     train_questions: int | None = Field(default=600, ge=1)
-    dev_questions: int | None = Field(default=50, ge=1)
+    dev_questions: int | None = Field(default=40, ge=1)
     test_questions: int | None = Field(default=300, ge=1)
     baseline: bool = True  # evaluate the zero-shot base model as the baseline row
     keep_models: bool = False  # keep each run's trained weights (large) after evaluation
@@ -197,14 +197,14 @@ class SuiteConfig(BaseModel):
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "seeds": [0],
-        "steps": 20,
+        "steps": 16,
         "batch_size": 12,
         "learning_rate": 1e-4,
         "warmup_ratio": 0.1,
         "max_seq_length": 64,
-        "eval_every": 10,
+        "eval_every": 8,
         "train_questions": 600,
-        "dev_questions": 50,
+        "dev_questions": 40,
         "test_questions": 300,
     },
     "full": {
