@@ -15,8 +15,8 @@ same negatives.
 * Cold: everything encoded (queries and corpus). Warm: both reuse their on-disk embedding
   cache, which isolates search, filtering and output. Wall seconds and process CPU
   seconds (CPU time is less disturbed by other processes on a shared machine).
-* Order: one untimed warm-up encode first; with ``--repeats`` > 1 the side that goes
-  first alternates, and medians are reported.
+* Order: one untimed warm-up encode first; with ``--repeats`` (cold) or ``--warm-repeats``
+  (warm, default 5) > 1 the side that goes first alternates, and medians are reported.
 * Agreement: share of questions whose negatives (texts, in order) are identical.
 
 Run::
@@ -91,7 +91,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="prepared dataset folder (default: prepare the SE sites)")
     parser.add_argument("--sites", nargs="*", help="Stack Exchange site folder names to prepare (default: all)")
     parser.add_argument("--results", type=Path, help="write a markdown summary here")
-    parser.add_argument("--repeats", type=int, default=1, help="timed runs per side and phase (median reported)")
+    parser.add_argument("--repeats", type=int, default=1, help="timed cold runs per side (median reported)")
+    parser.add_argument("--warm-repeats", type=int, default=5, help="timed warm runs per side (median reported)")
     args = parser.parse_args()
 
     from qaembed.data.dataset import read_split
@@ -115,7 +116,7 @@ def main() -> None:
             samples.setdefault(f"{key}_cpu", []).append(cpu)
 
         for phase in ("cold", "warm"):
-            for repeat in range(args.repeats):
+            for repeat in range(args.repeats if phase == "cold" else args.warm_repeats):
                 sides = ("st", "ours") if repeat % 2 == 0 else ("ours", "st")  # alternate who goes first
                 for side in sides:
                     cache = tmp / f"{side}-{repeat if phase == 'cold' else args.repeats - 1}"
@@ -145,7 +146,8 @@ def main() -> None:
         "",
         f"Data: train split, {len(records)} questions, {n_answers} answers "
         f"({result.statistics['corpus_answers']} unique texts). Model all-MiniLM-L6-v2, batch 32, CPU. "
-        f"Settings {SETTINGS}, top sampling, no margin, exact search. Median of {args.repeats} run(s) per cell.",
+        f"Settings {SETTINGS}, top sampling, no margin, exact search. Median of {args.repeats} cold and "
+        f"{args.warm_repeats} warm run(s) per cell, alternating which side goes first.",
         "",
         "| run | sentence-transformers wall s | qaembed wall s | ratio (wall) | ST CPU s | qaembed CPU s | ratio (CPU) |",
         "|---|---|---|---|---|---|---|",

@@ -158,6 +158,12 @@ def _memory_child(dataset: str, questions: int, mini_batch_size: int | None) -> 
                 return int(line.split()[1])
         raise RuntimeError(f"no {field} in /proc/self/status")
 
+    # warm-up: one tiny GradCache step (a no-grad and a grad pass) so one-time lazy
+    # allocations of either path (thread pools, kernel scratch) are not counted as step memory
+    warm = strategy.build_batch([by_id[i] for i in large.query_ids[:2]], np.random.default_rng(0))
+    forward_backward(model, Collator(model, 64)(warm), warm.num_queries,
+                     lambda q, d: loss_fn(cosine_scores(q, d), warm), mini_batch_size=2)
+    model.zero_grad(set_to_none=True)
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     before = rss_kib("VmRSS")
     forward_backward(model, features, batch.num_queries, lambda q, d: loss_fn(cosine_scores(q, d), batch),
