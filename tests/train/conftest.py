@@ -1,8 +1,5 @@
-"""Fixtures for the training tests: a tiny BERT SentenceTransformer and a tiny prepared dataset.
-
-The tiny model (2 layers, hidden size 32) uses all-MiniLM-L6-v2's tokenizer, so it reads
-real text, and trains in well under a second per step on CPU.
-"""
+"""Fixtures for the training tests: a tiny prepared dataset and a config on the tiny model
+(``tiny_model_dir``, tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -14,32 +11,6 @@ from qaembed.data.dataset import write_jsonl_records
 from qaembed.records import Answer, QARecord
 
 _TOPICS = ["beer", "coffee", "qubits", "teaching", "models", "hops", "espresso", "gates", "algebra", "prompts"]
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    """A randomly initialised 2-layer BERT saved as a SentenceTransformer folder (dropout 0)."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from qaembed.model import resolve_model
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model("minilm"))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-    )
-    torch.manual_seed(0)
-    hf_dir = tmp_path_factory.mktemp("tiny_hf")
-    BertModel(config).save_pretrained(hf_dir)
-    tokenizer.save_pretrained(hf_dir)
-    transformer = Transformer(str(hf_dir), max_seq_length=64)
-    model = SentenceTransformer(modules=[transformer, Pooling(32, pooling_mode="mean"), Normalize()], device="cpu")
-    out = tmp_path_factory.mktemp("tiny_st")
-    model.save(str(out))
-    return out
 
 
 def _record(index: int, n_answers: int) -> QARecord:
