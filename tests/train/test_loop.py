@@ -200,3 +200,11 @@ def test_parameters_the_embedding_never_uses_are_frozen_and_the_rest_train(tiny_
     base, trained = _weights(tiny_config["model"]["base"]), _weights(run / "model")
     unchanged = {k for k in base if torch.equal(base[k], trained[k])}
     assert unchanged and all(".pooler." in k for k in unchanged)
+
+
+def test_progress_bar_can_be_hidden(tiny_config, tmp_path, capsys):
+    tiny_config["training"].update(max_steps=2, eval_every=None, save_every=None)
+    train(parse_config(tiny_config), tmp_path / "shown")
+    assert "train:" in capsys.readouterr().err
+    train(parse_config(tiny_config), tmp_path / "hidden", progress_bar=False)
+    assert "train:" not in capsys.readouterr().err

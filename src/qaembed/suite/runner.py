@@ -303,7 +303,8 @@ def _train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resum
 
         train_config = train_config_for(spec, config, context.dataset_dir)
         started = time.perf_counter()
-        result = train(train_config, run_dir / TRAIN_SUBDIR, resume=resume, step_callback=context.progress.run_advanced)
+        result = train(train_config, run_dir / TRAIN_SUBDIR, resume=resume, step_callback=context.progress.run_advanced,
+                       progress_bar=False)
         train_time, texts_per_s = time.perf_counter() - started, result.texts_per_s
         model_path = result.model_dir
     else:

@@ -243,6 +243,7 @@ def train(
     resume: bool = False,
     *,
     step_callback: Callable[[int], None] | None = None,
+    progress_bar: bool = True,
 ) -> TrainResult:
     """Train ``config`` into the run folder ``out_dir``; see the module docstring.
 
@@ -250,6 +251,7 @@ def train(
     0 when there is none yet) and returns the stored result when the run already finished.
     ``step_callback(step)`` is called after every optimizer step (and checkpoint); raising
     :class:`StopTraining` ends the run there without writing the final model.
+    ``progress_bar=False`` hides the per-step bar (e.g. under a caller's own progress display).
     """
     from accelerate.utils import broadcast_object_list, set_seed
     from tqdm.auto import tqdm
@@ -371,7 +373,7 @@ def train(
     batches = _epoch_batches(strategy, train_records, global_batch_size, training.seed)
     # skip to where the checkpoint stopped (batches are cheap to build: no tokenization)
     batches = itertools.islice(batches, state["epoch"] * steps_per_epoch + state["batch_in_epoch"], None)
-    progress = tqdm(total=total_steps, initial=step, disable=not main, desc="train", dynamic_ncols=True)
+    progress = tqdm(total=total_steps, initial=step, disable=not (main and progress_bar), desc="train", dynamic_ncols=True)
     started = time.perf_counter()
     window_texts, window_start = 0, time.perf_counter()
     try:
