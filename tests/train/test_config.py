@@ -38,7 +38,7 @@ def test_json_config_is_accepted(tmp_path):
         ({"data": {"dataset": "d"}, "training": {"mixed_precision": "fp8"}}, "training.mixed_precision"),
         ({"data": {"dataset": "d"}, "training": {"scheduler": "step"}}, "training.scheduler"),
         ({"data": {"dataset": "d"}, "model": {"pooling": "sum"}}, "model.pooling"),
-        ({"data": {"dataset": "d"}, "training": {"trackers": ["mlflow"]}}, "training.trackers.0"),
+        ({"data": {"dataset": "d"}, "training": {"trackers": ["neptune"]}}, "training.trackers.0"),
         ({"training": {}}, "data: Field required"),
         ({"data": {"dataset": "d"}, "training": {"early_stopping_patience": 2}}, "needs eval_every"),
     ],

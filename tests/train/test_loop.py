@@ -208,3 +208,18 @@ def test_progress_bar_can_be_hidden(tiny_config, tmp_path, capsys):
     assert "train:" in capsys.readouterr().err
     train(parse_config(tiny_config), tmp_path / "hidden", progress_bar=False)
     assert "train:" not in capsys.readouterr().err
+
+
+def test_mlflow_tracker_logs_to_a_local_store_in_the_run_folder(tiny_config, tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tiny_config["training"].update(max_steps=2, eval_every=None, save_every=None, trackers=["mlflow"])
+    run = tmp_path / "run"
+    train(parse_config(tiny_config), run)
+    store = run / "tracking" / "mlflow.db"
+    assert store.is_file()
+    mlflow.set_tracking_uri(f"sqlite:///{store.resolve()}")
+    runs = mlflow.search_runs(experiment_names=["qaembed"], output_format="list")
+    assert len(runs) == 1
+    assert {"loss", "lr", "dev/retrieval/ndcg_at_10"} <= set(runs[0].data.metrics)
+    assert runs[0].data.params["loss.name"] == "infonce"

@@ -83,7 +83,7 @@ class TrainingSection(_Section):
     save_every: int | None = Field(500, ge=1)  # checkpoint period in steps; None = only at the end
     gather_across_devices: bool = False  # in-batch negatives from every process
     log_every: int = Field(10, ge=1)
-    trackers: list[Literal["tensorboard", "wandb"]] = Field(default_factory=list)
+    trackers: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check(self) -> TrainingSection:

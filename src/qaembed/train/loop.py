@@ -166,6 +166,24 @@ def _make_accelerator(config: TrainConfig, run_dir: Path) -> Any:
             import tensorboard  # noqa: F401
         except ImportError as exc:
             raise ConfigError("training.trackers: 'tensorboard' is not installed; pip install tensorboard") from exc
+    if "mlflow" in training.trackers:
+        try:
+            import mlflow
+        except ImportError as exc:
+            raise ConfigError(
+                "training.trackers: 'mlflow' is not installed; pip install mlflow (or mlflow-skinny)"
+            ) from exc
+        if not os.environ.get("MLFLOW_TRACKING_URI"):
+            # no server configured: a local SQLite store in the run folder (no network)
+            try:
+                import sqlalchemy  # noqa: F401  (MLflow's SQL store; in `mlflow`, not in `mlflow-skinny`)
+            except ImportError as exc:
+                raise ConfigError(
+                    "training.trackers: 'mlflow' without MLFLOW_TRACKING_URI logs to a local SQLite store, "
+                    "which needs sqlalchemy and alembic; pip install mlflow (or set MLFLOW_TRACKING_URI)"
+                ) from exc
+            (run_dir / "tracking").mkdir(parents=True, exist_ok=True)
+            mlflow.set_tracking_uri(f"sqlite:///{(run_dir / 'tracking' / 'mlflow.db').resolve()}")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     accelerator = Accelerator(
         mixed_precision=training.mixed_precision,
@@ -330,7 +348,9 @@ def train(
             with metrics_path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
         if training.trackers:
-            accelerator.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
+            # tracker names: MLflow rejects "@", so "dev/retrieval/ndcg@10" is logged as
+            # "dev/retrieval/ndcg_at_10" to every tracker (metrics.jsonl keeps the canonical names)
+            accelerator.log({k.replace("@", "_at_"): v for k, v in record.items() if k != "step"}, step=record["step"])
 
     def evaluate_and_track() -> bool:
         """Evaluate on dev, log, keep the best model; True when early stopping says stop."""
