@@ -213,8 +213,9 @@ def _freeze_unused_parameters(model: torch.nn.Module, collate: Any) -> list[str]
     """
     from qaembed.batching.collate import tokenize
 
-    features = tokenize(collate.tokenizer, ["probe"], collate.max_length)
-    with torch.random.fork_rng(devices=[]):
+    device = next(model.parameters()).device  # the encoder may already sit on a GPU
+    features = {k: v.to(device) for k, v in tokenize(collate.tokenizer, ["probe"], collate.max_length).items()}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         model(dict(features))["sentence_embedding"].sum().backward()
     unused = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
     for name, parameter in model.named_parameters():
