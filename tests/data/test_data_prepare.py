@@ -125,3 +125,16 @@ def test_dataset_stats_recomputes_splits_and_flags_edited_files(tmp_path):
     train = tmp_path / "train.jsonl"
     train.write_text("".join(train.read_text().splitlines(keepends=True)[1:]))
     assert dataset_stats(tmp_path)["stale"] is True
+
+
+def test_read_json_names_the_file_and_line_of_invalid_json(tmp_path):
+    from qaembed.data.dataset import read_json
+    from qaembed.errors import DataError
+
+    path = tmp_path / "state.json"
+    path.write_text('{\n  "step": 3,\n  "x": oops\n}\n')
+    with pytest.raises(DataError) as info:
+        read_json(path)
+    assert str(info.value).startswith(f"{path}:3: invalid JSON") and info.value.line == 3
+    path.write_text('{"step": 3}')
+    assert read_json(path) == {"step": 3}

@@ -18,6 +18,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -82,6 +83,15 @@ def write_jsonl_lines(path: str | Path, lines: Iterable[str]) -> int:
             count += 1
     os.replace(tmp, path)
     return count
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file; invalid JSON is a :class:`DataError` naming the file and line."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"invalid JSON: {exc.msg}", path=str(path), line=exc.lineno) from exc
 
 
 def write_json(path: str | Path, payload: object) -> None:

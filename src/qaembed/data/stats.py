@@ -15,12 +15,11 @@ describe the raw sources, which the prepared folder no longer holds).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from qaembed.data.dataset import SPLITS, iter_split, split_path
+from qaembed.data.dataset import SPLITS, iter_split, read_json, split_path
 from qaembed.errors import DataError
 from qaembed.records import QARecord
 
@@ -103,7 +102,7 @@ def dataset_stats(dataset_dir: str | Path) -> dict[str, object]:
     if not present:
         raise DataError("not a prepared dataset folder (no train/dev/test.jsonl)", path=str(dataset_dir))
     stored_path = dataset_dir / STATS_FILE
-    stored = json.loads(stored_path.read_text(encoding="utf-8")) if stored_path.is_file() else {}
+    stored = read_json(stored_path) if stored_path.is_file() else {}
     splits = {split: compute_stats(iter_split(dataset_dir, split)) for split in present}
     result = {**stored, "splits": splits}
     result["stale"] = bool(stored.get("splits")) and stored["splits"] != splits

@@ -22,14 +22,13 @@ True
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from qaembed.data.dataset import write_json
+from qaembed.data.dataset import read_json, write_json
 from qaembed.errors import DataError
 
 SUMMARY_FILE = "summary.json"
@@ -78,10 +77,7 @@ class EvalResult:
         for path in (summary_path, table_path):
             if not path.is_file():
                 raise DataError("no such file (not an evaluation result folder?)", path=str(path))
-        try:
-            payload = json.loads(summary_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"invalid JSON: {exc.msg}", path=str(summary_path), line=exc.lineno) from exc
+        payload = read_json(summary_path)
         for key in ("summary", "counts"):
             if key not in payload:
                 raise DataError("missing key", path=str(summary_path), field=key)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from qaembed.data.dataset import read_json
 from qaembed.errors import DataError
 from qaembed.suite.runner import EVAL_SUBDIR, SPEC_FILE, SUITE_FILE, TRAIN_SUBDIR, RunStatus, read_status
 
@@ -84,10 +85,7 @@ def load_suite(suite_dir: str | Path) -> SuiteData:
     suite_file = suite_dir / SUITE_FILE
     if not suite_file.is_file():
         raise DataError("no suite.json here (not a suite folder?)", path=str(suite_file))
-    try:
-        record = json.loads(suite_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON: {exc.msg}", path=str(suite_file), line=exc.lineno) from exc
+    record = read_json(suite_file)
     runs: list[RunData] = []
     for spec in record["runs"]:
         run_dir = suite_dir / "runs" / spec["run_id"]

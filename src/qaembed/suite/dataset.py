@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qaembed.data.dataset import SPLITS, split_path, write_json
+from qaembed.data.dataset import SPLITS, read_json, split_path, write_json
 from qaembed.errors import DataError
 from qaembed.provenance import hash_files
 
@@ -38,7 +38,7 @@ def _manifest_matches_files(dataset_dir: Path) -> bool:
     manifest_path = dataset_dir / "manifest.json"
     if not manifest_path.is_file():
         return False
-    files = json.loads(manifest_path.read_text(encoding="utf-8")).get("files", {})
+    files = read_json(manifest_path).get("files", {})
     return all(
         split_path(dataset_dir, s).is_file() and files.get(s, {}).get("sha256_16") == hash_files([split_path(dataset_dir, s)])
         for s in SPLITS
@@ -54,7 +54,7 @@ def _describe(dataset_dir: Path) -> str:
     manifest_path = dataset_dir / "manifest.json"
     if not manifest_path.is_file():
         return f"prepared dataset {dataset_dir}"
-    sources = json.loads(manifest_path.read_text(encoding="utf-8")).get("sources", [])
+    sources = read_json(manifest_path).get("sources", [])
     names = [str(s.get("name", s.get("path"))) for s in sources]
     return f"{len(names)} source(s): {', '.join(names)}" if names else f"prepared dataset {dataset_dir}"
 
@@ -81,7 +81,7 @@ def resolve_suite_data(data: str | None, out_dir: Path, progress: bool = True) -
         request_path = dataset_dir / REQUEST_FILE
         reusable = (
             request_path.is_file()
-            and json.loads(request_path.read_text(encoding="utf-8")) == request
+            and read_json(request_path) == request
             and _manifest_matches_files(dataset_dir)
         )
         if not reusable:
@@ -115,7 +115,7 @@ def mine_suite_data(data: PreparedData, out_dir: Path, model: str) -> PreparedDa
     mining_file = mined_dir / MINING_FILE
     current = False
     if mining_file.is_file() and split_path(mined_dir, "train").is_file():
-        provenance = json.loads(mining_file.read_text(encoding="utf-8"))["provenance"]
+        provenance = read_json(mining_file)["provenance"]
         inputs = {s: hash_files([split_path(data.dataset_dir, s)]) for s in SPLITS}
         current = (
             provenance["data"]["input_hashes"] == inputs

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from qaembed.data.dataset import read_json
+
 CHECKPOINTS = "checkpoints"
 _PREFIX = "step-"
 
@@ -118,4 +120,4 @@ def load_checkpoint(
             f"{path} holds no RNG state for process {accelerator.process_index}: resume with the same number of processes"
         )
     set_rng_states(torch.load(rng_file, weights_only=False))
-    return json.loads((path / "state.json").read_text(encoding="utf-8"))
+    return read_json(path / "state.json")

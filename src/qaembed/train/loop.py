@@ -46,7 +46,7 @@ from typing import Any
 import torch
 
 from qaembed.batching.batch import RankingBatch
-from qaembed.data.dataset import read_split, split_path, write_json
+from qaembed.data.dataset import read_json, read_split, split_path, write_json
 from qaembed.errors import ConfigError, QaembedError
 from qaembed.records import QARecord
 from qaembed.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -283,7 +283,7 @@ def train(
     run_dir = Path(out_dir)
     training = config.training
     if resume and (run_dir / RESULT_FILE).is_file():
-        stored = json.loads((run_dir / RESULT_FILE).read_text(encoding="utf-8"))
+        stored = read_json(run_dir / RESULT_FILE)
         if stored.get("status") in ("completed", "early_stopped"):
             return TrainResult(**{k: stored[k] for k in TrainResult.__dataclass_fields__})
     _check_run_dir(config, run_dir, resume)
