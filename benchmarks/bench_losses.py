@@ -35,6 +35,8 @@ from qaembed.losses import LOSSES, build_loss
 from qaembed.model import load_encoder
 from qaembed.provenance import git_state, library_versions
 
+from _output import print_and_save  # benchmarks/ is on sys.path when run as a script
+
 N_QUERIES, ANSWERS_PER_QUESTION = 256, 8
 LOSS_OPTIONS = {
     "multitask": {"parts": [{"loss": "infonce"}, {"loss": "listwise", "weight": 0.5}]},
@@ -131,10 +133,7 @@ def main() -> None:
     ]
     lines += [f"| `{name}` | {s * 1000:.1f} | {100 * r:.3f}% | {'yes' if r <= 0.05 else 'NO'} |" for name, s, r in rows]
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.results:
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(text, encoding="utf-8")
+    print_and_save(text, args.results)
 
 
 if __name__ == "__main__":

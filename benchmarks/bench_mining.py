@@ -36,6 +36,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from _output import print_and_save  # benchmarks/ is on sys.path when run as a script
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -163,10 +165,7 @@ def main() -> None:
         f"qaembed cold timing split: {', '.join(f'{k} {v:.2f}s' for k, v in result.timing.items())}.",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.results:
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(text, encoding="utf-8")
+    print_and_save(text, args.results)
 
 
 if __name__ == "__main__":

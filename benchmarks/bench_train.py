@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _output import print_and_save  # benchmarks/ is on sys.path when run as a script
+
 LOSS_SETTINGS = [  # (loss, strategy, loss options, strategy options)
     ("infonce", "hard_negative", {}, {"max_answers": 4}),
     ("multiple_positives", "multiple_positives", {"use_ranks": True}, {"pos_count": 3}),
@@ -252,10 +254,7 @@ def main() -> None:
             print(json.dumps(row))
         return
     text = report(args.dataset, args.repeats)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
+    print_and_save(text, args.out)
 
 
 if __name__ == "__main__":
