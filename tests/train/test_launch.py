@@ -36,7 +36,7 @@ def test_accelerate_launch_two_cpu_processes_with_gathered_negatives(tiny_config
     assert process.returncode == 0, stderr[-3000:]
     result = json.loads((run / "result.json").read_text())
     assert result["status"] == "completed" and result["steps"] == 3
-    assert sorted(p.name for p in (run / "checkpoints" / "step-000002").glob("rng-*.pt")) == ["rng-0.pt", "rng-1.pt"]
+    assert sorted(p.name for p in (run / "checkpoints" / "step-000002").glob("rng-*.json")) == ["rng-0.json", "rng-1.json"]
     losses = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in losses if "loss" in r] == [1, 2, 3]
     assert SentenceTransformer(str(run / "model"), device="cpu").encode(["q?"]).shape == (1, 32)
