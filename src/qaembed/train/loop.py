@@ -136,11 +136,41 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop lines logged after the checkpoint a run resumes from (they are logged again)."""
+    """Drop lines logged after the checkpoint a run resumes from (they are logged again).
+
+    A last line that lacks its newline and is not valid JSON is the record that was being
+    appended when the run was killed. Records are appended before the checkpoint of their
+    step is written, so that line lies after the checkpoint and is dropped like every other
+    line after it, with a warning that counts it. Any other unreadable line is a
+    :class:`DataError` naming the file and line, and the file is left untouched.
+    """
+    from qaembed.errors import DataError
+
     if not path.is_file():
         return
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line)["step"] <= last_step]
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")  # "" last when the file ends with a newline
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=str(path)) from exc
+    kept, partial = [], None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if number == len(lines):  # the unfinished last record of a killed run
+                partial = line
+                continue
+            raise DataError(f"invalid JSON ({exc.msg}); fix or delete this line to resume", path=str(path),
+                            line=number) from exc
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+            raise DataError("missing or non-integer step", path=str(path), line=number, field="step")
+        if record["step"] <= last_step:
+            kept.append(line)
+    if partial is not None:
+        logger.warning("%s: dropped 1 unfinished last line (%d characters, written when the run was killed; "
+                       "it follows the checkpoint at step %d and is logged again)", path, len(partial), last_step)
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
