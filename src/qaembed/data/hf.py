@@ -58,7 +58,7 @@ def _load(name: str, split: str):
             return loaded[split]
         return loaded
     try:
-        return datasets.load_dataset(name, split=split)
+        return datasets.load_dataset(name, split=split, trust_remote_code=False)  # never run a dataset's script
     except (FileNotFoundError, ValueError, ConnectionError) as exc:
         raise DataError(f"cannot load Hugging Face dataset: {exc}", path=name) from exc
 
