@@ -1,22 +1,34 @@
-"""Statistics for comparing losses: confidence intervals and paired significance tests.
+"""Statistics for comparing losses: the training seed is a random effect, questions are sampled.
 
-Everything here is vectorized numpy and seeded, so a report regenerated from the same run
-folders gives the same numbers.
+A loss is judged by the runs it produced: ``S`` seeds (training runs), each evaluated on the
+same ``Q`` test questions, i.e. an (S, Q) matrix of per-question metric values. Two sources
+of variation matter: which seeds were drawn (a run-level shift: some seeds train better) and
+which questions were drawn. Everything here accounts for both, is vectorized numpy, and is
+seeded, so a report regenerated from the same run folders gives the same numbers.
 
-* :func:`seed_ci` — mean and Student-t 95% interval over seeds (used when a loss has >= 2 seeds).
-* :func:`bootstrap_ci` — mean and percentile-bootstrap 95% interval over questions (one seed).
-* :func:`paired_permutation_test` — two-sided sign-flip permutation test on per-question
-  differences between two systems evaluated on the same questions.
+* :func:`hierarchical_bootstrap_ci` — the interval of every row of the report (baseline
+  included): percentile bootstrap that resamples seeds and, independently, questions (the
+  design is crossed: every seed is evaluated on the same questions, so one resampled question
+  set is used for all resampled seeds). With one seed it is the bootstrap over questions.
+* :func:`seed_aware_test` — paired test of a loss against the baseline or a reference loss
+  on per-question differences ``D[s, q]``: with ``S >= 2`` seeds a t-test with ``S - 1``
+  degrees of freedom whose variance adds the question-sampling variance to the seed-level
+  variance (formula in the function and in ``docs/suite.md``); with one seed a paired sign-flip
+  permutation test over questions (the test of *this run*: seed variance is not measured).
+  Each result carries the minimum detectable effect at 80 % power.
+* :func:`paired_permutation_test` — two-sided sign-flip permutation test on paired values.
 * :func:`holm_bonferroni` — Holm's step-down adjustment of a family of p-values.
 
 Example
 -------
 >>> import numpy as np
->>> a = np.array([0.9, 0.8, 0.7, 0.95, 0.85] * 20)
->>> b = a - 0.1
->>> paired_permutation_test(a, b, seed=0).p_value < 0.001
-True
->>> paired_permutation_test(a, a, seed=0).p_value
+>>> rng = np.random.default_rng(0)
+>>> base = rng.uniform(0.3, 0.9, 200)
+>>> runs = base + 0.05 + rng.normal(0, 0.01, (3, 1)) + rng.normal(0, 0.1, (3, 200))
+>>> test = seed_aware_test(runs, base[None, :])
+>>> test.method, test.n_seeds, test.df, test.p_value < 0.05
+('seed t-test', 3, 2.0, True)
+>>> paired_permutation_test(base, base, seed=0).p_value
 1.0
 >>> holm_bonferroni([0.01, 0.04, 0.03]).round(3).tolist()
 [0.03, 0.06, 0.06]
@@ -31,22 +43,43 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 CONFIDENCE = 0.95
+ALPHA = 0.05
+POWER = 0.8  # for the minimum detectable effect
 N_RESAMPLES = 10_000
 _CHUNK_ELEMENTS = 4_000_000  # resamples x questions per vectorized chunk (bounded memory)
+
+BOOTSTRAP_METHOD = "hierarchical bootstrap (seeds, then questions)"
+SEED_TEST = "seed t-test"
+PERMUTATION_TEST = "permutation over questions (one seed)"
 
 
 class Interval(NamedTuple):
     mean: float
     low: float
     high: float
-    method: str  # "seeds (t)" or "bootstrap over questions"
-    n: int  # number of seeds or questions the interval is over
+    method: str
+    n_seeds: int
+    n_questions: int
 
 
 class PairedTest(NamedTuple):
     mean_difference: float  # mean over questions of (a - b)
     p_value: float  # two-sided
     n_questions: int
+
+
+class SeedAwareTest(NamedTuple):
+    mean_difference: float  # mean over seeds and questions of D = a - b
+    std_error: float  # of mean_difference, seed and question sampling included
+    df: float  # degrees of freedom of the t reference (S - 1; Q - 1 with one seed)
+    p_value: float  # two-sided
+    mde: float  # minimum detectable |difference| at ALPHA, POWER for this design and these variances
+    ci_low: float  # CONFIDENCE interval of the difference (t with df)
+    ci_high: float
+    method: str  # SEED_TEST or PERMUTATION_TEST
+    n_seeds: int
+    n_questions: int
+    seed_sd: float  # estimated sd of the run-level (seed) shift of D; nan with one seed
 
 
 def _as_1d(values: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
@@ -58,40 +91,118 @@ def _as_1d(values: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
     return array
 
 
-def seed_ci(values: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE) -> Interval:
-    """Mean over seeds and its Student-t confidence interval (needs at least 2 seeds)."""
-    x = _as_1d(values, "values")
-    if x.size < 2:
-        raise ValueError("seed_ci needs at least 2 seeds; use bootstrap_ci for a single run")
-    mean = float(x.mean())
-    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, df=x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
-    return Interval(mean, mean - half, mean + half, "seeds (t)", int(x.size))
+def _as_matrix(values: Sequence[Sequence[float]] | np.ndarray, name: str) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.size == 0:
+        raise ValueError(f"{name} must be a non-empty (seeds, questions) matrix, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains non-finite values")
+    return array
 
 
-def _resampled_means(x: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """Means of ``n_resamples`` bootstrap resamples of ``x`` (with replacement), in bounded-memory chunks."""
-    n = x.size
-    chunk = max(1, _CHUNK_ELEMENTS // n)
-    means = np.empty(n_resamples)
-    for start in range(0, n_resamples, chunk):
-        stop = min(start + chunk, n_resamples)
-        idx = rng.integers(0, n, size=(stop - start, n))  # (chunk, n)
-        means[start:stop] = x[idx].mean(axis=1)
-    return means
-
-
-def bootstrap_ci(
-    per_question: Sequence[float] | np.ndarray,
+def hierarchical_bootstrap_ci(
+    values: Sequence[Sequence[float]] | np.ndarray,
     confidence: float = CONFIDENCE,
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
 ) -> Interval:
-    """Mean over questions and its percentile-bootstrap confidence interval."""
-    x = _as_1d(per_question, "per_question")
-    means = _resampled_means(x, n_resamples, np.random.default_rng(seed))
+    """Mean of an (S seeds, Q questions) matrix and its crossed (seeds x questions) bootstrap interval.
+
+    Each resample draws S seeds and Q questions with replacement, independently; its mean is
+    ``c @ X @ w / (S Q)`` with ``c`` and ``w`` the multiplicities of seeds and questions.
+    With one seed this is the percentile bootstrap over questions.
+    """
+    x = _as_matrix(values, "values")
+    n_seeds, n_questions = x.shape
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _CHUNK_ELEMENTS // n_questions)
+    means = np.empty(n_resamples)
+    for start in range(0, n_resamples, chunk):
+        rows = min(chunk, n_resamples - start)
+        seed_counts = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=rows)  # (rows, S)
+        question_counts = rng.multinomial(n_questions, np.full(n_questions, 1 / n_questions), size=rows)  # (rows, Q)
+        means[start:start + rows] = ((seed_counts @ x) * question_counts).sum(axis=1) / (n_seeds * n_questions)
     alpha = 1 - confidence
     low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return Interval(float(x.mean()), float(low), float(high), "bootstrap over questions", int(x.size))
+    return Interval(float(x.mean()), float(low), float(high), BOOTSTRAP_METHOD, n_seeds, n_questions)
+
+
+def minimum_detectable_effect(std_error: float, df: float, alpha: float = ALPHA, power: float = POWER) -> float:
+    """Smallest true |difference| a two-sided level-``alpha`` t-test detects with probability ``power``.
+
+    ``(t_{1-alpha/2, df} + t_{power, df}) * std_error`` (the usual normal-approximation formula
+    with t quantiles for the small-sample case).
+    """
+    if not np.isfinite(std_error) or df <= 0:
+        return float("nan")
+    return float((scipy_stats.t.ppf(1 - alpha / 2, df) + scipy_stats.t.ppf(power, df)) * std_error)
+
+
+def seed_aware_test(
+    a: Sequence[Sequence[float]] | np.ndarray,
+    b: Sequence[Sequence[float]] | np.ndarray,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> SeedAwareTest:
+    """Paired test of mean(a - b) = 0 where ``a`` is (S, Q) and ``b`` is (S, Q) or (1, Q).
+
+    Rows are seeds (paired by position: pass the seeds both systems finished, in the same
+    order), columns the same questions. ``b`` with one row (the zero-shot baseline, which
+    has no training seed) is compared with every row of ``a``.
+
+    With ``S >= 2`` the differences ``D[s, q]`` follow the crossed random-effects model
+    ``D = delta + u_s + v_q + e_sq`` (seed shift, question effect, noise). From the two-way
+    ANOVA mean squares ``MS_seed = Q var_s(mean_q D)``, ``MS_question = S var_q(mean_s D)`` and
+    the residual ``MS_resid``, the variance of the grand mean is estimated by::
+
+        SE^2 = (MS_seed + max(MS_question - MS_resid, 0)) / (S Q)
+
+    (unbiased for ``sigma_u^2 / S + sigma_v^2 / Q + sigma_e^2 / (S Q)``) and the statistic
+    ``mean(D) / SE`` is referred to Student's t with ``S - 1`` degrees of freedom: the seed
+    term, estimated from S values only, is what limits the test, and using its degrees of
+    freedom keeps the false-positive rate at or below alpha (a Satterthwaite df rejects too
+    often with 3 seeds; see ``tests/suite/test_suite_stats.py``). With one seed the seed
+    variance cannot be estimated: the p-value is a paired sign-flip permutation test over
+    questions and ``SE`` the paired standard error, which describe this run only.
+    """
+    x, y = _as_matrix(a, "a"), _as_matrix(b, "b")
+    if y.shape[0] == 1 and x.shape[0] > 1:
+        y = np.broadcast_to(y, x.shape)
+    if x.shape != y.shape:
+        raise ValueError(f"paired test needs the same seeds and questions in both systems: {x.shape} vs {y.shape}")
+    diff = x - y
+    n_seeds, n_questions = diff.shape
+    mean = float(diff.mean())
+    if n_seeds == 1:
+        d = diff[0]
+        std_error = float(d.std(ddof=1) / np.sqrt(n_questions)) if n_questions > 1 else float("nan")
+        df = float(n_questions - 1)
+        p_value = paired_permutation_test(x[0], y[0], n_resamples=n_resamples, seed=seed).p_value
+        method, seed_sd = PERMUTATION_TEST, float("nan")
+    else:
+        seed_means, question_means = diff.mean(axis=1), diff.mean(axis=0)
+        ms_seed = n_questions * seed_means.var(ddof=1)
+        ms_question = n_seeds * question_means.var(ddof=1) if n_questions > 1 else 0.0
+        residual = diff - seed_means[:, None] - question_means[None, :] + mean
+        dof_resid = (n_seeds - 1) * max(n_questions - 1, 1)
+        ms_resid = float((residual**2).sum() / dof_resid)
+        variance = (ms_seed + max(ms_question - ms_resid, 0.0)) / (n_seeds * n_questions)
+        std_error = float(np.sqrt(variance))
+        df = float(n_seeds - 1)
+        if std_error > 0:
+            p_value = float(2 * scipy_stats.t.sf(abs(mean) / std_error, df))
+        else:
+            p_value = 1.0 if mean == 0 else 0.0
+        method = SEED_TEST
+        seed_sd = float(np.sqrt(max(ms_seed - ms_resid, 0.0) / n_questions))
+    half = float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, df) * std_error) if df > 0 else float("nan")
+    return SeedAwareTest(
+        mean_difference=mean, std_error=std_error, df=df, p_value=p_value,
+        mde=minimum_detectable_effect(std_error, df), ci_low=mean - half, ci_high=mean + half,
+        method=method, n_seeds=n_seeds, n_questions=n_questions, seed_sd=seed_sd,
+    )
 
 
 def paired_permutation_test(
