@@ -5,6 +5,12 @@ canonical JSONL, Hugging Face datasets) yields :class:`QARecord` objects with cl
 text (HTML is removed once, at ingestion). Everything downstream (batching, mining,
 evaluation) reads records and never re-parses raw sources.
 
+Validation at the edge: every source's records pass through these models, so the
+rules hold whatever the source. Scores are finite numbers within the int64 range
+(``|score| <= 2**63``; ``NaN``/``inf``, strings and booleans are rejected, so a score
+can never turn into ``null`` or ``Infinity`` downstream); ``provenance.created`` is
+an ISO 8601 date or date-time (years 1-9999). See ``docs/input-validation.md``.
+
 Ids are namespaced by their source (``"beer.stackexchange.com:123"``) so records from
 several sources can be combined in one dataset without collisions; the source's own id
 is kept in ``provenance.native_id``.
@@ -14,7 +20,7 @@ Example
 >>> r = QARecord(id="s:1", title="Why?", body="Because.", answers=[
 ...     Answer(id="s:2", text="Yes.", score=3), Answer(id="s:3", text="No.", score=1)])
 >>> [a.score for a in r.ranked_answers()]
-[3, 1]
+[3.0, 1.0]
 >>> question_text(r, "title")
 'Why?'
 """
@@ -22,13 +28,46 @@ Example
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 # Stack Exchange content licenses by post creation date (https://stackoverflow.com/help/licensing).
 _CC_BY_SA_3_FROM = date(2011, 4, 8)
 _CC_BY_SA_4_FROM = date(2018, 5, 2)
+
+# A vote score: a real number (JSON number or Python int/float; no strings, no booleans),
+# finite and within the int64 range of the dumps' integer scores.
+SCORE_LIMIT = 2.0**63
+
+
+def _number_not_text(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"a score must be a number, got {type(value).__name__} {value!r}")
+    return value
+
+
+Score = Annotated[float, Field(allow_inf_nan=False, ge=-SCORE_LIMIT, le=SCORE_LIMIT), BeforeValidator(_number_not_text)]
+
+
+def parse_iso_time(value: str) -> datetime | date:
+    """A date-time or date from ISO 8601 text; anything else raises ``ValueError``.
+
+    >>> parse_iso_time("2010-07-21T15:48:32.403")
+    datetime.datetime(2010, 7, 21, 15, 48, 32, 403000)
+    >>> parse_iso_time("2010-07-21")
+    datetime.date(2010, 7, 21)
+    >>> parse_iso_time("1e20")
+    Traceback (most recent call last):
+    ...
+    ValueError: not an ISO 8601 date or date-time: '1e20'
+    """
+    try:
+        if "T" in value or " " in value.strip():
+            return datetime.fromisoformat(value)
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"not an ISO 8601 date or date-time: {value!r}") from None
 
 
 def license_for_date(created: str | datetime | date | None) -> str | None:
@@ -44,7 +83,7 @@ def license_for_date(created: str | datetime | date | None) -> str | None:
     if created is None:
         return None
     if isinstance(created, str):
-        created = datetime.fromisoformat(created[:19]) if "T" in created else date.fromisoformat(created[:10])
+        created = parse_iso_time(created)
     day = created.date() if isinstance(created, datetime) else created
     if day < _CC_BY_SA_3_FROM:
         return "CC BY-SA 2.5"
@@ -76,6 +115,13 @@ class Provenance(BaseModel):
     created: str | None = None  # ISO 8601 creation time
     license: str | None = None  # e.g. "CC BY-SA 4.0"
 
+    @field_validator("created")
+    @classmethod
+    def _iso_created(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_iso_time(value)
+        return value
+
 
 class Answer(BaseModel):
     """One answer: clean text and its vote score."""
@@ -84,7 +130,7 @@ class Answer(BaseModel):
 
     id: str
     text: str
-    score: float
+    score: Score
     accepted: bool = False
     provenance: Provenance | None = None
 
@@ -97,7 +143,7 @@ class MinedNegative(BaseModel):
     id: str  # answer id
     text: str
     question_id: str  # the question that answer belongs to
-    similarity: float  # mining model's similarity to this question
+    similarity: Annotated[float, Field(allow_inf_nan=False)]  # mining model's similarity to this question
     rank: int  # rank among the mining model's candidates (0 = most similar)
 
 
@@ -110,7 +156,7 @@ class QARecord(BaseModel):
     title: str
     body: str = ""
     tags: list[str] = Field(default_factory=list)
-    score: float = 0
+    score: Score = 0
     answers: list[Answer] = Field(default_factory=list)
     provenance: Provenance | None = None
     negatives: list[MinedNegative] = Field(default_factory=list)

@@ -10,25 +10,30 @@ by ``qaembed data prepare``.
 from __future__ import annotations
 
 import io
+import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 from qaembed.data.bad_records import BadRecordPolicy
 from qaembed.errors import DataError
-from qaembed.records import QARecord
+from qaembed.records import QARecord, parse_iso_time
 
 # Files larger than this get a progress bar over bytes read (when progress is enabled).
 PROGRESS_MIN_BYTES = 32 << 20
 
 
 class BadRow(Exception):
-    """Raised inside an adapter for one bad record; the adapter hands it to its policy."""
+    """Raised inside an adapter for one bad record; the adapter hands it to its policy.
 
-    def __init__(self, error: DataError, reason: str):
+    ``count`` is how many input records the error cost (more than 1 when a break in the
+    file made the parser stop, for example).
+    """
+
+    def __init__(self, error: DataError, reason: str, count: int = 1):
         super().__init__(str(error))
-        self.error, self.reason = error, reason
+        self.error, self.reason, self.count = error, reason, count
 
 
 class SourceAdapter:
@@ -50,25 +55,69 @@ class SourceAdapter:
         return {"name": self.name, "kind": self.kind, "path": str(self.path)}
 
 
-def int_field(values: dict, name: str, path: Path, line: int | None, *, required: bool = True) -> int | None:
-    """An integer field of a raw row; missing or non-numeric raises :class:`BadRow`."""
+# Integers in the dumps: ASCII decimal digits with an optional leading "-" (no "+", no spaces,
+# no exponent, no "_" separators, no other scripts' digits), within int64 (SQLite's INTEGER).
+_DECIMAL_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def int_field(
+    values: Mapping, name: str, path: Path, line: int | None, *, required: bool = True, positive: bool = False,
+) -> int | None:
+    """An integer field of a raw row (see ``docs/input-validation.md`` for the grammar).
+
+    ``positive=True`` for post ids (``Id``, ``ParentId``, ``AcceptedAnswerId``, ``PostTypeId``):
+    1 to 2^63-1; otherwise (scores, user ids, where the dumps' Community user is -1) any int64.
+    A missing value raises :class:`BadRow` ``missing_field``; text outside the grammar
+    ``non_numeric``; a value outside the range ``out_of_range``.
+
+    >>> int_field({"Score": "-3"}, "Score", Path("Posts.xml"), 2)
+    -3
+    >>> int_field({"Score": "1e3"}, "Score", Path("Posts.xml"), 2)
+    Traceback (most recent call last):
+    ...
+    qaembed.data.adapter.BadRow: Posts.xml:2, field 'Score': not an integer: '1e3' (expected ASCII digits 0-9 with an optional leading '-')
+    """
     raw = values.get(name)
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         if not required:
             return None
         raise BadRow(DataError("missing required field", path=str(path), line=line, field=name), "missing_field")
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise BadRow(DataError(f"not an integer: {raw!r}", path=str(path), line=line, field=name), "non_numeric")
+    if isinstance(raw, str):
+        if not _DECIMAL_INTEGER.fullmatch(raw):
+            message = f"not an integer: {_shorten(raw)!r} (expected ASCII digits 0-9 with an optional leading '-')"
+            raise BadRow(DataError(message, path=str(path), line=line, field=name), "non_numeric")
+        if len(raw) > 40:  # far beyond int64: do not convert huge digit strings
+            raise BadRow(DataError(f"integer out of range: {_shorten(raw)!r} ({len(raw)} digits; the limit is "
+                                   "2^63-1)", path=str(path), line=line, field=name), "out_of_range")
+        value = int(raw)
+    else:
+        value = raw
+    low = 1 if positive else INT64_MIN
+    if not low <= value <= INT64_MAX:
+        what = "an id must be a positive integer below 2^63" if positive else "outside the 64-bit integer range"
+        raise BadRow(DataError(f"{what}: {_shorten(str(raw))!r}", path=str(path), line=line, field=name),
+                     "out_of_range")
+    return value
+
+
+def date_field(values: Mapping, name: str, path: Path, line: int | None) -> str | None:
+    """An optional ISO 8601 date/date-time field; anything else raises :class:`BadRow` ``invalid_date``."""
+    raw = values.get(name)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
     try:
-        return int(raw)
-    except (TypeError, ValueError):
-        try:
-            as_float = float(raw)
-        except (TypeError, ValueError):
-            as_float = None
-        if as_float is not None and as_float.is_integer():
-            return int(as_float)
-        raise BadRow(
-            DataError(f"not an integer: {raw!r}", path=str(path), line=line, field=name), "non_numeric"
-        ) from None
+        parse_iso_time(raw)
+    except ValueError:
+        raise BadRow(DataError(f"not an ISO 8601 date or date-time: {_shorten(str(raw))!r}", path=str(path),
+                               line=line, field=name), "invalid_date") from None
+    return raw
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class _ProgressReader(io.RawIOBase):

@@ -8,8 +8,12 @@ messages per reason) end up in ``stats.json`` and the stats table. There is no s
 fallback: a skipped record is always counted.
 
 Reasons used by the adapters: ``malformed_xml`` (truncated or invalid XML: what parsed
-before the error is kept), ``missing_field``, ``non_numeric``, ``duplicate_id``,
-``empty_body``, ``empty_title``, ``invalid_encoding``, ``empty_source``.
+before the error is kept; the count is the number of rows that could not be read, at
+least 1), ``malformed_csv`` (wrong cell count, broken quoting), ``missing_field``,
+``non_numeric``, ``out_of_range``, ``invalid_date``, ``duplicate_id``, ``empty_body``
+(a question body empty after HTML cleaning), ``empty_title``, ``html_limit`` (HTML the
+parser cannot read whole), ``invalid_encoding``, ``invalid_record``, ``empty_source``.
+The full list with examples is in ``docs/input-validation.md``.
 """
 
 from __future__ import annotations
@@ -29,11 +33,15 @@ class BadRecordPolicy:
         self.counts: Counter[str] = Counter()
         self.examples: dict[str, list[str]] = {}
 
-    def reject(self, error: DataError, reason: str) -> None:
-        """Raise ``error``, or record it under ``reason`` when skipping is allowed."""
+    def reject(self, error: DataError, reason: str, *, count: int = 1) -> None:
+        """Raise ``error``, or record it under ``reason`` when skipping is allowed.
+
+        ``count`` is how many input records the error cost (e.g. the rows after a break in
+        the XML that could not be read); it is at least 1.
+        """
         if not self.skip:
             raise error
-        self.counts[reason] += 1
+        self.counts[reason] += max(1, count)
         examples = self.examples.setdefault(reason, [])
         if len(examples) < MAX_EXAMPLES_PER_REASON:
             examples.append(str(error))

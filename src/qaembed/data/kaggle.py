@@ -140,6 +140,6 @@ class KaggleCsvPair(SourceAdapter):
     def _load(self, store: PostStore, path: Path, kind: int) -> None:
         for line, row in self._rows(path):
             try:
-                spill_post(store, row, kind, path, line, tags_of=store.tags)
+                spill_post(store, row, kind, path, line, tags_of=store.tags, notes=self.notes)
             except BadRow as bad:
                 self.policy.reject(bad.error, bad.reason)

@@ -8,12 +8,21 @@ before their question. ``Users.xml``, when present, gives authors' display names
 
 Rows: ``PostTypeId`` 1 = question, 2 = answer; other post types (tag wikis, ...) are
 ignored and counted in ``notes`` (``ignored_post_type_N``); answers whose ``ParentId``
-is not a question of the dump are counted (``orphan_answers``) and dropped. Neither is
-an error. Bad rows (missing ``Id``/``PostTypeId``/``ParentId``/``Score``, a non-numeric
-number, a duplicate ``Id``, a question without a title, a body empty after cleaning) and
-malformed or truncated XML raise :class:`~qaembed.errors.DataError` naming the file,
-line and field, or with ``--skip-bad`` are counted by reason. Truncated XML with
-``--skip-bad`` keeps every row read before the error and counts one ``malformed_xml``.
+is not a question of the dump are counted (``orphan_answers``) and dropped; answers
+whose body is empty after HTML cleaning (image-only answers are real data) are counted
+(``answer_empty_after_cleaning``) and dropped, their question kept. None of these is an
+error. Bad rows (missing ``Id``/``PostTypeId``/``ParentId``/``Score``, a number outside
+the integer grammar or range, a ``CreationDate`` that is not ISO 8601, a duplicate ``Id``,
+a question without a title or with a body empty after cleaning, HTML beyond the
+parser's limits) and malformed or truncated XML raise :class:`~qaembed.errors.DataError`
+naming the file, line and field, or with ``--skip-bad`` are counted by reason.
+
+Encoding: a file declared (or defaulting to) UTF-8 is checked line by line while it
+streams; a line with bytes that are not UTF-8 is an ``invalid_encoding`` error, or with
+``--skip-bad`` that line alone is left out (counted) and parsing goes on. Malformed
+XML stops the parser: with ``--skip-bad`` every row read before the break is kept, and
+``malformed_xml`` counts the rows that could not be read (the message says how many,
+and how many bytes, were left).
 
 Example
 -------
@@ -25,14 +34,18 @@ Example
 
 from __future__ import annotations
 
+import io
+import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 from lxml import etree
 
-from qaembed.data.adapter import BadRow, SourceAdapter, int_field, open_binary
+from qaembed.data.adapter import BadRow, SourceAdapter, date_field, int_field, open_binary
 from qaembed.data.bad_records import BadRecordPolicy
-from qaembed.data.clean import clean_html, normalize_whitespace, parse_tags
+from qaembed.data.clean import HtmlLimitError, clean_html, normalize_whitespace, parse_tags
 from qaembed.data.post_store import ANSWER, QUESTION, PostStore
 from qaembed.errors import DataError
 from qaembed.records import Answer, Author, Provenance, QARecord, license_for_date
@@ -57,18 +70,26 @@ def _question_payload(
 def _answer_payload(
     *, body_html: str | None, score: int, owner_id: int | None, owner_name: str | None, created: str | None,
     path: Path, line: int | None,
-) -> dict:
-    """The spilled form of an answer row (clean text); raises :class:`BadRow` for an empty body."""
-    return {
-        "body": _clean_body(body_html, path, line), "score": score,
-        "owner_id": owner_id, "owner_name": owner_name, "created": created,
-    }
+) -> dict | None:
+    """The spilled form of an answer row (clean text); None when the body is empty after cleaning."""
+    body = _clean_html_field(body_html, path, line, "Body")
+    if not body:
+        return None
+    return {"body": body, "score": score, "owner_id": owner_id, "owner_name": owner_name, "created": created}
+
+
+def _clean_html_field(html: str | None, path: Path, line: int | None, field: str) -> str:
+    try:
+        return clean_html(html)
+    except HtmlLimitError as exc:
+        raise BadRow(DataError(str(exc), path=str(path), line=line, field=field), "html_limit") from None
 
 
 def _clean_body(body_html: str | None, path: Path, line: int | None) -> str:
-    body = clean_html(body_html)
+    body = _clean_html_field(body_html, path, line, "Body")
     if not body:
-        raise BadRow(DataError("body is empty after HTML cleaning", path=str(path), line=line, field="Body"), "empty_body")
+        raise BadRow(DataError("question body is empty after HTML cleaning", path=str(path), line=line,
+                               field="Body"), "empty_body")
     return body
 
 
@@ -118,27 +139,33 @@ def build_record(
 
 def spill_post(
     store: PostStore, values: Mapping[str, str | None], kind: int, path: Path, line: int | None,
-    *, tags_of: Callable[[int], list[str]],
+    *, tags_of: Callable[[int], list[str]], notes: Counter[str],
 ) -> None:
     """Validate one question or answer row (dump column names: ``Id``, ``Score``, ``ParentId``, ``Title``,
     ``Body``, ``OwnerUserId``, ``OwnerDisplayName``, ``CreationDate``, ``AcceptedAnswerId``) and spill it.
 
-    Raises :class:`BadRow` for a missing or non-numeric number, an empty title/body or a duplicate id.
+    Raises :class:`BadRow` for a missing or malformed number or date, an empty title or question
+    body, HTML beyond the parser's limits, or a duplicate id. An answer whose body is empty after
+    cleaning is not stored and is counted in ``notes["answer_empty_after_cleaning"]``.
     """
-    post_id = int_field(values, "Id", path, line)
+    post_id = int_field(values, "Id", path, line, positive=True)
     score = int_field(values, "Score", path, line)
     common = {"owner_id": int_field(values, "OwnerUserId", path, line, required=False),
-              "owner_name": values.get("OwnerDisplayName"), "created": values.get("CreationDate"),
+              "owner_name": values.get("OwnerDisplayName"), "created": date_field(values, "CreationDate", path, line),
               "path": path, "line": line}
     if kind == QUESTION:
         parent_id = None
+        accepted = int_field(values, "AcceptedAnswerId", path, line, required=False, positive=True)
         data = _question_payload(
             title=values.get("Title"), body_html=values.get("Body"), tags=tags_of(post_id), score=score,
-            accepted_answer_id=int_field(values, "AcceptedAnswerId", path, line, required=False), **common,
+            accepted_answer_id=accepted, **common,
         )
     else:
-        parent_id = int_field(values, "ParentId", path, line)
+        parent_id = int_field(values, "ParentId", path, line, positive=True)
         data = _answer_payload(body_html=values.get("Body"), score=score, **common)
+        if data is None:
+            notes["answer_empty_after_cleaning"] += 1
+            return
     earlier = store.add_post(post_id, kind, parent_id, line, data)
     if earlier is not None:
         message = f"duplicate Id {post_id} (first seen on line {earlier})"
@@ -155,24 +182,140 @@ def records_from_store(store: PostStore, adapter: SourceAdapter, *, site: str, s
     adapter.notes["orphan_answers"] += store.orphan_answers
 
 
-def iter_xml_rows(path: Path, *, progress: bool) -> Iterator[etree._Element]:
+_ROW_TAG = re.compile(rb"<row[\s/>]")
+_ENCODING_DECLARATION = re.compile(rb"""^(?:\xef\xbb\xbf)?<\?xml[^>]*\bencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_CHUNK = 1 << 20
+
+
+class _Utf8LineChecker(io.RawIOBase):
+    """Passes a UTF-8 XML file through, blanking (to a bare newline) each line that is not UTF-8.
+
+    Line numbers stay as they are, so lxml's ``sourceline`` still names the physical line;
+    :attr:`bad_lines` lists ``(line, message)`` of the blanked lines. A dump has one row per
+    line, so a blanked line costs exactly that row; a line that was part of a larger
+    construct leaves XML the parser rejects (reported as malformed XML, with its count).
+    Whole chunks are decoded at once (fast); only a chunk that fails is split into lines.
+    """
+
+    def __init__(self, fh: BinaryIO):
+        self._fh = fh
+        self._pending = b""
+        self._lines_before = 0  # physical lines in the chunks already passed on
+        self.bad_lines: list[tuple[int, str]] = []
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._pending:
+            chunk = self._fh.read(_CHUNK)
+            if chunk and not chunk.endswith(b"\n"):
+                chunk += self._fh.readline()  # whole lines only, so a character is never split
+            self._pending = self._checked(chunk)
+        if size is None or size < 0:
+            size = len(self._pending)
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data
+
+    def _checked(self, chunk: bytes) -> bytes:
+        try:
+            chunk.decode("utf-8")
+        except UnicodeDecodeError:
+            lines = chunk.split(b"\n")
+            for index, raw in enumerate(lines):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    self.bad_lines.append((self._lines_before + index + 1,
+                                           f"bytes that are not valid UTF-8 ({exc.reason} at column {exc.start + 1})"))
+                    lines[index] = b""
+            chunk = b"\n".join(lines)
+        self._lines_before += chunk.count(b"\n")
+        return chunk
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+def _declares_utf8(path: Path) -> bool:
+    """True when the XML declaration names UTF-8 or no encoding (XML's default), without a UTF-16 BOM."""
+    with path.open("rb") as fh:
+        head = fh.read(256)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    match = _ENCODING_DECLARATION.match(head)
+    return match is None or match.group(1).lower() in (b"utf-8", b"utf8")
+
+
+def _unread_part(path: Path, rows_read: int, line: int | None) -> tuple[int, int, int]:
+    """(rows of the file not read, rows in the file, bytes from ``line`` to the end) after a parse error."""
+    total_rows, newlines, offset, carry = 0, 0, None, b""
+    target = (line or 1) - 1  # newlines before the error line
+    with path.open("rb") as fh:
+        position = 0
+        while chunk := fh.read(_CHUNK):
+            buffer = carry + chunk
+            total_rows += len(_ROW_TAG.findall(buffer))
+            carry = buffer[-4:]  # a match is 5 bytes: one across the boundary is found next time
+            if offset is None:
+                count = chunk.count(b"\n")
+                if newlines + count >= target:
+                    index = -1
+                    for _ in range(target - newlines):
+                        index = chunk.index(b"\n", index + 1)
+                    offset = position + index + 1
+                newlines += count
+            position += len(chunk)
+    size = position
+    return max(0, total_rows - rows_read), total_rows, size - (offset if offset is not None else size)
+
+
+def iter_xml_rows(path: Path, *, progress: bool, on_bad_line: Callable[[int, str], None] | None = None,
+                  ) -> Iterator[etree._Element]:
     """Stream the ``<row>`` elements of a dump file; each is cleared after the consumer's turn.
 
-    Malformed or truncated XML raises :class:`BadRow` (reason ``malformed_xml``) with the
-    line lxml reports.
+    With ``on_bad_line``, a UTF-8 file is checked line by line: a line that is not UTF-8 is
+    left out and reported as ``on_bad_line(line, message)`` before the rows that follow it
+    (without it, lxml stops at the first bad byte). Malformed or truncated XML raises
+    :class:`BadRow` (reason ``malformed_xml``) with the line lxml reports; its ``count`` is
+    the number of the file's rows that were not read.
     """
+    rows_read = 0
+    checker = None
     with open_binary(path, progress=progress) as fh:
+        source = fh
+        if on_bad_line is not None and _declares_utf8(path):
+            source = checker = _Utf8LineChecker(fh)
+
+        def report_bad_lines(before: int | None) -> None:
+            while checker is not None and checker.bad_lines and (before is None or checker.bad_lines[0][0] < before):
+                on_bad_line(*checker.bad_lines.pop(0))
+
         try:
-            for _, element in etree.iterparse(fh, events=("end",), tag="row", huge_tree=True):
+            for _, element in etree.iterparse(source, events=("end",), tag="row", huge_tree=True):
+                rows_read += 1
+                report_bad_lines(element.sourceline)
                 yield element
                 element.clear(keep_tail=True)
                 parent = element.getparent()
                 while element.getprevious() is not None:
                     del parent[0]
+            report_bad_lines(None)
         except etree.XMLSyntaxError as exc:
+            report_bad_lines(exc.lineno or None)
             line = exc.lineno if exc.lineno else None
-            message = f"malformed or truncated XML: {exc.msg}"
-            raise BadRow(DataError(message, path=str(path), line=line), "malformed_xml") from exc
+            blanked = len(checker.bad_lines) if checker is not None else 0
+            unread, total, unread_bytes = _unread_part(path, rows_read, line)
+            unread = max(0, unread - blanked)
+            message = (f"malformed or truncated XML: {exc.msg}; reading stopped there: {unread} of the file's "
+                       f"{total} rows were not read ({unread_bytes} bytes from this line to the end)")
+            raise BadRow(DataError(message, path=str(path), line=line), "malformed_xml", count=unread) from exc
 
 
 class StackExchangeDump(SourceAdapter):
@@ -201,15 +344,18 @@ class StackExchangeDump(SourceAdapter):
             yield from records_from_store(store, self, site=self.site, source=f"stackexchange:{self.site}")
 
     def _rows(self, path: Path) -> Iterator[etree._Element]:
+        def bad_line(line: int, message: str) -> None:
+            self.policy.reject(DataError(message, path=str(path), line=line), "invalid_encoding")
+
         try:
-            yield from iter_xml_rows(path, progress=self.progress)
-        except BadRow as bad:
-            self.policy.reject(bad.error, bad.reason)  # skipping keeps what parsed before the error
+            yield from iter_xml_rows(path, progress=self.progress, on_bad_line=bad_line)
+        except BadRow as bad:  # skipping keeps what parsed before the error and counts what was not read
+            self.policy.reject(bad.error, bad.reason, count=bad.count)
 
     def _load_users(self, store: PostStore) -> None:
         for row in self._rows(self.users_path):
             try:
-                user_id = int_field(row.attrib, "Id", self.users_path, row.sourceline)
+                user_id = int_field(row.attrib, "Id", self.users_path, row.sourceline)  # Community is -1
             except BadRow as bad:
                 self.policy.reject(bad.error, bad.reason)
                 continue
@@ -223,11 +369,12 @@ class StackExchangeDump(SourceAdapter):
             line = row.sourceline
             try:
                 attrib = row.attrib
-                int_field(attrib, "Id", path, line)  # every row needs an Id, even one of an ignored type
-                post_type = int_field(attrib, "PostTypeId", path, line)
+                int_field(attrib, "Id", path, line, positive=True)  # every row needs an Id, even of an ignored type
+                post_type = int_field(attrib, "PostTypeId", path, line, positive=True)
                 if post_type not in (QUESTION, ANSWER):
                     self.notes[f"ignored_post_type_{post_type}"] += 1
                     continue
-                spill_post(store, attrib, post_type, path, line, tags_of=lambda _: parse_tags(attrib.get("Tags")))
+                spill_post(store, attrib, post_type, path, line, tags_of=lambda _: parse_tags(attrib.get("Tags")),
+                           notes=self.notes)
             except BadRow as bad:
                 self.policy.reject(bad.error, bad.reason)
