@@ -9,14 +9,26 @@ The data search path, in order:
    puts what it fetches.
 
 Stack Exchange site dumps are looked up as ``<root>/stackexchange/<site>/`` in each folder.
+
+The default data (``qaembed data prepare`` with no sources, ``qaembed suite`` without
+``--data``) is every Stack Exchange site in the first search-path folder that has any;
+when there is none, it is the sample embedded in the package
+(``qaembed/default_data/stackexchange-sample.jsonl.gz``: every question of five small
+sites, built by ``scripts/build_default_data.py``), so a fresh install runs with no data
+folder. :func:`default_data_sources` says which was chosen in one line.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 DEFAULT_STACKEXCHANGE_SUBDIR = "stackexchange"
+EMBEDDED_SAMPLE = Path(__file__).resolve().parent / "default_data" / "stackexchange-sample.jsonl.gz"
+OWN_DATA_HINT = "use --data DIR or `qaembed data download SITE` for your own data"
 
 
 def cache_dir() -> Path:
@@ -67,3 +79,53 @@ def default_stackexchange_sites() -> list[Path]:
         + ". Set QAEMBED_DATA_DIR to a folder containing stackexchange/<site>/Posts.xml, "
         "or run `qaembed data download SITE`."
     )
+
+
+@dataclass(frozen=True)
+class DefaultData:
+    """The data used when none is given: its sources and a line saying what it is."""
+
+    sources: list[str]  # SOURCE arguments for :func:`qaembed.data.prepare.prepare_dataset`
+    description: str  # what the data is, e.g. "embedded sample of 5 Stack Exchange sites (2,078 questions; CC BY-SA)"
+    embedded: bool  # True: the sample shipped in the package
+
+    @property
+    def notice(self) -> str:
+        """One line for the terminal: which data is used and how to use your own."""
+        return f"data: {self.description} — {OWN_DATA_HINT}"
+
+
+def default_data_sources() -> DefaultData:
+    """The default data: Stack Exchange sites on the data search path, else the embedded sample."""
+    try:
+        sites = default_stackexchange_sites()
+    except FileNotFoundError as exc:
+        if not EMBEDDED_SAMPLE.is_file():  # a broken install: say so rather than run on nothing
+            raise FileNotFoundError(f"{exc} The embedded sample {EMBEDDED_SAMPLE} is missing too "
+                                    "(reinstall qaembed).") from exc
+        questions, site_names = embedded_sample_counts()
+        return DefaultData(
+            sources=[str(EMBEDDED_SAMPLE)],
+            description=f"embedded sample of {len(site_names)} Stack Exchange sites ({questions:,} questions; CC BY-SA)",
+            embedded=True,
+        )
+    return DefaultData(
+        sources=[str(p) for p in sites],
+        description=f"{len(sites)} Stack Exchange site(s) in {sites[0].parent}: {', '.join(p.name for p in sites)}",
+        embedded=False,
+    )
+
+
+@lru_cache(maxsize=1)
+def embedded_sample_counts() -> tuple[int, tuple[str, ...]]:
+    """``(questions, sites)`` of the embedded sample (read once; about 0.2 s)."""
+    import gzip
+
+    sites: dict[str, None] = {}
+    questions = 0
+    with gzip.open(EMBEDDED_SAMPLE, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                questions += 1
+                sites[json.loads(line)["id"].rsplit(":", 1)[0]] = None
+    return questions, tuple(sites)

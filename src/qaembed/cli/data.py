@@ -35,11 +35,21 @@ def _print_stats(stats: dict) -> None:
 def prepare(
     sources: Annotated[Optional[list[str]], typer.Argument(
         help="Stack Exchange site folders, Kaggle CSV folders, ranked_qa *.json, canonical *.jsonl or "
-             "prepared folders, hf:NAME[:SPLIT]. Default: the Stack Exchange sites on the data search path.",
+             "prepared folders, hf:NAME[:SPLIT]. Default: the Stack Exchange sites on the data search path, "
+             "else the sample embedded in qaembed.",
         show_default=False)] = None,
-    out: Annotated[Path, typer.Option("--out", help="Output dataset folder.")] = ...,
+    out: Annotated[Path, typer.Option("--out", help="Output dataset folder (new or empty unless --overwrite).")] = ...,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace the dataset files in a non-empty --out (nothing else there is touched).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the train/dev/test assignment.")] = 13,
-    split: Annotated[str, typer.Option(help="Train,dev,test fractions.")] = "0.8,0.1,0.1",
+    split: Annotated[str, typer.Option(
+        help="Train,dev,test fractions (random by question), or by-date (needs --test-after).")] = "0.8,0.1,0.1",
+    test_after: Annotated[Optional[str], typer.Option(
+        help="--split by-date: questions created on/after this UTC day (YYYY-MM-DD) are the test split.",
+        show_default=False)] = None,
+    dev_after: Annotated[Optional[str], typer.Option(
+        help="--split by-date: of the rest, questions created on/after this day are dev (default: seeded 1/9 "
+             "of them).", show_default=False)] = None,
     min_answers: Annotated[int, typer.Option(help="Leave out questions with fewer answers (counted).")] = 1,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip and count bad records instead of failing.")] = False,
     encoding: Annotated[Optional[str], typer.Option(help="Encoding of CSV sources (default utf-8).")] = None,
@@ -47,22 +57,49 @@ def prepare(
         help="Column mapping for hf: sources, FIELD=COLUMN,... (fields: id title body tags score answers "
              "answer_id answer_text answer_score answer_accepted).")] = None,
 ) -> None:
-    """Read SOURCES, split by question (seeded), write DIR/{train,dev,test}.jsonl, stats.json, manifest.json."""
+    """Read SOURCES, split by question, write DIR/{train,dev,test}.jsonl, stats.json, manifest.json."""
     from pydantic import ValidationError
 
+    from qaembed import paths
     from qaembed.data.hf import parse_column_mapping
     from qaembed.data.prepare import PrepareConfig, parse_split, prepare_dataset
+    from qaembed.errors import ConfigError, DataError
+
+    by_date = split.strip() == "by-date"
+    options = {"split_mode": "by-date"} if by_date else {"split": parse_split(split)}
+    for option, value, key in (("--test-after", test_after, "test_after"), ("--dev-after", dev_after, "dev_after")):
+        if value is not None:
+            options[key] = _parse_day(value, option)
+    try:
+        config = PrepareConfig(seed=seed, min_answers=min_answers, skip_bad=skip_bad, encoding=encoding,
+                               hf_columns=parse_column_mapping(hf_columns), **options)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        if first["loc"]:
+            raise ConfigError(f"--{str(first['loc'][0]).replace('_', '-')}: {message}") from exc
+        raise ConfigError(f"--split {split}: {message}") from exc
+    if not sources:
+        try:
+            default = paths.default_data_sources()
+        except FileNotFoundError as exc:
+            raise DataError(str(exc)) from exc
+        typer.echo(default.notice, err=True)
+        sources = default.sources
+    stats = prepare_dataset(sources, out, config, overwrite=overwrite)
+    _print_stats(stats)
+    typer.echo(f"wrote {out}")
+
+
+def _parse_day(text: str, option: str):
+    from datetime import date
+
     from qaembed.errors import ConfigError
 
     try:
-        config = PrepareConfig(seed=seed, split=parse_split(split), min_answers=min_answers, skip_bad=skip_bad,
-                               encoding=encoding, hf_columns=parse_column_mapping(hf_columns))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"--{'-'.join(str(p) for p in first['loc'][:1]).replace('_', '-')}: {first['msg']}") from exc
-    stats = prepare_dataset(sources or None, out, config)
-    _print_stats(stats)
-    typer.echo(f"wrote {out}")
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{option}: expected a day YYYY-MM-DD, got {text!r}") from None
 
 
 @data_app.command("stats")

@@ -1,40 +1,65 @@
 """``qaembed data prepare``: sources -> records -> train/dev/test split -> canonical dataset.
 
-Each record goes to a split by a hash of ``(seed, record id)``: a question's split
-depends on nothing else, so the result is deterministic for a seed, identical whatever
-order the sources are given in, and a question never moves between splits when other
-data is added. Split sizes therefore follow the fractions approximately (exactly in
-expectation). Records are spilled to an on-disk SQLite store (which also rejects
-duplicate question ids across sources) and written ordered by their hash key (a seeded
-shuffle, independent of source order), so the split files are byte-identical for the
-same inputs and seed.
+Random split (default, ``split_mode="random"``): each record goes to a split by a hash
+of ``(seed, record id)``: a question's split depends on nothing else, so the result is
+deterministic for a seed, identical whatever order the sources are given in, and a
+question never moves between splits when other data is added. Split sizes therefore
+follow the fractions approximately (exactly in expectation).
+
+Date split (``split_mode="by-date"``): questions created on or after ``test_after``
+(``provenance.created``, a UTC day) are the test split; of the others, those created on
+or after ``dev_after`` are dev when it is given, otherwise the same seeded hash sends a
+share ``dev / (train + dev)`` of the split fractions to dev (1/9 with the default
+0.8,0.1,0.1). A kept question without a creation date is bad input (``missing_created``).
+
+Records are spilled to an on-disk SQLite store (which also rejects duplicate question
+ids across sources) and written ordered by their hash key (a seeded shuffle,
+independent of source order), so the split files are byte-identical for the same inputs
+and seed.
 
 Writes ``DIR/{train,dev,test}.jsonl``, ``DIR/stats.json`` (see :mod:`qaembed.data.stats`)
-and ``DIR/manifest.json`` (seed, split fractions, sources, per-split record counts and
-hashes, skipped counts, environment).
+and ``DIR/manifest.json`` (seed, split mode, fractions and dates, sources, per-split
+record counts and hashes, skipped counts, environment). Everything is written into a
+temporary ``DIR/.prepare-<pid>-<random>/`` folder first and moved into place at the end
+(``manifest.json`` last), so an interrupted run never leaves half-written files under
+their final names; a later run removes such temporary folders once their process is gone.
+``DIR`` must be empty or new unless ``overwrite`` is set (then only those five files are
+replaced; nothing else in ``DIR`` is touched).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import shutil
 import sqlite3
+import sys
 import tempfile
 from collections import Counter
-from contextlib import closing
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from contextlib import closing
+from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from qaembed import paths
 from qaembed.data.adapter import SourceAdapter
 from qaembed.data.dataset import SPLITS, split_path, write_json, write_jsonl_lines
 from qaembed.data.sources import open_source
 from qaembed.data.stats import STATS_FILE, StatsAccumulator
-from qaembed.errors import DataError
+from qaembed.errors import ConfigError, DataError
+from qaembed.records import QARecord
 
 MANIFEST_FILE = "manifest.json"
+OUTPUT_FILES = tuple(f"{split}.jsonl" for split in SPLITS) + (STATS_FILE, MANIFEST_FILE)  # manifest last
+TEMP_PREFIX = ".prepare-"
+# ".prepare-<pid>-<8 chars>" (this version) or ".prepare-<8 chars>" (earlier versions, no pid)
+_TEMP_NAME = re.compile(r"^\.prepare-(?:(\d+)-)?[a-z0-9_]{8}$")
+_TEMP_CONTENT = re.compile(r"^(records\.sqlite.*|qaembed-spill-.*|(train|dev|test)\.jsonl(\.tmp)?|(stats|manifest)\.json(\.tmp)?)$")
+SplitMode = Literal["random", "by-date"]
 
 
 class PrepareConfig(BaseModel):
@@ -44,6 +69,9 @@ class PrepareConfig(BaseModel):
 
     seed: int = 13
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    split_mode: SplitMode = "random"
+    test_after: date | None = None  # by-date: questions created on/after this UTC day are test
+    dev_after: date | None = None  # by-date: of the rest, created on/after this day are dev (else seeded hash)
     min_answers: int = Field(1, ge=0)
     skip_bad: bool = False
     encoding: str | None = None  # CSV sources (Kaggle); default UTF-8
@@ -56,6 +84,31 @@ class PrepareConfig(BaseModel):
             raise ValueError(f"train,dev,test fractions must be >= 0 and sum to 1, got {value}")
         return value
 
+    @model_validator(mode="after")
+    def _dates(self) -> PrepareConfig:
+        if self.split_mode == "random":
+            if self.test_after is not None or self.dev_after is not None:
+                raise ValueError("test_after / dev_after need split_mode 'by-date' (--split by-date)")
+            return self
+        if self.test_after is None:
+            raise ValueError("split_mode 'by-date' needs test_after (--test-after YYYY-MM-DD)")
+        if self.dev_after is not None and self.dev_after >= self.test_after:
+            raise ValueError(f"dev_after ({self.dev_after}) must be before test_after ({self.test_after})")
+        if self.dev_after is None and self.split[0] + self.split[1] <= 0:
+            raise ValueError("by-date without dev_after splits the rest by the train,dev fractions; both are 0")
+        return self
+
+    def split_description(self) -> dict[str, object]:
+        """How records were assigned to splits (for the manifest)."""
+        if self.split_mode == "random":
+            return {"mode": "random", "seed": self.seed, "fractions": list(self.split)}
+        described: dict[str, object] = {"mode": "by-date", "test_after": self.test_after.isoformat()}
+        if self.dev_after is not None:
+            described["dev_after"] = self.dev_after.isoformat()
+        else:
+            described.update(seed=self.seed, dev_share_of_rest=self.split[1] / (self.split[0] + self.split[1]))
+        return described
+
 
 def parse_split(text: str) -> tuple[float, float, float]:
     """``"0.8,0.1,0.1"`` -> ``(0.8, 0.1, 0.1)`` (validated by :class:`PrepareConfig`)."""
@@ -65,10 +118,26 @@ def parse_split(text: str) -> tuple[float, float, float]:
     except ValueError:
         values = ()
     if len(values) != 3:
-        from qaembed.errors import ConfigError
-
-        raise ConfigError(f"--split: expected three fractions TRAIN,DEV,TEST such as 0.8,0.1,0.1, got {text!r}")
+        raise ConfigError(f"--split: expected three fractions TRAIN,DEV,TEST such as 0.8,0.1,0.1, "
+                          f"or by-date, got {text!r}")
     return values  # type: ignore[return-value]
+
+
+def created_day(record: QARecord) -> date | None:
+    """The UTC day a question was created (``provenance.created``), or None when unknown.
+
+    A value that is not ISO 8601 raises ValueError.
+
+    >>> created_day(QARecord(id="s:1", title="t", provenance={"source": "s", "created": "2023-01-31T23:59:59.120"}))
+    datetime.date(2023, 1, 31)
+    """
+    text = record.provenance.created if record.provenance else None
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.date()
 
 
 def split_key(seed: int, record_id: str) -> int:
@@ -87,6 +156,73 @@ def assign_split(key: int, fractions: tuple[float, float, float]) -> str:
     return "test"
 
 
+def assign_split_by_date(day: date, key: int, config: PrepareConfig) -> str:
+    """The split of a record created on ``day`` under ``split_mode="by-date"`` (see the module docstring)."""
+    if day >= config.test_after:
+        return "test"
+    if config.dev_after is not None:
+        return "dev" if day >= config.dev_after else "train"
+    train, dev, _ = config.split
+    return "train" if key / float(1 << 63) < train / (train + dev) else "dev"
+
+
+def check_output_dir(out_dir: Path, *, overwrite: bool) -> list[Path]:
+    """Refuse an ``--out`` that cannot take a prepared dataset, before any work.
+
+    Removes temporary folders of interrupted earlier runs (returned). A folder that holds
+    anything else needs ``overwrite``. Raises :class:`ConfigError` naming the folder.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir}: is a file, not a folder; give a new or empty folder")
+    removed = remove_stale_temp_dirs(out_dir) if out_dir.is_dir() else []
+    for name in OUTPUT_FILES:
+        if (out_dir / name).exists() and not (out_dir / name).is_file():
+            raise ConfigError(f"--out {out_dir}: {name} there is not a file; cannot write the dataset")
+    if out_dir.is_dir() and not overwrite:
+        content = sorted(p.name for p in out_dir.iterdir() if not _TEMP_NAME.match(p.name))
+        if content:
+            what = "a prepared dataset" if (out_dir / MANIFEST_FILE).exists() else f"{len(content)} entries"
+            shown = ", ".join(content[:5]) + (", ..." if len(content) > 5 else "")
+            raise ConfigError(f"--out {out_dir}: folder is not empty (holds {what}: {shown}); give --overwrite to "
+                              f"replace its {', '.join(OUTPUT_FILES)} (nothing else is touched), or a new folder")
+    existing = next(p for p in (out_dir, *out_dir.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out_dir}: cannot write there ({existing} is not a writable folder)")
+    return removed
+
+
+def remove_stale_temp_dirs(out_dir: Path) -> list[Path]:
+    """Delete ``.prepare-*`` folders that an interrupted prepare left in ``out_dir``.
+
+    Only folders named like qaembed's own (``.prepare-<pid>-xxxxxxxx``, or
+    ``.prepare-xxxxxxxx`` from earlier versions) whose process is gone and which hold
+    only files prepare writes there are removed; anything else is left alone.
+    """
+    removed = []
+    for folder in sorted(out_dir.iterdir()):
+        match = _TEMP_NAME.match(folder.name)
+        if not match or not folder.is_dir() or folder.is_symlink():
+            continue
+        if match.group(1) is not None and _process_alive(int(match.group(1))):
+            continue  # another prepare may be writing there right now
+        if all(_TEMP_CONTENT.match(p.name) for p in folder.iterdir()):
+            shutil.rmtree(folder)
+            removed.append(folder)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # gone, or not a possible pid
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
 def _unique_name(name: str, taken: dict) -> str:
     candidate, n = name, 2
     while candidate in taken:
@@ -96,23 +232,57 @@ def _unique_name(name: str, taken: dict) -> str:
 
 def prepare_dataset(
     sources: Sequence[str | Path] | None, out_dir: str | Path, config: PrepareConfig | None = None,
-    *, progress: bool = True,
+    *, progress: bool = True, overwrite: bool = False,
 ) -> dict[str, object]:
     """Build a prepared dataset in ``out_dir`` from ``sources``; returns the stats (also in stats.json).
 
-    With no sources, the Stack Exchange sites on the data search path are used
-    (:func:`qaembed.paths.default_stackexchange_sites`). Bad input raises
-    :class:`~qaembed.errors.DataError` unless ``config.skip_bad``.
+    With no sources, the default data is used (:func:`qaembed.paths.default_data_sources`:
+    the Stack Exchange sites on the data search path, else the embedded sample).
+    ``out_dir`` must be new or empty unless ``overwrite`` (see :func:`check_output_dir`).
+    Bad input raises :class:`~qaembed.errors.DataError` unless ``config.skip_bad``.
     """
     config = config or PrepareConfig()
     out_dir = Path(out_dir)
+    for stale in check_output_dir(out_dir, overwrite=overwrite):
+        if progress:
+            print(f"removed {stale} (temporary folder of an interrupted prepare)", file=sys.stderr)
     if not sources:
         try:
-            sources = [str(p) for p in paths.default_stackexchange_sites()]
+            sources = paths.default_data_sources().sources
         except FileNotFoundError as exc:
             raise DataError(str(exc)) from exc
-    out_dir.mkdir(parents=True, exist_ok=True)
+    created_top = next((p for p in reversed((out_dir, *out_dir.parents)) if not p.exists()), None)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=out_dir))
+    except OSError as exc:
+        raise ConfigError(f"--out {out_dir}: cannot write there ({exc.strerror or exc})") from exc
+    try:
+        stats = _prepare_into(sources, staging, config, progress=progress)
+        for name in OUTPUT_FILES:  # manifest.json last: a reader trusts files whose hashes it lists
+            os.replace(staging / name, out_dir / name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created_top is not None:  # leave no empty folders behind for a run that wrote nothing
+            _remove_empty_dirs(out_dir, created_top)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return stats
 
+
+def _remove_empty_dirs(folder: Path, top: Path) -> None:
+    """``rmdir`` ``folder`` and its parents up to ``top`` while they are empty."""
+    for path in (folder, *folder.parents):
+        try:
+            path.rmdir()
+        except OSError:
+            return
+        if path == top:
+            return
+
+
+def _prepare_into(sources: Sequence[str | Path], staging: Path, config: PrepareConfig, *, progress: bool) -> dict:
+    """Read the sources, split, and write the five output files into ``staging``."""
     source_stats: dict[str, dict] = {}
     source_descriptions = []
     total = StatsAccumulator()
@@ -121,49 +291,49 @@ def prepare_dataset(
     skipped_sources: list[str] = []
     filtered_total = 0
 
-    with tempfile.TemporaryDirectory(prefix=".prepare-", dir=out_dir) as spill:
-        store = sqlite3.connect(Path(spill) / "records.sqlite", isolation_level=None)
-        store.execute("PRAGMA journal_mode=OFF")
-        store.execute("PRAGMA synchronous=OFF")
-        store.execute("CREATE TABLE records (id TEXT PRIMARY KEY, split TEXT, key INTEGER, source TEXT, data TEXT)")
-        store.execute("BEGIN")
-        try:
-            for spec in sources:
-                adapter = open_source(spec, skip_bad=config.skip_bad, encoding=config.encoding,
-                                      hf_columns=config.hf_columns, spill_dir=spill, progress=progress)
-                name = _unique_name(adapter.name, source_stats)
-                accumulator, filtered, yielded = _ingest(adapter, name, store, config, split_accumulators)
-                if yielded == 0:
-                    adapter.policy.reject(DataError("source has no records", path=str(adapter.path)), "empty_source")
-                    skipped_sources.append(name)
-                total.merge(accumulator)
-                skipped = adapter.policy.summary()
-                skipped_total.update(skipped["counts"])
-                filtered_total += filtered
-                source_stats[name] = {
-                    "kind": adapter.kind, "path": str(adapter.path), "stats": accumulator.summary(),
-                    "skipped_bad": skipped["counts"], "skipped_examples": skipped["examples"],
-                    "notes": dict(sorted(adapter.notes.items())), "filtered_min_answers": filtered,
-                }
-                source_descriptions.append({**adapter.describe(), "name": name})
-            store.execute("COMMIT")
-            store.execute("CREATE INDEX records_by_split ON records (split, key, id)")
-            written = {split: split_accumulators[split].questions for split in SPLITS}
-            if not sum(written.values()):
-                raise DataError(f"no records left to write (after --min-answers {config.min_answers})",
-                                path=", ".join(str(s) for s in sources))
-            files = {}
-            for split in SPLITS:
-                rows = store.execute("SELECT data FROM records WHERE split = ? ORDER BY key, id", (split,))
-                count = write_jsonl_lines(split_path(out_dir, split), (row[0] for row in rows))
-                files[split] = {"records": count}
-        finally:
-            store.close()
+    store = sqlite3.connect(staging / "records.sqlite", isolation_level=None)
+    store.execute("PRAGMA journal_mode=OFF")
+    store.execute("PRAGMA synchronous=OFF")
+    store.execute("CREATE TABLE records (id TEXT PRIMARY KEY, split TEXT, key INTEGER, source TEXT, data TEXT)")
+    store.execute("BEGIN")
+    try:
+        for spec in sources:
+            adapter = open_source(spec, skip_bad=config.skip_bad, encoding=config.encoding,
+                                  hf_columns=config.hf_columns, spill_dir=staging, progress=progress)
+            name = _unique_name(adapter.name, source_stats)
+            accumulator, filtered, yielded = _ingest(adapter, name, store, config, split_accumulators)
+            if yielded == 0:
+                adapter.policy.reject(DataError("source has no records", path=str(adapter.path)), "empty_source")
+                skipped_sources.append(name)
+            total.merge(accumulator)
+            skipped = adapter.policy.summary()
+            skipped_total.update(skipped["counts"])
+            filtered_total += filtered
+            source_stats[name] = {
+                "kind": adapter.kind, "path": str(adapter.path), "stats": accumulator.summary(),
+                "skipped_bad": skipped["counts"], "skipped_examples": skipped["examples"],
+                "notes": dict(sorted(adapter.notes.items())), "filtered_min_answers": filtered,
+            }
+            source_descriptions.append({**adapter.describe(), "name": name})
+        store.execute("COMMIT")
+        store.execute("CREATE INDEX records_by_split ON records (split, key, id)")
+        written = {split: split_accumulators[split].questions for split in SPLITS}
+        if not sum(written.values()):
+            raise DataError(f"no records left to write (after --min-answers {config.min_answers})",
+                            path=", ".join(str(s) for s in sources))
+        files = {}
+        for split in SPLITS:
+            rows = store.execute("SELECT data FROM records WHERE split = ? ORDER BY key, id", (split,))
+            count = write_jsonl_lines(split_path(staging, split), (row[0] for row in rows))
+            files[split] = {"records": count}
+    finally:
+        store.close()
+    (staging / "records.sqlite").unlink()
 
     from qaembed.provenance import git_state, hash_files, library_versions
 
     for split in SPLITS:
-        files[split]["sha256_16"] = hash_files([split_path(out_dir, split)])
+        files[split]["sha256_16"] = hash_files([split_path(staging, split)])
     stats = {
         "sources": source_stats,
         "total": total.summary(),
@@ -173,10 +343,11 @@ def prepare_dataset(
         "min_answers": config.min_answers,
         "filtered_min_answers": filtered_total,
     }
-    write_json(out_dir / STATS_FILE, stats)
-    write_json(out_dir / MANIFEST_FILE, {
+    write_json(staging / STATS_FILE, stats)
+    write_json(staging / MANIFEST_FILE, {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "config": config.model_dump(),
+        "config": config.model_dump(mode="json"),
+        "split": config.split_description(),
         "sources": source_descriptions,
         "files": files,
         "skipped_bad": stats["skipped_bad"],
@@ -195,8 +366,25 @@ def _ingest(
         for record in records:
             yielded += 1
             key = split_key(config.seed, record.id)
-            split = assign_split(key, config.split)
             kept = len(record.answers) >= config.min_answers
+            if config.split_mode == "random":
+                split = assign_split(key, config.split)
+            elif kept:
+                try:
+                    day = created_day(record)
+                except ValueError:
+                    adapter.policy.reject(DataError(
+                        f"question {record.id!r}: creation date is not ISO 8601: {record.provenance.created!r}",
+                        path=str(adapter.path), field="provenance.created"), "invalid_created")
+                    continue
+                if day is None:
+                    adapter.policy.reject(DataError(
+                        f"question {record.id!r} has no creation date (needed by --split by-date)",
+                        path=str(adapter.path), field="provenance.created"), "missing_created")
+                    continue
+                split = assign_split_by_date(day, key, config)
+            else:
+                split = None
             try:  # a filtered record keeps only its id (for duplicate checks)
                 store.execute("INSERT INTO records VALUES (?, ?, ?, ?, ?)", (
                     record.id, split if kept else None, key, name,

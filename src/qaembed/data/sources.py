@@ -6,7 +6,7 @@ SOURCE                                      adapter
 folder with ``Posts.xml`` (or the file)      :class:`~qaembed.data.stackexchange.StackExchangeDump`
 folder with ``Questions.csv``+``Answers.csv``  :class:`~qaembed.data.kaggle.KaggleCsvPair`
 ``*.json``                                  :class:`~qaembed.data.ranked_json.RankedQaJson`
-``*.jsonl`` or a prepared dataset folder    :class:`~qaembed.data.jsonl.CanonicalJsonl`
+``*.jsonl[.gz]`` or a prepared folder       :class:`~qaembed.data.jsonl.CanonicalJsonl`
 ``hf:NAME[:SPLIT]``                         :class:`~qaembed.data.hf.HuggingFaceDataset`
 a site name, e.g. ``beer.stackexchange.com``  the site's folder on the data search path
 ==========================================  ===========================================
@@ -69,9 +69,9 @@ def open_source(
         from qaembed.data.ranked_json import RankedQaJson
 
         return RankedQaJson(path, policy=policy)
-    if path.suffix == ".jsonl":
+    if path.suffix == ".jsonl" or path.name.endswith(".jsonl.gz"):
         from qaembed.data.jsonl import CanonicalJsonl
 
         return CanonicalJsonl(path, policy=policy)
-    raise DataError("file is not a known source: expected *.json (ranked_qa), *.jsonl (canonical) or Posts.xml",
-                    path=str(path))
+    raise DataError("file is not a known source: expected *.json (ranked_qa), *.jsonl or *.jsonl.gz (canonical) "
+                    "or Posts.xml", path=str(path))

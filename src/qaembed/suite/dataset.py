@@ -2,10 +2,14 @@
 
 ``SuiteConfig.data`` is either a prepared dataset folder (``train.jsonl``, ``dev.jsonl``,
 ``test.jsonl``) used as is, or comma-separated sources for
-:func:`qaembed.data.prepare.prepare_dataset`; ``None`` means the default Stack Exchange
-sites on the data search path. Prepared data is reused on a re-run when the request
-(sources and preparation options) is the same and the split files still match the hashes
-in their ``manifest.json``.
+:func:`qaembed.data.prepare.prepare_dataset` (with the suite's
+:class:`~qaembed.data.prepare.PrepareConfig`, e.g. a date split); ``None`` means the
+default data (:func:`qaembed.paths.default_data_sources`: the Stack Exchange sites on the
+data search path, else the sample embedded in the package), and
+:attr:`PreparedData.notice` then says in one line which data that is and how to use
+your own. Prepared data is reused on a re-run when the request (sources and preparation
+options) is the same and the split files still match the hashes in their
+``manifest.json``.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qaembed.data.dataset import SPLITS, read_json, split_path, write_json
-from qaembed.errors import DataError
+from qaembed.errors import ConfigError, DataError
 from qaembed.provenance import hash_files
+
+if TYPE_CHECKING:
+    from qaembed.data.prepare import PrepareConfig
 
 REQUEST_FILE = "suite_request.json"  # written beside manifest.json once preparation succeeded
 
@@ -26,8 +33,9 @@ REQUEST_FILE = "suite_request.json"  # written beside manifest.json once prepara
 class PreparedData:
     dataset_dir: Path
     hash: str  # over the three split files
-    description: str  # for the report ("3 Stack Exchange sites: ...")
+    description: str  # for the report ("3 source(s): ...", "embedded sample of 5 Stack Exchange sites ...")
     counts: dict[str, int]  # records per split in the files
+    notice: str | None = None  # default data only: one line saying which data and how to use your own
 
 
 def is_prepared_dataset(path: Path) -> bool:
@@ -59,13 +67,27 @@ def _describe(dataset_dir: Path) -> str:
     return f"{len(names)} source(s): {', '.join(names)}" if names else f"prepared dataset {dataset_dir}"
 
 
-def resolve_suite_data(data: str | None, out_dir: Path, progress: bool = True) -> PreparedData:
-    """The prepared dataset for a suite: given, reused from ``out_dir/data``, or prepared now."""
+def resolve_suite_data(
+    data: str | None, out_dir: Path, prepare: PrepareConfig | None = None, progress: bool = True,
+) -> PreparedData:
+    """The prepared dataset for a suite: given, reused from ``out_dir/data``, or prepared now.
+
+    ``prepare`` (default :class:`~qaembed.data.prepare.PrepareConfig()`) is how sources are
+    prepared; it is part of the reuse key. A prepared folder given as ``data`` is used as
+    it is, so non-default ``prepare`` options with one are a :class:`ConfigError`.
+    """
+    from qaembed.data.prepare import PrepareConfig, prepare_dataset
+
+    prepare = prepare or PrepareConfig()
+    notice = description = None
     if data is not None and is_prepared_dataset(Path(data)):
+        if prepare != PrepareConfig():
+            changed = ", ".join(f"{k}={v}" for k, v in prepare.model_dump(mode="json", exclude_defaults=True).items())
+            raise ConfigError(f"--data {data} is a prepared dataset (used as it is), so the preparation options "
+                              f"({changed}) cannot apply; give the sources instead (or prepare the folder again "
+                              f"with `qaembed data prepare {data} --out DIR ...`)")
         dataset_dir = Path(data)
     else:
-        from qaembed.data.prepare import PrepareConfig, prepare_dataset
-
         sources = [s.strip() for s in data.split(",") if s.strip()] if data else []
         if data is not None and not sources:
             raise DataError("--data: no sources given", field="data")
@@ -73,11 +95,13 @@ def resolve_suite_data(data: str | None, out_dir: Path, progress: bool = True) -
             from qaembed import paths
 
             try:
-                sources = [str(p) for p in paths.default_stackexchange_sites()]
+                default = paths.default_data_sources()
             except FileNotFoundError as exc:
                 raise DataError(str(exc)) from exc
+            sources, notice = default.sources, default.notice
+            description = default.description
         dataset_dir = out_dir / "data"
-        request: dict[str, Any] = {"sources": sources, "prepare": PrepareConfig().model_dump(mode="json")}
+        request: dict[str, Any] = {"sources": sources, "prepare": prepare.model_dump(mode="json")}
         request_path = dataset_dir / REQUEST_FILE
         reusable = (
             request_path.is_file()
@@ -87,14 +111,16 @@ def resolve_suite_data(data: str | None, out_dir: Path, progress: bool = True) -
         if not reusable:
             if request_path.exists():
                 request_path.unlink()
-            prepare_dataset(sources, dataset_dir, PrepareConfig(), progress=progress)
+            # the suite's own folder: replacing what an earlier suite prepared there is intended
+            prepare_dataset(sources, dataset_dir, prepare, progress=progress, overwrite=True)
             write_json(request_path, request)
     files = [split_path(dataset_dir, s) for s in SPLITS]
     return PreparedData(
         dataset_dir=dataset_dir,
         hash=hash_files(files),
-        description=_describe(dataset_dir),
+        description=description or _describe(dataset_dir),
         counts={s: _count_lines(f) for s, f in zip(SPLITS, files)},
+        notice=notice,
     )
 
 
@@ -130,4 +156,5 @@ def mine_suite_data(data: PreparedData, out_dir: Path, model: str) -> PreparedDa
         hash=hash_files(files),
         description=f"{data.description}, train negatives mined by {model}",
         counts=data.counts,
+        notice=data.notice,
     )
