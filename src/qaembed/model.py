@@ -7,13 +7,18 @@ Names:
 * an existing local path (a sentence-transformers folder, e.g. a qaembed run's output);
 * any Hugging Face model id (needs network access or a populated HF cache).
 
-An unknown name or missing weights raises :class:`ModelNotFoundError` listing what was tried.
+An unknown name or missing weights raises :class:`ModelNotFoundError` (a
+:class:`~qaembed.errors.QaembedError`: the CLI prints it and exits 2) listing what was tried.
+Remote code is never run: every load passes ``trust_remote_code=False``.
 """
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+
+from qaembed.errors import ConfigError, QaembedError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -26,8 +31,34 @@ BUILTIN_MODELS = {
 }
 
 
-class ModelNotFoundError(RuntimeError):
+class ModelNotFoundError(QaembedError, RuntimeError):
     """A model name could not be resolved to weights."""
+
+
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_device(device: str | None, option: str = "--device") -> None:
+    """Raise :class:`ConfigError` naming ``option`` unless ``device`` is None or a usable torch device."""
+    if device is None:
+        return
+    import torch
+
+    allowed = "cpu, cuda, cuda:N or mps"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"{option} {device!r}: not a device; use {allowed}") from exc
+    if parsed.type not in DEVICE_TYPES:
+        raise ConfigError(f"{option} {device!r}: not supported; use {allowed}")
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"{option} {device!r}: no CUDA GPU is visible; use cpu")
+        if parsed.index is not None and parsed.index >= count:
+            raise ConfigError(f"{option} {device!r}: only {count} CUDA GPU(s) visible (cuda:0..cuda:{count - 1})")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{option} {device!r}: MPS is not available on this machine; use cpu")
 
 
 def _builtin_path(name: str) -> Path:
@@ -55,10 +86,15 @@ def resolve_model(name: str = DEFAULT_MODEL) -> str:
         return str(_builtin_path(name))
     path = Path(name).expanduser()
     if path.exists():
+        if not path.is_dir():
+            raise ModelNotFoundError(f"model path {path} is a file; give the model's folder")
         if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+            hint = ""
+            if (path / "model" / "modules.json").is_file():  # a qaembed run folder
+                hint = f"; a training run's weights are in {path / 'model'} (or {path / 'best_model'})"
             raise ModelNotFoundError(
                 f"model path {path} exists but holds no sentence-transformers or transformers model "
-                "(no modules.json or config.json)"
+                f"(no modules.json or config.json){hint}"
             )
         return str(path)
     looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1
@@ -71,18 +107,29 @@ def resolve_model(name: str = DEFAULT_MODEL) -> str:
 
 
 def load_encoder(name: str = DEFAULT_MODEL, device: str | None = None, **kwargs) -> SentenceTransformer:
-    """Load a ``SentenceTransformer`` for ``name`` (see :func:`resolve_model`)."""
+    """Load a ``SentenceTransformer`` for ``name`` (see :func:`resolve_model`); never runs remote code.
+
+    A bad ``device`` raises :class:`ConfigError`; a name that cannot be loaded raises
+    :class:`ModelNotFoundError` with what was tried (and close built-in names).
+    """
     from sentence_transformers import SentenceTransformer
 
+    if kwargs.pop("trust_remote_code", False):
+        raise ValueError("qaembed does not run a model's remote code (trust_remote_code=True)")
+    check_device(device)
     resolved = resolve_model(name)
     try:
-        return SentenceTransformer(resolved, device=device, **kwargs)
+        return SentenceTransformer(resolved, device=device, trust_remote_code=False, **kwargs)
     except Exception as exc:  # the hub client raises many types; re-raise with what was tried
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+        if Path(resolved).is_dir():
+            raise ModelNotFoundError(f"could not load model {name!r} from {resolved} ({reason})") from exc
         tried = [f"built-in names ({', '.join(BUILTIN_MODELS)})", f"local path {Path(name).expanduser()}"]
         tried.append(f"Hugging Face id {resolved!r}")
+        close = difflib.get_close_matches(name, BUILTIN_MODELS, n=1)
+        suggestion = f" Did you mean {close[0]!r}?" if close else ""
         raise ModelNotFoundError(
-            f"could not load model {name!r}: {type(exc).__name__}: {' '.join(str(exc).split())} Tried: "
-            + "; ".join(tried)
+            f"could not load model {name!r}: {reason} Tried: " + "; ".join(tried) + "." + suggestion
         ) from exc
 
 
@@ -134,7 +181,7 @@ def build_encoder(
     if pooling is None and projection_dim is None:
         model = loaded
     else:
-        model = SentenceTransformer(modules=modules, device=device)
+        model = SentenceTransformer(modules=modules, device=device, trust_remote_code=False)
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
     return model

@@ -16,6 +16,7 @@ from typing import Optional
 import typer
 
 from qaembed.errors import ConfigError
+from qaembed.outputs import check_output_dir
 
 BEIR_PREFIX = "beir:"
 
@@ -45,6 +46,20 @@ def _print_tables(result, title: str) -> None:
     console.print(f"encode {result.info['encode_seconds']:.1f}s, total {result.info['total_seconds']:.1f}s")
 
 
+def check_split(data: str, split: str, option: str) -> None:
+    """Raise :class:`ConfigError` naming ``option`` and the allowed splits unless ``data`` has ``split``."""
+    from qaembed.data.dataset import SPLITS
+
+    if not data.startswith(BEIR_PREFIX):
+        if split not in SPLITS:
+            raise ConfigError(f"{option} {split!r}: not a split of a prepared dataset; allowed: {', '.join(SPLITS)}")
+        return
+    qrels = Path(data[len(BEIR_PREFIX) :]) / "qrels"
+    available = sorted(p.stem for p in qrels.glob("*.tsv")) if qrels.is_dir() else []
+    if available and split not in available:
+        raise ConfigError(f"{option} {split!r}: {qrels} has no {split}.tsv; allowed: {', '.join(available)}")
+
+
 def eval_command(
     model: str = typer.Option("minilm", help="Model: built-in name, local folder or Hugging Face id."),
     data: str = typer.Option(..., help="Prepared dataset folder (DIR/{train,dev,test}.jsonl) or beir:PATH."),
@@ -60,6 +75,7 @@ def eval_command(
     in_batch_size: int = typer.Option(32, help="Questions per in-batch comparison group."),
     seed: int = typer.Option(0, help="Seed of the in-batch grouping."),
     device: Optional[str] = typer.Option(None, help="torch device (default: sentence-transformers' choice)."),
+    overwrite: bool = typer.Option(False, help="Replace an earlier result in --out."),
 ) -> None:
     """Evaluate a model: retrieval, within-question and in-batch metrics (see docs/evaluation.md)."""
     from pydantic import ValidationError
@@ -68,9 +84,20 @@ def eval_command(
     from qaembed.evaluate.beir import evaluate_beir, read_beir
     from qaembed.evaluate.config import EvalConfig
     from qaembed.evaluate.qa import evaluate_model
-    from qaembed.model import load_encoder
+    from qaembed.evaluate.result import PER_QUESTION_FILE, SUMMARY_FILE
+    from qaembed.model import check_device, load_encoder
     from qaembed.provenance import environment
 
+    # every option is checked before the (long) encoding, so no result is computed and then lost
+    if out is not None:
+        check_output_dir(out)
+        existing = [out / name for name in (SUMMARY_FILE, PER_QUESTION_FILE) if (out / name).exists()]
+        if existing and not overwrite:
+            raise ConfigError(f"--out {out} already holds a result ({existing[0].name}); pass --overwrite to replace it")
+    check_device(device)
+    check_split(data, split, "--split")
+    if distractors is not None and not data.startswith(BEIR_PREFIX):
+        check_split(data, distractors, "--distractors")
     try:
         config = EvalConfig(
             query_mode=query_mode, encode_batch_size=batch_size, in_batch_size=in_batch_size, seed=seed

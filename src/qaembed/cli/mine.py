@@ -87,6 +87,7 @@ def mine_command(
 ) -> None:
     """Mine hard negatives for the train split with a separate model (see docs/mining.md)."""
     from qaembed.mining import MiningConfig, mine_dataset
+    from qaembed.model import check_device
 
     if no_margin and (absolute_margin is not None or relative_margin is not None):
         raise ConfigError("--no-margin cannot be combined with --absolute-margin or --relative-margin")
@@ -104,6 +105,7 @@ def mine_command(
     elif relative_margin is not None:
         options["relative_margin"] = relative_margin
     config = MiningConfig.from_options(**options)
+    check_device(config.device)  # before reading the data and loading the model
     payload = mine_dataset(data, out, config, overwrite=overwrite, progress=True)
     _print_summary(payload, out)
 

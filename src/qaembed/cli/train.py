@@ -32,12 +32,19 @@ def train_command(
     """Train a model with the loss, strategy and settings of a config file."""
     import json
 
+    from qaembed.errors import ConfigError
+    from qaembed.model import ModelNotFoundError
+    from qaembed.outputs import check_output_dir
     from qaembed.train import debug_config, load_config, train
 
+    check_output_dir(out)
     train_config = load_config(config, overrides or [])
     if debug:
         train_config = debug_config(train_config)
-    result = train(train_config, out, resume=resume)
+    try:
+        result = train(train_config, out, resume=resume)
+    except ModelNotFoundError as exc:
+        raise ConfigError(f"model.base: {exc}") from exc
     typer.echo(json.dumps(result.to_dict(), indent=2))
 
 

@@ -20,6 +20,7 @@ from qaembed.mining.config import MiningConfig
 from qaembed.mining.embed import model_fingerprint
 from qaembed.mining.mine import mine_negatives
 from qaembed.model import load_encoder, resolve_model
+from qaembed.outputs import check_output_dir
 from qaembed.paths import cache_dir
 from qaembed.provenance import environment, hash_files
 
@@ -31,6 +32,7 @@ def _check_folders(data_dir: Path, out_dir: Path, overwrite: bool) -> None:
         raise DataError("not a prepared dataset folder: train.jsonl is missing", path=str(data_dir))
     if out_dir.resolve() == data_dir.resolve():
         raise ConfigError(f"--out must differ from --data ({data_dir}); mining writes a new dataset folder")
+    check_output_dir(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise ConfigError(f"output folder {out_dir} exists and is not empty; pass --overwrite to replace its files")
 

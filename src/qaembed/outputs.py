@@ -1,0 +1,41 @@
+"""Output folder checks that commands run before any work, so that no result is computed and then lost.
+
+>>> import tempfile, pathlib
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> check_output_dir(folder / "new" / "run") == folder / "new" / "run"
+True
+>>> (folder / "file").write_text("x")
+1
+>>> check_output_dir(folder / "file")
+Traceback (most recent call last):
+...
+qaembed.errors.ConfigError: --out ...file: is an existing file, not a folder; choose a folder path
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from qaembed.errors import ConfigError
+
+
+def check_output_dir(path: str | Path, option: str = "--out") -> Path:
+    """``path`` as a Path when it is, or can become, a writable folder; else :class:`ConfigError` naming ``option``.
+
+    Nothing is created: a missing folder is checked through its nearest existing parent.
+    """
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise ConfigError(f"{option} {path}: is a broken symbolic link")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path}: is an existing file, not a folder; choose a folder path")
+    existing = path.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{option} {path}: {existing} is a file, so no folder can be created in it")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "folder" if existing == path.absolute() else "parent folder"
+        raise ConfigError(f"{option} {path}: the {what} {existing} is not writable")
+    return path
