@@ -11,7 +11,7 @@ A config file is YAML or JSON with five sections (every key optional except
     loss:     {name: infonce, options: {temperature: 0.05}}
     training: {batch_size: 32, mini_batch_size: null, max_steps: null, epochs: 1, lr: 2.0e-5,
                warmup_ratio: 0.1, weight_decay: 0.01, scheduler: linear, max_grad_norm: 1.0,
-               mixed_precision: "no", seed: 42, eval_every: null, eval_metric: retrieval/ndcg@10,
+               budget: null, mixed_precision: "no", seed: 42, eval_every: null, eval_metric: retrieval/ndcg@10,
                early_stopping_patience: null, save_every: 500, gather_across_devices: false,
                log_every: 10, trackers: []}
 
@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from qaembed.errors import ConfigError
 from qaembed.model import DEFAULT_MODEL, PoolingMode
 from qaembed.records import QuestionTextMode
+from qaembed.train.budget import Budget
 
 
 class _Section(BaseModel):
@@ -69,6 +70,9 @@ class TrainingSection(_Section):
     batch_size: int = Field(32, ge=1)  # questions per step (per process)
     mini_batch_size: int | None = Field(None, ge=1)  # GradCache chunk in texts; None = off
     max_steps: int | None = Field(None, ge=1)  # overrides epochs when set
+    # {unit: texts|tokens|steps, amount: N}: stop once N texts/tokens are encoded (train/budget.py);
+    # overrides epochs, excludes max_steps
+    budget: Budget | None = None
     epochs: float = Field(1.0, gt=0)
     lr: float = Field(2e-5, gt=0)
     warmup_ratio: float = Field(0.1, ge=0, le=1)
@@ -87,6 +91,8 @@ class TrainingSection(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> TrainingSection:
+        if self.budget is not None and self.max_steps is not None:
+            raise ValueError("set either max_steps or budget, not both")
         if self.early_stopping_patience is not None and self.eval_every is None:
             raise ValueError("early_stopping_patience needs eval_every (evaluations to count)")
         return self

@@ -32,6 +32,7 @@ Run folder::
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -50,6 +51,7 @@ from qaembed.data.dataset import read_json, read_split, split_path, write_json
 from qaembed.errors import ConfigError, QaembedError
 from qaembed.records import QARecord
 from qaembed.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from qaembed.train.budget import TokenCounter, plan_steps
 from qaembed.train.config import TrainConfig, parse_config, save_config
 from qaembed.train.distributed import gathered_loss_inputs, split_batch
 from qaembed.train.gradcache import forward_backward
@@ -71,6 +73,11 @@ class TrainResult:
     best_model_dir: str | None
     wall_time_s: float  # training time of this run, summed over resumes
     texts_per_s: float  # texts embedded per second of training steps (all processes)
+    # what the run really spent (all processes): see train/budget.py
+    texts: int = 0  # queries + documents embedded
+    tokens: int = 0  # real (non-padding) tokens embedded
+    questions: int = 0  # questions (queries) trained on, with repeats across epochs
+    question_order: str = ""  # sha256 over the sequence of trained question ids (equal order <=> equal hash)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -315,7 +322,7 @@ def train(
     if resume and (run_dir / RESULT_FILE).is_file():
         stored = read_json(run_dir / RESULT_FILE)
         if stored.get("status") in ("completed", "early_stopped"):
-            return TrainResult(**{k: stored[k] for k in TrainResult.__dataclass_fields__})
+            return TrainResult(**{k: stored[k] for k in TrainResult.__dataclass_fields__ if k in stored})
     _check_run_dir(config, run_dir, resume)
     accelerator = _make_accelerator(config, run_dir)
     main = accelerator.is_main_process
@@ -331,8 +338,6 @@ def train(
             f"training.batch_size: {len(train_records)} train questions ({config.strategy.name} eligibility applies) "
             f"make no full batch of {global_batch_size} questions"
         )
-    total_steps = training.max_steps or math.ceil(training.epochs * steps_per_epoch)
-
     set_seed(training.seed)  # python, numpy, torch (and CUDA): model head init, dropout
     model = build_encoder(
         config.model.base,
@@ -343,6 +348,12 @@ def train(
     if config.model.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     collate = Collator(model, config.model.max_seq_length)
+    if training.budget is not None:
+        shard_lists = (split_batch(batch, world) for _, _, batch in
+                       _epoch_batches(strategy, train_records, global_batch_size, training.seed))
+        total_steps = plan_steps(training.budget, shard_lists, TokenCounter(collate.tokenizer, collate.max_length))
+    else:
+        total_steps = training.max_steps or math.ceil(training.epochs * steps_per_epoch)
     _freeze_unused_parameters(model, collate)
     optimizer, scheduler = _optimizer_and_scheduler(model, config, total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -352,14 +363,15 @@ def train(
     state: dict[str, Any] = {
         "epoch": 0, "batch_in_epoch": 0, "best_metric": None, "best_step": None,
         "evals_without_improvement": 0, "texts": 0, "train_seconds": 0.0, "wall_seconds": 0.0,
+        "tokens": 0, "questions": 0, "question_order": hashlib.sha256().hexdigest(),
     }
     step = 0
     checkpoint = latest_checkpoint(run_dir) if resume else None
     metrics_path = run_dir / METRICS_FILE
     if checkpoint is not None:
-        state = load_checkpoint(
+        state = {**state, **load_checkpoint(
             checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, accelerator=accelerator
-        )
+        )}
         step = state.pop("step")
         if main:
             _truncate_metrics(metrics_path, step)
@@ -394,7 +406,7 @@ def train(
         if training.eval_metric not in summary:
             raise ConfigError(f"training.eval_metric: {training.eval_metric!r} is not a dev metric; "
                               f"available: {', '.join(sorted(summary))}")
-        log({"step": step, **{f"dev/{k}": v for k, v in summary.items()}})
+        log({"step": step, "texts": state["texts"], **{f"dev/{k}": v for k, v in summary.items()}})
         value = summary[training.eval_metric]
         if state["best_metric"] is None or value > state["best_metric"]:
             state.update(best_metric=value, best_step=step, evals_without_improvement=0)
@@ -433,7 +445,13 @@ def train(
             epoch, index, global_batch = next(batches)
             shards = split_batch(global_batch, world)
             local = shards[accelerator.process_index]
-            features = {k: v.to(accelerator.device) for k, v in collate(local).items()}
+            features = collate(local)
+            # real tokens of every process's shard (counted on the CPU, before the copy to the device)
+            if world == 1:
+                tokens = int(features["attention_mask"].sum())
+            else:
+                tokens = sum(int(collate(shard)["attention_mask"].sum()) for shard in shards)
+            features = {k: v.to(accelerator.device) for k, v in features.items()}
             output = forward_backward(
                 model, features, local.num_queries, compute_loss(shards, local.to(accelerator.device)),
                 mini_batch_size=training.mini_batch_size, backward=accelerator.backward,
@@ -458,14 +476,19 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             step += 1
             texts = sum(shard.num_queries + shard.num_docs for shard in shards)
-            state.update(epoch=epoch, batch_in_epoch=index + 1, texts=state["texts"] + texts)
+            order = hashlib.sha256(state["question_order"].encode())
+            order.update("\n".join(global_batch.query_ids).encode())
+            state.update(epoch=epoch, batch_in_epoch=index + 1, texts=state["texts"] + texts,
+                         tokens=state["tokens"] + tokens, questions=state["questions"] + global_batch.num_queries,
+                         question_order=order.hexdigest())
             state["train_seconds"] += time.perf_counter() - step_start
             window_texts += texts
             if step % training.log_every == 0 or step == total_steps:
                 now = time.perf_counter()
                 rate = window_texts / max(now - window_start, 1e-9)
                 window_texts, window_start = 0, now
-                record = {"step": step, "epoch": epoch, "loss": loss_value,
+                record = {"step": step, "epoch": epoch, "texts": state["texts"], "tokens": state["tokens"],
+                          "loss": loss_value,
                           **{f"loss/{k}": float(v) for k, v in output.metrics.items() if k != "loss"},
                           "lr": scheduler.get_last_lr()[0], "texts_per_s": rate}
                 if grad_norm is not None:
@@ -517,6 +540,10 @@ def _result(status: str, step: int, state: dict[str, Any], run_dir: Path, final_
         best_model_dir=str(best_dir) if best_dir.is_dir() else None,
         wall_time_s=state["wall_seconds"],
         texts_per_s=state["texts"] / state["train_seconds"] if state["train_seconds"] else 0.0,
+        texts=state["texts"],
+        tokens=state["tokens"],
+        questions=state["questions"],
+        question_order=state["question_order"],
     )
 
 
