@@ -10,7 +10,9 @@ by ``qaembed data prepare``.
 from __future__ import annotations
 
 import io
+import math
 import re
+from datetime import datetime, timezone
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -114,6 +116,73 @@ def date_field(values: Mapping, name: str, path: Path, line: int | None) -> str 
         raise BadRow(DataError(f"not an ISO 8601 date or date-time: {_shorten(str(raw))!r}", path=str(path),
                                line=line, field=name), "invalid_date") from None
     return raw
+
+
+# Scores given as text in JSON/HF sources: ASCII decimal, optional "-" and fraction (no exponent).
+_DECIMAL_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?", re.ASCII)
+SCORE_LIMIT = float(1 << 63)
+
+
+def parse_score(raw: object) -> float | int:
+    """A vote score from a JSON-like value: a finite number within +-2^63, or decimal text.
+
+    Raises ``ValueError`` (with the reason) for anything else: booleans, ``NaN``/``inf``,
+    text such as ``"1e3"``, ``"1_000"`` or other scripts' digits, out-of-range values.
+
+    >>> parse_score(3), parse_score(-1.5), parse_score("42")
+    (3, -1.5, 42)
+    >>> parse_score(float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: not a finite number: nan
+    """
+    if isinstance(raw, str):
+        if not _DECIMAL_NUMBER.fullmatch(raw) or len(raw) > 40:
+            raise ValueError(f"not a number: {_shorten(raw)!r} (expected ASCII decimal digits, optional '-' and "
+                             "fraction, no exponent)")
+        value: float | int = int(raw) if "." not in raw else float(raw)
+    elif isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise ValueError(f"not a number: {_shorten(repr(raw))}")
+    else:
+        value = raw
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"not a finite number: {value!r}")
+    if not -SCORE_LIMIT <= value <= SCORE_LIMIT:
+        raise ValueError(f"out of range (|score| <= 2^63): {_shorten(repr(raw))}")
+    return value
+
+
+def parse_native_id(raw: object) -> str:
+    """A source's own id from a JSON-like value: non-empty text, or a positive integer below 2^63.
+
+    Raises ``ValueError`` for floats, booleans, lists/objects, blank text, other integers.
+    """
+    if isinstance(raw, str):
+        if not raw.strip():
+            raise ValueError("empty id")
+        if len(raw) > 1000:
+            raise ValueError(f"id longer than 1000 characters: {_shorten(raw)!r}")
+        return raw
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        if not 1 <= raw <= INT64_MAX:
+            raise ValueError(f"an integer id must be positive and below 2^63: {_shorten(str(raw))}")
+        return str(raw)
+    raise ValueError(f"an id must be text or an integer, got {type(raw).__name__} {_shorten(repr(raw))}")
+
+
+def parse_time(raw: object) -> str | None:
+    """ISO 8601 text from ISO text or a Unix timestamp (seconds, years 1970-9999); ``ValueError`` otherwise."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        try:
+            parse_iso_time(raw)
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 date or date-time: {_shorten(raw)!r}") from None
+        return raw
+    if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw) and 0 <= raw < 253402300000:
+        return datetime.fromtimestamp(raw, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    raise ValueError(f"not an ISO 8601 date-time or a Unix timestamp in years 1970-9999: {_shorten(repr(raw))}")
 
 
 def _shorten(text: str, limit: int = 60) -> str:

@@ -11,6 +11,10 @@ the objects inside the answers list ``answer_id``, ``answer_text``, ``answer_sco
 ``answer_accepted``. On the command line: ``--hf-columns id=question_id,answer_text=body``.
 Required: ``id``, ``title``, ``answers``, ``answer_id``, ``answer_text``, ``answer_score``;
 a missing or empty one is a :class:`~qaembed.errors.DataError` naming the row and field.
+Values follow the same rules as ``ranked_qa.json`` (:mod:`qaembed.data.ranked_json`):
+ids are text or positive integers below 2^63, scores finite numbers within +-2^63 or
+decimal text (``NaN``/``inf`` rejected); an answer whose text is empty after HTML
+cleaning is dropped and counted in ``notes`` (``answer_empty_after_cleaning``).
 Ids are namespaced with the dataset name (``hf:NAME``'s last path part).
 """
 
@@ -19,9 +23,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from qaembed.data.adapter import BadRow, SourceAdapter
+from pydantic import ValidationError
+
+from qaembed.data.adapter import BadRow, SourceAdapter, parse_native_id, parse_score
 from qaembed.data.bad_records import BadRecordPolicy
-from qaembed.data.clean import clean_html, normalize_whitespace, parse_tags
+from qaembed.data.clean import HtmlLimitError, clean_html, normalize_whitespace, parse_tags
 from qaembed.errors import ConfigError, DataError
 from qaembed.records import Answer, Provenance, QARecord
 
@@ -87,7 +93,15 @@ class HuggingFaceDataset(SourceAdapter):
                             "(map them with --hf-columns FIELD=COLUMN)", path=self.dataset_name)
         for row_index, row in enumerate(dataset):
             try:
-                yield self._record(row_index, row)
+                try:
+                    record, empty_answers = self._record(row_index, row)
+                except ValidationError as exc:  # a rule of the record model (see qaembed.records)
+                    first = exc.errors()[0]
+                    field = ".".join(str(p) for p in first.get("loc", ())) or None
+                    raise BadRow(DataError(f"row {row_index}: {first.get('msg', exc)}", path=self.dataset_name,
+                                           field=field), "invalid_record") from None
+                self.notes["answer_empty_after_cleaning"] += empty_answers
+                yield record
             except BadRow as bad:
                 self.policy.reject(bad.error, bad.reason)
 
@@ -103,39 +117,71 @@ class HuggingFaceDataset(SourceAdapter):
         if value is None:
             return 0.0
         try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise BadRow(DataError(f"row {row_index}: not a number: {value!r}", path=self.dataset_name,
-                                   field=self.columns[field]), "non_numeric") from None
+            return parse_score(value)
+        except ValueError as exc:
+            raise BadRow(DataError(f"row {row_index}: {exc}", path=self.dataset_name, field=self.columns[field]),
+                         "non_finite" if "finite" in str(exc) else "non_numeric") from None
 
-    def _record(self, row_index: int, row: dict) -> QARecord:
-        native_id = str(self._value(row, "id", row_index))
+    def _id(self, row: dict, field: str, row_index: int) -> str:
+        value = self._value(row, field, row_index)
+        try:
+            return parse_native_id(value)
+        except ValueError as exc:
+            raise BadRow(DataError(f"row {row_index}: {exc}", path=self.dataset_name, field=self.columns[field]),
+                         "invalid_id") from None
+
+    def _clean(self, value: object, field: str, row_index: int) -> str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise BadRow(DataError(f"row {row_index}: expected text, got {type(value).__name__}",
+                                   path=self.dataset_name, field=self.columns[field]), "invalid_record")
+        try:
+            return clean_html(value)
+        except HtmlLimitError as exc:
+            raise BadRow(DataError(f"row {row_index}: {exc}", path=self.dataset_name, field=self.columns[field]),
+                         "html_limit") from None
+
+    def _record(self, row_index: int, row: dict) -> tuple[QARecord, int]:
+        """The record of one row and the number of its answers left out as empty after cleaning."""
+        native_id = self._id(row, "id", row_index)
         source = f"hf:{self.dataset_name}"
-        answers = []
+        answers, empty_answers = [], 0
         raw_answers = self._value(row, "answers", row_index, required=False) or []
         if isinstance(raw_answers, dict):  # a `Sequence` of structs reads as a dict of lists
             raw_answers = [dict(zip(raw_answers, values)) for values in zip(*raw_answers.values())]
         for answer in raw_answers:
-            answer_id = str(self._value(answer, "answer_id", row_index))
-            text = clean_html(str(self._value(answer, "answer_text", row_index)))
-            if not text:
-                raise BadRow(DataError(f"row {row_index}: empty answer text", path=self.dataset_name,
-                                       field=self.columns["answer_text"]), "empty_body")
+            if not isinstance(answer, dict):
+                raise BadRow(DataError(f"row {row_index}: an answer is not an object", path=self.dataset_name,
+                                       field=self.columns["answers"]), "invalid_record")
+            answer_id = self._id(answer, "answer_id", row_index)
+            text = self._clean(self._value(answer, "answer_text", row_index), "answer_text", row_index)
+            score = self._number(answer, "answer_score", row_index, required=True)
+            if not text:  # an image-only answer: real data, counted, not an error
+                empty_answers += 1
+                continue
             answers.append(Answer(
                 id=f"{self.namespace}:{answer_id}", text=text,
-                score=self._number(answer, "answer_score", row_index, required=True),
+                score=score,
                 accepted=bool(self._value(answer, "answer_accepted", row_index, required=False)),
                 provenance=Provenance(source=source, native_id=answer_id),
             ))
-        title = normalize_whitespace(str(self._value(row, "title", row_index)))
+        title = self._value(row, "title", row_index)
+        if not isinstance(title, str):
+            raise BadRow(DataError(f"row {row_index}: expected text, got {type(title).__name__}",
+                                   path=self.dataset_name, field=self.columns["title"]), "invalid_record")
+        title = normalize_whitespace(title)
         if not title:
             raise BadRow(DataError(f"row {row_index}: empty title", path=self.dataset_name,
                                    field=self.columns["title"]), "empty_title")
         tags = self._value(row, "tags", row_index, required=False) or []
+        if not isinstance(tags, str | list):
+            raise BadRow(DataError(f"row {row_index}: expected a list of tags or a '<a><b>' string",
+                                   path=self.dataset_name, field=self.columns["tags"]), "invalid_record")
         return QARecord(
             id=f"{self.namespace}:{native_id}", title=title,
-            body=clean_html(self._value(row, "body", row_index, required=False) or ""),
+            body=self._clean(self._value(row, "body", row_index, required=False), "body", row_index),
             tags=parse_tags(tags) if isinstance(tags, str) else [str(t) for t in tags],
             score=self._number(row, "score", row_index, required=False),
             answers=answers, provenance=Provenance(source=source, native_id=native_id),
-        )
+        ), empty_answers

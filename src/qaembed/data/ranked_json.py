@@ -18,23 +18,31 @@ answer score (required)   ``score``, ``votes``
 accepted                  ``is_accepted``, ``accepted``
 ========================  ==========================================================
 
-A missing required field (or an empty text) is a :class:`~qaembed.errors.DataError`
-naming the file, the item index (reported as ``item N``) and the field, e.g.
-``ranked_qa.json, field 'answers[2].score': item 7: missing``. Ids are namespaced
-with the file's stem (``ranked_qa:123``). The file is read whole (it is a single JSON
-document); use JSONL for large data.
+Values: ids are non-empty text or positive integers below 2^63; scores are finite
+numbers within +-2^63 or decimal text (``"12"``, ``"-1.5"``; not ``"1e3"``, ``"NaN"``,
+booleans); ``created`` is ISO 8601 text or a Unix timestamp in years 1970-9999.
+
+A missing or invalid required field (or an empty question title or body-less question)
+is a :class:`~qaembed.errors.DataError` naming the file, the item index (reported as
+``item N``) and the field, e.g. ``ranked_qa.json, field 'answers[2].score': item 7:
+missing``, or with ``--skip-bad`` a counted skip of that item. An answer whose text is
+empty after HTML cleaning (an image-only answer) is real data: it is dropped and
+counted in ``notes`` (``answer_empty_after_cleaning``), its question kept. Ids are
+namespaced with the file's stem (``ranked_qa:123``). The file is read whole (it is a
+single JSON document); use JSONL for large data.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 
-from qaembed.data.adapter import BadRow, SourceAdapter
+from pydantic import ValidationError
+
+from qaembed.data.adapter import BadRow, SourceAdapter, parse_native_id, parse_score, parse_time
 from qaembed.data.bad_records import BadRecordPolicy
-from qaembed.data.clean import clean_html, normalize_whitespace, parse_tags
+from qaembed.data.clean import HtmlLimitError, clean_html, normalize_whitespace, parse_tags
 from qaembed.errors import DataError
 from qaembed.records import Answer, Provenance, QARecord
 
@@ -43,15 +51,6 @@ ANSWER_ID_KEYS = ("id", "answer_id", "aid")
 TEXT_KEYS = ("body", "text", "content")
 SCORE_KEYS = ("score", "votes")
 ACCEPTED_KEYS = ("is_accepted", "accepted")
-
-
-def _iso_time(value: object) -> str | None:
-    """ISO 8601 text from an ISO string or a Unix timestamp (the Stack Exchange API's form)."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return str(value)
 
 
 class RankedQaJson(SourceAdapter):
@@ -70,12 +69,19 @@ class RankedQaJson(SourceAdapter):
             raise DataError(f"not UTF-8: {exc.reason} at byte {exc.start}", path=str(self.path)) from exc
         except json.JSONDecodeError as exc:
             raise DataError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=str(self.path), line=exc.lineno) from exc
+        except RecursionError:
+            raise DataError("invalid JSON: nested too deeply", path=str(self.path)) from None
         if not isinstance(items, list):
             raise DataError(f"expected a JSON list of items, got {type(items).__name__}", path=str(self.path))
         seen: set[str] = set()
         for index, item in enumerate(items):
             try:
-                record = self._record(index, item)
+                try:
+                    record = self._record(index, item)
+                except ValidationError as exc:  # a rule of the record model (see qaembed.records)
+                    first = exc.errors()[0]
+                    field = ".".join(str(p) for p in first.get("loc", ())) or "question"
+                    raise BadRow(self._error(index, field, first.get("msg", str(exc))), "invalid_record") from None
                 if record.id in seen:
                     raise BadRow(self._error(index, "question.id", f"duplicate id {record.id!r}"), "duplicate_id")
                 seen.add(record.id)
@@ -98,18 +104,25 @@ class RankedQaJson(SourceAdapter):
         raw = self._get(obj, SCORE_KEYS, index, field, required=required)
         if raw is None:
             return 0.0
-        if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-            raise BadRow(self._error(index, field, f"not a number: {raw!r}"), "non_numeric")
         try:
-            return float(raw)
-        except ValueError:
-            raise BadRow(self._error(index, field, f"not a number: {raw!r}"), "non_numeric") from None
+            return parse_score(raw)
+        except ValueError as exc:
+            reason = "non_finite" if "finite" in str(exc) else "non_numeric"
+            raise BadRow(self._error(index, field, str(exc)), reason) from None
 
-    def _text(self, obj: dict, index: int, field: str) -> str:
-        text = clean_html(str(self._get(obj, TEXT_KEYS, index, field)))
-        if not text:
-            raise BadRow(self._error(index, field, "empty text after HTML cleaning"), "empty_body")
-        return text
+    def _id(self, obj: dict, keys: tuple[str, ...], index: int, field: str) -> str:
+        try:
+            return parse_native_id(self._get(obj, keys, index, field))
+        except ValueError as exc:
+            raise BadRow(self._error(index, field, str(exc)), "invalid_id") from None
+
+    def _clean(self, html: object, index: int, field: str) -> str:
+        if not isinstance(html, str):
+            raise BadRow(self._error(index, field, f"expected text, got {type(html).__name__}"), "invalid_record")
+        try:
+            return clean_html(html)
+        except HtmlLimitError as exc:
+            raise BadRow(self._error(index, field, str(exc)), "html_limit") from None
 
     def _record(self, index: int, item: object) -> QARecord:
         if not isinstance(item, dict) or not isinstance(item.get("question"), dict):
@@ -117,36 +130,54 @@ class RankedQaJson(SourceAdapter):
         question, answers = item["question"], item.get("answers", [])
         if not isinstance(answers, list):
             raise BadRow(self._error(index, "answers", "expected a list"), "missing_field")
-        native_id = str(self._get(question, QUESTION_ID_KEYS, index, "question.id"))
-        title = normalize_whitespace(str(self._get(question, ("title",), index, "question.title")))
+        native_id = self._id(question, QUESTION_ID_KEYS, index, "question.id")
+        title = self._get(question, ("title",), index, "question.title")
+        if not isinstance(title, str):
+            raise BadRow(self._error(index, "question.title", f"expected text, got {type(title).__name__}"),
+                         "invalid_record")
+        title = normalize_whitespace(title)
         if not title:
             raise BadRow(self._error(index, "question.title", "empty title"), "empty_title")
         body_raw = self._get(question, TEXT_KEYS, index, "question.body", required=False)
         tags = question.get("tags") or []
+        if not isinstance(tags, str) and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+            raise BadRow(self._error(index, "question.tags", "expected a list of text or a '<a><b>' string"),
+                         "invalid_record")
         source = f"ranked_qa:{self.path.name}"
-        parsed_answers = []
+        try:
+            created = parse_time(question.get("created") or question.get("creation_date"))
+        except ValueError as exc:
+            raise BadRow(self._error(index, "question.created", str(exc)), "invalid_date") from None
+        parsed_answers, empty_answers = [], 0
         for position, answer in enumerate(answers):
             field = f"answers[{position}]"
             if not isinstance(answer, dict):
                 raise BadRow(self._error(index, field, "expected an object"), "missing_field")
-            answer_id = str(self._get(answer, ANSWER_ID_KEYS, index, f"{field}.id"))
+            answer_id = self._id(answer, ANSWER_ID_KEYS, index, f"{field}.id")
+            text = self._clean(self._get(answer, TEXT_KEYS, index, f"{field}.body"), index, f"{field}.body")
+            score = self._score(answer, index, f"{field}.score", required=True)
+            if not text:  # an image-only answer: real data, counted, not an error
+                empty_answers += 1
+                continue
             parsed_answers.append(Answer(
                 id=f"{self.namespace}:{answer_id}",
-                text=self._text(answer, index, f"{field}.body"),
-                score=self._score(answer, index, f"{field}.score", required=True),
+                text=text,
+                score=score,
                 accepted=bool(self._get(answer, ACCEPTED_KEYS, index, f"{field}.accepted", required=False)),
                 provenance=Provenance(source=source, native_id=answer_id),
             ))
-        return QARecord(
+        record = QARecord(
             id=f"{self.namespace}:{native_id}",
             title=title,
-            body=clean_html(str(body_raw)) if body_raw is not None else "",
+            body=self._clean(body_raw, index, "question.body") if body_raw is not None else "",
             tags=parse_tags(tags) if isinstance(tags, str) else [str(t) for t in tags],
             score=self._score(question, index, "question.score", required=False),
             answers=parsed_answers,
             provenance=Provenance(
                 source=source, native_id=native_id,
                 url=question.get("url") or question.get("link"),
-                created=_iso_time(question.get("created") or question.get("creation_date")),
+                created=created,
             ),
         )
+        self.notes["answer_empty_after_cleaning"] += empty_answers  # only once the whole item is good
+        return record

@@ -148,6 +148,14 @@ def stats_table(stats: dict[str, object]):
     return table
 
 
+# Notes that stand for left-out input, said in words in the stats output.
+_NOTE_TEXT = {
+    "answer_empty_after_cleaning": "answers left out because their text is empty after HTML cleaning "
+                                   "(e.g. image-only answers; their questions are kept)",
+    "orphan_answers": "answers left out because their question is not in the source",
+}
+
+
 def stats_notes(stats: dict[str, object]) -> list[str]:
     """Lines for what the table does not show: skipped bad records, filtered questions, notes."""
     lines = []
@@ -156,6 +164,8 @@ def stats_notes(stats: dict[str, object]) -> list[str]:
         if skipped:
             lines.append(f"{name}: skipped bad records: " + ", ".join(f"{k}={v}" for k, v in skipped.items()))
         notes = {k: v for k, v in (source.get("notes") or {}).items() if v}
+        for key in [k for k in _NOTE_TEXT if k in notes]:
+            lines.append(f"{name}: {_NOTE_TEXT[key]}: {notes.pop(key)} ({key})")
         if notes:
             lines.append(f"{name}: " + ", ".join(f"{k}={v}" for k, v in notes.items()))
     if stats.get("skipped_sources"):
