@@ -88,6 +88,11 @@ def prepare(
         sources = default.sources
     stats = prepare_dataset(sources, out, config, overwrite=overwrite)
     _print_stats(stats)
+    if config.split_mode == "by-date":
+        rest = (f"dev = created on/after {config.dev_after}, train = older" if config.dev_after else
+                f"the rest split train/dev by the seeded hash ({config.split[1] / (config.split[0] + config.split[1]):.0%}"
+                " dev)")
+        typer.echo(f"split by date: test = questions created on/after {config.test_after} (UTC); {rest}")
     typer.echo(f"wrote {out}")
 
 
