@@ -70,7 +70,7 @@ def test_out_that_is_a_file_is_refused_before_any_work(tmp_path, qaembed_cli, mo
     monkeypatch.setattr("qaembed.data.prepare.open_source", lambda *a, **k: opened.append(a))
     result = qaembed_cli("data", "prepare", SE_SITE, "--out", target)
     assert result.exit_code == 2
-    assert f"error: --out {target}: is a file, not a folder" in result.stderr
+    assert f"error: --out {target}: is an existing file, not a folder" in result.stderr
     assert opened == [] and target.read_text() == "precious\n" and _snapshot(tmp_path) == {"dataset.jsonl": b"precious\n"}
 
 
@@ -78,7 +78,7 @@ def test_out_below_a_file_is_unwritable(tmp_path, qaembed_cli):
     (tmp_path / "plain").write_text("x")
     result = qaembed_cli("data", "prepare", SE_SITE, "--out", tmp_path / "plain" / "ds")
     assert result.exit_code == 2
-    assert f"--out {tmp_path / 'plain' / 'ds'}: cannot write there ({tmp_path / 'plain'} is not a writable folder)" \
+    assert f"--out {tmp_path / 'plain' / 'ds'}: {tmp_path / 'plain'} is a file, so no folder can be created in it" \
         in result.stderr
     assert _snapshot(tmp_path) == {"plain": b"x"}
 
@@ -92,7 +92,7 @@ def test_out_in_a_read_only_folder_is_unwritable(tmp_path, qaembed_cli):
         result = qaembed_cli("data", "prepare", SE_SITE, "--out", locked / "ds")
     finally:
         locked.chmod(0o755)
-    assert result.exit_code == 2 and f"--out {locked / 'ds'}: cannot write there" in result.stderr
+    assert result.exit_code == 2 and f"--out {locked / 'ds'}: the parent folder {locked} is not writable" in result.stderr
     assert list(locked.iterdir()) == []
 
 

@@ -169,11 +169,14 @@ def assign_split_by_date(day: date, key: int, config: PrepareConfig) -> str:
 def check_output_dir(out_dir: Path, *, overwrite: bool) -> list[Path]:
     """Refuse an ``--out`` that cannot take a prepared dataset, before any work.
 
-    Removes temporary folders of interrupted earlier runs (returned). A folder that holds
-    anything else needs ``overwrite``. Raises :class:`ConfigError` naming the folder.
+    A file, or a place no folder can be written, is refused as by every command
+    (:func:`qaembed.outputs.check_output_dir`). Removes temporary folders of interrupted
+    earlier runs (returned). A folder that holds anything else needs ``overwrite``.
+    Raises :class:`ConfigError` naming the folder.
     """
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir}: is a file, not a folder; give a new or empty folder")
+    from qaembed.outputs import check_output_dir as check_writable_dir
+
+    check_writable_dir(out_dir)
     removed = remove_stale_temp_dirs(out_dir) if out_dir.is_dir() else []
     for name in OUTPUT_FILES:
         if (out_dir / name).exists() and not (out_dir / name).is_file():
@@ -185,9 +188,6 @@ def check_output_dir(out_dir: Path, *, overwrite: bool) -> list[Path]:
             shown = ", ".join(content[:5]) + (", ..." if len(content) > 5 else "")
             raise ConfigError(f"--out {out_dir}: folder is not empty (holds {what}: {shown}); give --overwrite to "
                               f"replace its {', '.join(OUTPUT_FILES)} (nothing else is touched), or a new folder")
-    existing = next(p for p in (out_dir, *out_dir.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {out_dir}: cannot write there ({existing} is not a writable folder)")
     return removed
 
 
