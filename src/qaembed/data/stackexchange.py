@@ -313,8 +313,12 @@ def iter_xml_rows(path: Path, *, progress: bool, on_bad_line: Callable[[int, str
             blanked = len(checker.bad_lines) if checker is not None else 0
             unread, total, unread_bytes = _unread_part(path, rows_read, line)
             unread = max(0, unread - blanked)
-            message = (f"malformed or truncated XML: {exc.msg}; reading stopped there: {unread} of the file's "
-                       f"{total} rows were not read ({unread_bytes} bytes from this line to the end)")
+            if unread:
+                lost = (f"reading stopped there: {unread} of the file's {total} rows were not read "
+                        f"({unread_bytes} bytes from this line to the end)")
+            else:
+                lost = f"reading stopped there, after the last of the file's {total} rows (none lost)"
+            message = f"malformed or truncated XML: {exc.msg}; {lost}"
             raise BadRow(DataError(message, path=str(path), line=line), "malformed_xml", count=unread) from exc
 
 
