@@ -162,3 +162,12 @@ def test_bad_metrics_line_before_the_end_is_named_and_the_file_kept(run_copy, mo
     path.write_text(lines[0] + '{"loss": 1.0}\n' + "".join(lines[2:]))
     code, err = run_main(monkeypatch, capsys, "train", "--config", config_file, "--out", run, "--resume")
     assert code == 2 and f"error: {path}:2, field 'step': missing or non-integer step" in err
+
+
+def test_tampered_loop_state_names_the_field(run_copy, monkeypatch, capsys):
+    config_file, run, checkpoint = run_copy
+    state = json.loads((checkpoint / "state.json").read_text())
+    (checkpoint / "state.json").write_text(json.dumps({**state, "batch_in_epoch": -3}))
+    code, err = run_main(monkeypatch, capsys, "train", "--config", config_file, "--out", run, "--resume")
+    assert code == 2
+    assert f"error: {checkpoint / 'state.json'}, field 'batch_in_epoch': expected a non-negative integer, got -3" in err

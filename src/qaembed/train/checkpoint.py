@@ -187,8 +187,10 @@ def load_checkpoint(
             f"{path.parent} to train again from step 0 with --resume"
         )
     state = read_json(path / "state.json")
-    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
-        raise DataError("no integer step", path=str(path / "state.json"), field="step")
+    for key in ("step", "epoch", "batch_in_epoch"):  # where the batches resume
+        value = state.get(key) if isinstance(state, dict) else None
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise DataError(f"expected a non-negative integer, got {value!r}", path=str(path / "state.json"), field=key)
     device = accelerator.device
     rng_file = path / f"rng-{accelerator.process_index}.json"
     if not rng_file.is_file():
