@@ -28,7 +28,7 @@ from pathlib import Path
 
 DEFAULT_STACKEXCHANGE_SUBDIR = "stackexchange"
 EMBEDDED_SAMPLE = Path(__file__).resolve().parent / "default_data" / "stackexchange-sample.jsonl.gz"
-OWN_DATA_HINT = "use --data DIR or `qaembed data download SITE` for your own data"
+OWN_DATA_HINT = "use --data DIR or `qaembed data download SITE` for your own data"  # the suite's option
 
 
 def cache_dir() -> Path:
@@ -91,8 +91,12 @@ class DefaultData:
 
     @property
     def notice(self) -> str:
-        """One line for the terminal: which data is used and how to use your own."""
-        return f"data: {self.description} — {OWN_DATA_HINT}"
+        """One line for the terminal: which data is used and how to use your own (``qaembed suite``'s words)."""
+        return self.line(OWN_DATA_HINT)
+
+    def line(self, hint: str) -> str:
+        """``data: <description> — <hint>``, for a command whose way to give other data differs."""
+        return f"data: {self.description} — {hint}"
 
 
 def default_data_sources() -> DefaultData:

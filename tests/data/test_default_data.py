@@ -53,7 +53,8 @@ def test_fresh_machine_uses_the_embedded_sample_for_prepare_and_the_suite(fresh_
 
     result = CliRunner().invoke(app, ["data", "prepare", "--out", str(fresh_machine / "ds")])
     assert result.exit_code == 0, result.output
-    assert default.notice in result.output
+    assert (f"data: {default.description} — give SOURCES or run `qaembed data download SITE` for your own data"
+            in result.output)
     for split in SPLITS:  # the CLI and the suite prepare the same default data identically
         assert (fresh_machine / "ds" / f"{split}.jsonl").read_bytes() == (data.dataset_dir / f"{split}.jsonl").read_bytes()
 

@@ -84,7 +84,7 @@ def prepare(
             default = paths.default_data_sources()
         except FileNotFoundError as exc:
             raise DataError(str(exc)) from exc
-        typer.echo(default.notice, err=True)
+        typer.echo(default.line("give SOURCES or run `qaembed data download SITE` for your own data"), err=True)
         sources = default.sources
     stats = prepare_dataset(sources, out, config, overwrite=overwrite)
     _print_stats(stats)
