@@ -37,6 +37,8 @@ def test_existing_dataset_is_refused_without_overwrite(prepared, tmp_path, qaemb
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: --out {prepared}: folder is not empty (holds a prepared dataset: ")
     assert "give --overwrite" in result.stderr
+    default = qaembed_cli("data", "prepare", "--out", prepared)  # default data: refused before it is announced
+    assert default.exit_code == 2 and default.stderr.startswith(f"error: --out {prepared}: folder is not empty")
     assert _snapshot(tmp_path) == before
 
 

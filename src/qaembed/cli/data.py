@@ -62,7 +62,7 @@ def prepare(
 
     from qaembed import paths
     from qaembed.data.hf import parse_column_mapping
-    from qaembed.data.prepare import PrepareConfig, parse_split, prepare_dataset
+    from qaembed.data.prepare import STALE_REMOVED, PrepareConfig, check_output_dir, parse_split, prepare_dataset
     from qaembed.errors import ConfigError, DataError
 
     by_date = split.strip() == "by-date"
@@ -79,6 +79,8 @@ def prepare(
         if first["loc"]:
             raise ConfigError(f"--{str(first['loc'][0]).replace('_', '-')}: {message}") from exc
         raise ConfigError(f"--split {split}: {message}") from exc
+    for stale in check_output_dir(out, overwrite=overwrite):  # before any work (prepare_dataset checks again)
+        typer.echo(STALE_REMOVED.format(stale), err=True)
     if not sources:
         try:
             default = paths.default_data_sources()

@@ -60,6 +60,7 @@ TEMP_PREFIX = ".prepare-"
 _TEMP_NAME = re.compile(r"^\.prepare-(?:(\d+)-)?[a-z0-9_]{8}$")
 _TEMP_CONTENT = re.compile(r"^(records\.sqlite.*|qaembed-spill-.*|(train|dev|test)\.jsonl(\.tmp)?|(stats|manifest)\.json(\.tmp)?)$")
 SplitMode = Literal["random", "by-date"]
+STALE_REMOVED = "removed {} (temporary folder of an interrupted prepare)"
 
 
 class PrepareConfig(BaseModel):
@@ -245,7 +246,7 @@ def prepare_dataset(
     out_dir = Path(out_dir)
     for stale in check_output_dir(out_dir, overwrite=overwrite):
         if progress:
-            print(f"removed {stale} (temporary folder of an interrupted prepare)", file=sys.stderr)
+            print(STALE_REMOVED.format(stale), file=sys.stderr)
     if not sources:
         try:
             sources = paths.default_data_sources().sources
