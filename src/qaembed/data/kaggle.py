@@ -16,9 +16,10 @@ Broken quoting (an unclosed quote would otherwise swallow the following rows int
 cell) is detected by two rules, and reported at the row's first line as
 ``malformed_csv``: (1) the ``csv`` module's strict mode (text after a closing quote, end
 of file inside a quoted cell); (2) a cell that spans several lines where a
-continuation line *looks like the start of a row of this file*: its cells up to the
-first text column (``Title``/``Body``) parse as that file's ids, scores and dates
-(e.g. ``12,NA,2008-08-01T13:57:07Z,5,`` in ``Answers.csv``). With ``--skip-bad`` only
+continuation line *looks like the start of a row of this file*: it starts with a digit
+or ``-``, has more cells than the columns before the first text column
+(``Title``/``Body``), and those cells parse as that file's ids, scores and dates, all
+but at most one (at least two), e.g. ``12,NA,2008-08-01T13:57:07Z,5,`` in ``Answers.csv``. With ``--skip-bad`` only
 the broken row's first line is dropped; reading resumes on the next line, so the rows
 that the open quote had swallowed are read as rows again. A body line that really
 starts like a row (code showing this very CSV format) would be reported too: that is
@@ -126,24 +127,36 @@ def _looks_like_row(text: str, header: list[str]) -> bool:
         return False
     if len(cells) <= prefix_len:
         return False
-    known = 0
-    for column, cell in zip(header[:prefix_len], cells):
+    checks = [(column, cell) for column, cell in zip(header[:prefix_len], cells) if column in _PREFIX_CHECKS]
+    valid = [_PREFIX_CHECKS[column](cell) for column, cell in checks]
+    # One damaged cell is tolerated (a bad row swallowed by an open quote must still be noticed);
+    # a single valid cell is too weak a sign (a line of prose may start "3,").
+    return sum(valid) >= max(2, len(valid) - 1)
+
+
+def _valid(check) -> object:
+    def test(cell: str) -> bool:
         try:
-            if column in _POSITIVE_ID_COLUMNS:
-                int_field({column: cell}, column, Path(), None, positive=True)
-            elif column in _INTEGER_COLUMNS:
-                int_field({column: cell}, column, Path(), None)
-            elif column in _OPTIONAL_INTEGER_COLUMNS and cell not in _MISSING:
-                int_field({column: cell}, column, Path(), None)
-            elif column in _DATE_COLUMNS and cell not in _MISSING:
-                if date_field({column: cell}, column, Path(), None) is None:
-                    return False
-            else:
-                continue
-        except BadRow:
+            check(cell)
+        except (BadRow, ValueError):
             return False
-        known += 1
-    return known >= 2  # an id alone is too weak a sign (a line of prose may start "3,")
+        return True
+
+    return test
+
+
+def _date_or_missing(cell: str) -> None:
+    if cell not in _MISSING and date_field({"d": cell}, "d", Path(), None) is None:
+        raise ValueError(cell)
+
+
+_PREFIX_CHECKS = {
+    **{c: _valid(lambda cell, c=c: int_field({c: cell}, c, Path(), None, positive=True)) for c in _POSITIVE_ID_COLUMNS},
+    **{c: _valid(lambda cell, c=c: int_field({c: cell}, c, Path(), None)) for c in _INTEGER_COLUMNS},
+    **{c: _valid(lambda cell, c=c: cell in _MISSING or int_field({c: cell}, c, Path(), None))
+       for c in _OPTIONAL_INTEGER_COLUMNS},
+    **{c: _valid(_date_or_missing) for c in _DATE_COLUMNS},
+}
 
 
 def _csv_rows(path: Path, encoding: str, policy: BadRecordPolicy, progress: bool) -> Iterator[tuple[int, dict]]:

@@ -202,6 +202,7 @@ class _Utf8LineChecker(io.RawIOBase):
         self._pending = b""
         self._lines_before = 0  # physical lines in the chunks already passed on
         self.bad_lines: list[tuple[int, str]] = []
+        self.blanked_rows = 0  # <row tags on the blanked lines
 
     def readable(self) -> bool:
         return True
@@ -233,6 +234,7 @@ class _Utf8LineChecker(io.RawIOBase):
                 except UnicodeDecodeError as exc:
                     self.bad_lines.append((self._lines_before + index + 1,
                                            f"bytes that are not valid UTF-8 ({exc.reason} at column {exc.start + 1})"))
+                    self.blanked_rows += len(_ROW_TAG.findall(raw))
                     lines[index] = b""
             chunk = b"\n".join(lines)
         self._lines_before += chunk.count(b"\n")
@@ -276,43 +278,76 @@ def _unread_part(path: Path, rows_read: int, line: int | None) -> tuple[int, int
     return max(0, total_rows - rows_read), total_rows, size - (offset if offset is not None else size)
 
 
-def iter_xml_rows(path: Path, *, progress: bool, on_bad_line: Callable[[int, str], None] | None = None,
+def iter_xml_rows(path: Path, *, progress: bool, on_bad_line: Callable[[int, str, str], None] | None = None,
                   ) -> Iterator[etree._Element]:
     """Stream the ``<row>`` elements of a dump file; each is cleared after the consumer's turn.
 
-    With ``on_bad_line``, a UTF-8 file is checked line by line: a line that is not UTF-8 is
-    left out and reported as ``on_bad_line(line, message)`` before the rows that follow it
-    (without it, lxml stops at the first bad byte). Malformed or truncated XML raises
-    :class:`BadRow` (reason ``malformed_xml``) with the line lxml reports; its ``count`` is
-    the number of the file's rows that were not read.
+    With ``on_bad_line``, damage that the XML parser lets pass is reported as
+    ``on_bad_line(line, message, reason)`` in file order, before the rows that follow it:
+    in a UTF-8 file, a line that is not UTF-8 is left out (``invalid_encoding``; without the
+    check lxml stops at the first bad byte); text or an element other than ``<row>`` between
+    the rows (what a damaged row turns into, e.g. ``<rox .../>`` or ``row Id=...`` without its
+    ``<``) is ``malformed_xml``. Malformed or truncated XML raises :class:`BadRow` (reason
+    ``malformed_xml``) with the line lxml reports; its ``count`` is the number of the file's
+    rows that were not read.
     """
     rows_read = 0
     checker = None
+    pending: list[tuple[int, str, str]] = []  # stray content found, reported in line order with bad lines
+
+    def report(before: int | None) -> None:
+        if on_bad_line is None:
+            return
+        if checker is not None:
+            pending.extend((line, message, "invalid_encoding") for line, message in checker.bad_lines)
+            checker.bad_lines.clear()
+        pending.sort(key=lambda item: item[0])
+        while pending and (before is None or pending[0][0] < before):
+            on_bad_line(*pending.pop(0))
+
+    def stray_text(text: str | None, line: int | None) -> None:
+        if text and text.strip():
+            snippet = " ".join(text.split())[:60]
+            line = (line or 1) + text[: len(text) - len(text.lstrip())].count("\n")  # where the text starts
+            pending.append((line, f"text outside any <row> (a damaged row?): {snippet!r}", "malformed_xml"))
+
     with open_binary(path, progress=progress) as fh:
         source = fh
         if on_bad_line is not None and _declares_utf8(path):
             source = checker = _Utf8LineChecker(fh)
-
-        def report_bad_lines(before: int | None) -> None:
-            while checker is not None and checker.bad_lines and (before is None or checker.bad_lines[0][0] < before):
-                on_bad_line(*checker.bad_lines.pop(0))
-
+        root_text_checked = False
         try:
-            for _, element in etree.iterparse(source, events=("end",), tag="row", huge_tree=True):
+            for _, element in etree.iterparse(source, events=("end",), huge_tree=True):
+                parent = element.getparent()
+                if parent is None:  # the root element closed: the text left between its last children
+                    if not root_text_checked:
+                        stray_text(element.text, element.sourceline)
+                    for child in element:
+                        stray_text(child.tail, child.sourceline)
+                    continue
+                top_level = parent.getparent() is None
+                if element.tag != "row":
+                    if top_level:
+                        pending.append((element.sourceline or 1, f"an element <{element.tag}> where a <row> was "
+                                        "expected (a damaged row?)", "malformed_xml"))
+                    continue
                 rows_read += 1
-                report_bad_lines(element.sourceline)
+                report(element.sourceline)
                 yield element
                 element.clear(keep_tail=True)
-                parent = element.getparent()
-                while element.getprevious() is not None:
-                    del parent[0]
-            report_bad_lines(None)
+                if top_level:
+                    if not root_text_checked:
+                        stray_text(parent.text, parent.sourceline)
+                        root_text_checked = True
+                    while element.getprevious() is not None:
+                        stray_text(parent[0].tail, parent[0].sourceline)
+                        del parent[0]
+            report(None)
         except etree.XMLSyntaxError as exc:
-            report_bad_lines(exc.lineno or None)
+            report(exc.lineno or None)
             line = exc.lineno if exc.lineno else None
-            blanked = len(checker.bad_lines) if checker is not None else 0
             unread, total, unread_bytes = _unread_part(path, rows_read, line)
-            unread = max(0, unread - blanked)
+            unread = max(0, unread - (checker.blanked_rows if checker is not None else 0))
             if unread:
                 lost = (f"reading stopped there: {unread} of the file's {total} rows were not read "
                         f"({unread_bytes} bytes from this line to the end)")
@@ -348,8 +383,8 @@ class StackExchangeDump(SourceAdapter):
             yield from records_from_store(store, self, site=self.site, source=f"stackexchange:{self.site}")
 
     def _rows(self, path: Path) -> Iterator[etree._Element]:
-        def bad_line(line: int, message: str) -> None:
-            self.policy.reject(DataError(message, path=str(path), line=line), "invalid_encoding")
+        def bad_line(line: int, message: str, reason: str) -> None:
+            self.policy.reject(DataError(message, path=str(path), line=line), reason)
 
         try:
             yield from iter_xml_rows(path, progress=self.progress, on_bad_line=bad_line)
