@@ -104,6 +104,10 @@ class HuggingFaceDataset(SourceAdapter):
                 yield record
             except BadRow as bad:
                 self.policy.reject(bad.error, bad.reason)
+                answers = row.get(self.columns["answers"])
+                if isinstance(answers, dict):  # a `Sequence` of structs: a dict of equally long lists
+                    answers = next(iter(answers.values()), [])
+                self.notes["answers_of_skipped_questions"] += len(answers) if isinstance(answers, list) else 0
 
     def _value(self, row: dict, field: str, row_index: int, *, required: bool = True):
         column = self.columns[field]

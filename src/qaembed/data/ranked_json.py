@@ -27,7 +27,9 @@ is a :class:`~qaembed.errors.DataError` naming the file, the item index (reporte
 ``item N``) and the field, e.g. ``ranked_qa.json, field 'answers[2].score': item 7:
 missing``, or with ``--skip-bad`` a counted skip of that item. An answer whose text is
 empty after HTML cleaning (an image-only answer) is real data: it is dropped and
-counted in ``notes`` (``answer_empty_after_cleaning``), its question kept. Ids are
+counted in ``notes`` (``answer_empty_after_cleaning``), its question kept. The answers
+of a skipped item are counted too (``answers_of_skipped_questions``), so every answer of
+the input is either written or counted. Ids are
 namespaced with the file's stem (``ranked_qa:123``). The file is read whole (it is a
 single JSON document); use JSONL for large data.
 """
@@ -88,6 +90,8 @@ class RankedQaJson(SourceAdapter):
                 yield record
             except BadRow as bad:
                 self.policy.reject(bad.error, bad.reason)
+                answers = item.get("answers") if isinstance(item, dict) else None
+                self.notes["answers_of_skipped_questions"] += len(answers) if isinstance(answers, list) else 0
 
     def _error(self, index: int, field: str, message: str) -> DataError:
         return DataError(f"item {index}: {message}", path=str(self.path), field=field)

@@ -153,6 +153,7 @@ _NOTE_TEXT = {
     "answer_empty_after_cleaning": "answers left out because their text is empty after HTML cleaning "
                                    "(e.g. image-only answers; their questions are kept)",
     "orphan_answers": "answers left out because their question is not in the source",
+    "answers_of_skipped_questions": "answers left out with their skipped questions",
 }
 
 

@@ -381,7 +381,7 @@ class Outcome:
     output: str
     traceback: bool
     written_answers: int = 0
-    counted: int = 0  # skipped bad records + answers left out as notes (empty after cleaning, orphans)
+    counted: int = 0  # skipped bad records + answers counted as left out (empty, orphans, of skipped questions)
 
     @property
     def problems(self) -> list[str]:
@@ -440,5 +440,5 @@ def run_case(root: str | Path, case: Case, *, skip: bool, out: str | Path) -> Ou
         outcome.written_answers = sum(split["answers"] for split in stats["splits"].values())
         outcome.counted = sum(stats.get("skipped_bad", {}).values()) + sum(
             source.get("notes", {}).get(key, 0) for source in stats["sources"].values()
-            for key in ("answer_empty_after_cleaning", "orphan_answers"))
+            for key in ("answer_empty_after_cleaning", "orphan_answers", "answers_of_skipped_questions"))
     return outcome
