@@ -7,6 +7,7 @@ truly better than the baseline and another truly equal to it.
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ def tiny_config(dataset: Path, **overrides) -> SuiteConfig:
         GridEntry(name="listwise", loss="listwise", strategy="listwise", description="listwise"),
         GridEntry(name="triplet_hard", loss="triplet", strategy="triplet", description="triplet"),
     ]
-    values = {"data": str(dataset), "steps": 4, "entries": entries, **overrides}
+    values = {"data": str(dataset), "budget": 4, "budget_unit": "steps", "entries": entries, **overrides}
     return SuiteConfig(**values)
 
 
@@ -72,12 +73,15 @@ class FakeRun:
         effect = EFFECTS.get(spec.label, 0.0)
         question_rng = np.random.default_rng(123)  # the same questions' difficulty for every run
         base = question_rng.uniform(0.2, 0.7, N_TEST)
-        noise = np.random.default_rng([spec.seed, len(spec.label)]).normal(0, 0.05, N_TEST)
-        ndcg = np.clip(base + effect + noise, 0, 1)
+        # a stable per-label stream (a label's length would give "baseline" and "listwise" the same noise)
+        noise_rng = np.random.default_rng([spec.seed, zlib.crc32(spec.label.encode())])
+        noise = noise_rng.normal(0, 0.05, N_TEST)
+        seed_shift = 0.0 if spec.kind == "baseline" else noise_rng.normal(0, 0.005)
+        ndcg = np.clip(base + effect + seed_shift + noise, 0, 1)
         kendall = np.clip(base + effect + noise, -1, 1)
         kendall[::10] = np.nan  # tied votes: undefined for some questions
         per_question = pd.DataFrame(
-            {"retrieval/ndcg@10": ndcg, "retrieval/mrr@10": ndcg, "within/accuracy@1": (ndcg > 0.5).astype(float),
+            {"retrieval/graded_ndcg@10": ndcg, "retrieval/ndcg@10": ndcg, "retrieval/mrr@10": ndcg, "within/accuracy@1": (ndcg > 0.5).astype(float),
              "within/kendall_tau": kendall},
             index=pd.Index([f"beer.stackexchange.com:test{i}" for i in range(N_TEST)], name="question_id"),
         )
@@ -85,8 +89,11 @@ class FakeRun:
         result.save(run_dir / "eval")
         if spec.kind == "train":
             lines = [f'{{"step": {s}, "loss": {2.0 / s}}}' for s in range(1, 5)]
-            lines += [f'{{"step": {s}, "dev/retrieval/ndcg@10": {0.4 + 0.01 * s}}}' for s in (0, 4)]
+            lines += [f'{{"step": {s}, "texts": {40 * s}, "dev/retrieval/graded_ndcg@10": {0.4 + 0.01 * s}}}'
+                      for s in (0, 4)]
             (run_dir / "train").mkdir(parents=True, exist_ok=True)
             (run_dir / "train" / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+        spent = {"steps": 4, "texts": 160, "tokens": 1600, "questions": 48, "question_order": "f" * 64}
         return RunOutcome(summary=result.summary, train_time_s=1.0 if spec.kind == "train" else None,
-                          eval_time_s=0.5, texts_per_s=100.0 if spec.kind == "train" else None)
+                          eval_time_s=0.5, texts_per_s=100.0 if spec.kind == "train" else None,
+                          spent=spent if spec.kind == "train" else {})

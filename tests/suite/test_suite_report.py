@@ -13,6 +13,7 @@ from qaembed.report import ReportPaths, build_report
 from qaembed.report.analysis import analyze
 from qaembed.report.collect import load_suite
 from qaembed.suite.runner import run_suite
+from qaembed.suite.stats import BOOTSTRAP_METHOD, PERMUTATION_TEST, SEED_TEST
 
 
 @pytest.fixture(scope="module")
@@ -32,19 +33,23 @@ def report(finished_suite: Path) -> ReportPaths:
 def test_analysis_detects_true_effects_with_the_right_interval_method(finished_suite: Path):
     analysis = analyze(load_suite(finished_suite))
     infonce, listwise, triplet = (analysis.row(n) for n in ("infonce", "listwise", "triplet_hard"))
-    metric = "retrieval/ndcg@10"
+    metric = "retrieval/graded_ndcg@10"  # the headline
     assert infonce.vs_baseline[metric].direction == "better"
     assert infonce.vs_baseline[metric].mean_difference == pytest.approx(0.15, abs=0.03)
     assert listwise.vs_baseline[metric].direction == "n.s."
     assert triplet.vs_baseline[metric].direction == "worse"
     assert listwise.vs_reference[metric].direction == "worse"  # vs standard InfoNCE
     assert "infonce" not in {r.label for r in analysis.rows if r.vs_reference}
-    # 2 finished seeds: t interval over seeds; 1 finished seed (one failed) or baseline: bootstrap
-    assert infonce.intervals[metric].method == "seeds (t)" and infonce.intervals[metric].n == 2
-    assert triplet.intervals[metric].method == "bootstrap over questions" and triplet.n_ok == 1
-    assert analysis.row("baseline").intervals[metric].method == "bootstrap over questions"
+    # one interval method for every row, whatever its number of finished seeds
+    assert {row.intervals[metric].method for row in analysis.rows} == {BOOTSTRAP_METHOD}
+    assert infonce.intervals[metric].n_seeds == 2 and triplet.intervals[metric].n_seeds == 1 and triplet.n_ok == 1
+    assert analysis.row("baseline").intervals[metric].n_seeds == 1
+    # 2 seeds: the seed t-test (1 df); the loss with one finished seed: a permutation test of that run
+    assert infonce.vs_baseline[metric].test.method == SEED_TEST and infonce.vs_baseline[metric].test.df == 1
+    assert triplet.vs_baseline[metric].test.method == PERMUTATION_TEST
+    assert listwise.vs_reference[metric].test.n_seeds == 2  # paired by seed with InfoNCE
     # Kendall tau is NaN for every 10th question: those are left out of its test
-    assert infonce.vs_baseline["within/kendall_tau"].n_questions == 108
+    assert infonce.vs_baseline["within/kendall_tau"].test.n_questions == 108
     assert triplet.errors == ["triplet_hard/seed1: RuntimeError: boom in triplet_hard/seed1"]
 
 
@@ -63,7 +68,8 @@ def test_report_files_contain_every_loss_baseline_cis_and_marks(report: ReportPa
     assert "1 of 3 losses beat it significantly: infonce (+0.15" in summary
     assert "Significantly worse than the baseline: triplet_hard" in summary
     assert "▲" in markdown and "▼" in markdown and "[95% CI]" in markdown
-    assert "seeds (t)" in markdown and "bootstrap over questions" in markdown
+    assert "hierarchical bootstrap" in markdown and "seed t-test" in markdown and "MDE" in markdown
+    assert "graded NDCG@10" in summary and "With 2 seeds per loss" in summary
     assert "boom in triplet_hard/seed1" in markdown  # failures table
     assert "data:image/png;base64," in html and "<img" in html and 'src="plots/' not in html
     # attribution: site link, license, and quoted questions linked to their page with author
@@ -79,8 +85,9 @@ def test_report_files_contain_every_loss_baseline_cis_and_marks(report: ReportPa
     labels = [row["label"] for row in results["losses"]]
     assert labels == ["baseline", "infonce", "listwise", "triplet_hard"]
     infonce = results["losses"][1]
-    assert infonce["vs_baseline"]["retrieval/ndcg@10"]["significant"] is True
-    ci = infonce["intervals"]["retrieval/ndcg@10"]
+    assert infonce["vs_baseline"]["retrieval/graded_ndcg@10"]["significant"] is True
+    assert infonce["vs_baseline"]["retrieval/graded_ndcg@10"]["mde"] > 0
+    ci = infonce["intervals"]["retrieval/graded_ndcg@10"]
     assert ci["low"] < ci["mean"] < ci["high"]
 
 

@@ -10,7 +10,7 @@ from suite_fakes import FakeRun, tiny_config
 
 from qaembed.errors import ConfigError
 from qaembed.suite.grid import GridEntry, build_suite_config, expand_runs
-from qaembed.suite.runner import read_status, run_suite
+from qaembed.suite.runner import NoProgress, read_status, run_suite
 
 
 def test_all_runs_finish_and_write_status_and_suite_json(tiny_dataset: Path, tmp_path: Path):
@@ -47,9 +47,9 @@ def test_changed_config_reruns_only_the_affected_runs(tiny_dataset: Path, tmp_pa
     again = FakeRun()
     run_suite(changed, out, run_fn=again)
     assert again.calls == [("listwise/seed0", False)]  # stale hash: wiped and redone from scratch
-    # more steps change every trained run but not the baseline
+    # a larger budget changes every trained run but not the baseline
     again = FakeRun()
-    run_suite(tiny_config(tiny_dataset, steps=5), out, run_fn=again)
+    run_suite(tiny_config(tiny_dataset, budget=5), out, run_fn=again)
     assert [c[0] for c in again.calls] == ["infonce/seed0", "listwise/seed0", "triplet_hard/seed0"]
 
 
@@ -92,16 +92,22 @@ def test_presets_and_overrides(tmp_path: Path):
     quick = build_suite_config("quick")
     assert quick == build_suite_config()  # quick is the default
     full = build_suite_config("full", overrides={"seeds": [0, 1, 2, 3]})
-    assert full.seeds == [0, 1, 2, 3] and full.test_questions is None and full.steps > quick.steps
+    assert full.seeds == [0, 1, 2, 3] and full.test_questions is None and full.budget > quick.budget
+    assert quick.preset == "quick" and full.preset == "full" and quick.budget_unit == "texts"
+    cpu = build_suite_config("cpu")
+    assert len(cpu.seeds) >= 3 and "infonce" in [e.name for e in cpu.entries]
     config_file = tmp_path / "suite.yaml"
-    config_file.write_text("preset: full\nsteps: 7\nentries:\n  - {name: a, loss: infonce, strategy: infonce}\n")
+    config_file.write_text("preset: full\nbudget: 7\nentries:\n  - {name: a, loss: infonce, strategy: infonce}\n")
     from_file = build_suite_config(file=config_file)
-    assert from_file.steps == 7 and from_file.max_seq_length == full.max_seq_length
+    assert from_file.budget == 7 and from_file.max_seq_length == full.max_seq_length and from_file.preset == "full"
     assert [e.name for e in from_file.entries] == ["a"]
-    config_file.write_text("steps: 0\n")
+    config_file.write_text("budget: 0\n")
+    with pytest.raises(ConfigError, match="budget"):
+        build_suite_config(file=config_file)
+    config_file.write_text("steps: 10\n")  # the old step budget: a clear error, not silently ignored
     with pytest.raises(ConfigError, match="steps"):
         build_suite_config(file=config_file)
-    with pytest.raises(ConfigError, match="allowed: quick, full"):
+    with pytest.raises(ConfigError, match="allowed: quick, cpu, full"):
         build_suite_config("medium")
     with pytest.raises(ConfigError, match="unknown entries.*known: infonce"):
         quick.select(["infonce", "nope"])
@@ -127,3 +133,96 @@ def test_shipped_suite_configs_are_valid():
     assert files
     for file in files:
         check_entries(build_suite_config(file=file).entries)
+
+
+def _mixed_dataset(folder: Path) -> Path:
+    """Train questions with 1 or 3 answers (listwise and triplet_hard can only use the 3-answer ones)."""
+    from suite_fakes import _record
+
+    from qaembed.data.dataset import write_jsonl_records
+
+    train = []
+    for i in range(30):
+        record = _record("train", i)
+        train.append(record if i % 3 else record.model_copy(update={"answers": record.answers[:1]}))
+    write_jsonl_records(folder / "train.jsonl", train)
+    write_jsonl_records(folder / "dev.jsonl", [_record("dev", i) for i in range(5)])
+    write_jsonl_records(folder / "test.jsonl", [_record("test", i) for i in range(20)])
+    return folder
+
+
+def test_every_entry_trains_on_the_common_question_set(tmp_path: Path):
+    from qaembed.suite.runner import TRAIN_QUESTIONS_FILE, train_config_for, train_question_ids
+
+    dataset = _mixed_dataset(tmp_path / "data")
+    config = tiny_config(dataset, train_questions=15)
+    ids, description = train_question_ids(config, dataset)
+    assert len(ids) == 15 and all(not question_id.endswith(("train0", "train3")) for question_id in ids)
+    assert "15 train questions" in description and "(20 of 30)" in description
+    only_infonce = config.select(["infonce"])
+    assert len(train_question_ids(only_infonce, dataset)[0]) == 15  # the cap still applies
+    each = tiny_config(dataset, train_question_set="each")
+    assert train_question_ids(each, dataset)[0] is None
+
+    out = tmp_path / "suite"
+    run_suite(config, out, run_fn=FakeRun())
+    listed = (out / TRAIN_QUESTIONS_FILE).read_text().split()
+    assert listed == ids
+    suite = json.loads((out / "suite.json").read_text())
+    assert suite["data"]["train_questions"]["count"] == 15
+    spec = next(r for r in expand_runs(config, "h", "t") if r.kind == "train")
+    train_config = train_config_for(spec, config, dataset, out / TRAIN_QUESTIONS_FILE)
+    assert train_config.data.train_questions_file == out / TRAIN_QUESTIONS_FILE
+    assert train_config.data.max_train_questions is None
+    assert train_config.training.budget.unit == "steps" and train_config.training.budget.amount == 4
+
+
+def test_a_grid_change_that_changes_the_common_set_reruns_every_entry(tmp_path: Path):
+    dataset = _mixed_dataset(tmp_path / "data")
+    out = tmp_path / "suite"
+    run_suite(tiny_config(dataset).select(["infonce"]), out, run_fn=FakeRun())
+    again = FakeRun()
+    run_suite(tiny_config(dataset).select(["infonce", "listwise"]), out, run_fn=again)
+    assert [c[0] for c in again.calls] == ["infonce/seed0", "listwise/seed0"]  # not the baseline
+
+
+def test_redoing_a_run_deletes_only_what_qaembed_wrote(tiny_dataset: Path, tmp_path: Path):
+    out = tmp_path / "suite"
+    run_suite(tiny_config(tiny_dataset), out, run_fn=FakeRun(fail={"listwise/seed0"}))
+    run_dir = out / "runs" / "listwise" / "seed0"
+    (run_dir / "my_notes.txt").write_text("keep me")
+    again = FakeRun()
+    run_suite(tiny_config(tiny_dataset), out, run_fn=again)
+    assert again.calls == [("listwise/seed0", False)]
+    assert (run_dir / "my_notes.txt").read_text() == "keep me"
+    assert read_status(run_dir).status == "ok"
+
+
+def test_corrupt_spec_or_status_is_redone_with_a_message(tiny_dataset: Path, tmp_path: Path):
+    out = tmp_path / "suite"
+    run_suite(tiny_config(tiny_dataset), out, run_fn=FakeRun())
+    (out / "runs" / "listwise" / "seed0" / "status.json").write_text("{not json")
+    (out / "runs" / "infonce" / "seed0" / "status.json").unlink()
+    (out / "runs" / "infonce" / "seed0" / "spec.json").write_text('{"kind": "train"}')
+
+    class Messages(NoProgress):
+        def __init__(self):
+            self.lines = []
+
+        def message(self, text):
+            self.lines.append(text)
+
+    progress, again = Messages(), FakeRun()
+    run_suite(tiny_config(tiny_dataset), out, run_fn=again, progress=progress)
+    assert sorted(c[0] for c in again.calls) == ["infonce/seed0", "listwise/seed0"]
+    assert any("status.json" in line and "listwise/seed0 is redone" in line for line in progress.lines)
+    assert any("spec.json" in line and "infonce/seed0 is redone" in line for line in progress.lines)
+
+
+def test_out_that_is_a_file_fails_before_any_work(tiny_dataset: Path, tmp_path: Path):
+    target = tmp_path / "results.txt"
+    target.write_text("a user's file")
+    fake = FakeRun()
+    with pytest.raises(ConfigError, match="is a file"):
+        run_suite(tiny_config(tiny_dataset), target, run_fn=fake)
+    assert fake.calls == [] and target.read_text() == "a user's file"

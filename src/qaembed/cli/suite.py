@@ -11,6 +11,7 @@ See ``docs/suite.md``.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -19,20 +20,51 @@ import typer
 DEFAULT_OUT = Path("runs/suite")
 
 
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class _Clock:
+    """Elapsed time and an ETA from the mean time of the runs done in this invocation."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.total = self.done = self.worked = 0
+        self.run_started = self.started
+
+    def eta(self) -> str:
+        remaining = self.total - self.done
+        if not self.worked or remaining <= 0:
+            return "?" if remaining > 0 else "0m00s"
+        per_run = (time.monotonic() - self.started) / self.worked
+        return _duration(per_run * remaining)
+
+    def elapsed(self) -> str:
+        return _duration(time.monotonic() - self.started)
+
+
 class RichSuiteProgress:
-    """One overall bar over runs plus one bar for the current run's training steps."""
+    """On a terminal: one overall bar over runs (done / total, elapsed, ETA) and a step bar for the current run."""
 
     def __init__(self, progress) -> None:
         self.progress = progress
         self.overall = None
         self.current = None
 
-    def suite_started(self, total_runs: int) -> None:
-        self.overall = self.progress.add_task("suite", total=total_runs)
+    def message(self, text: str) -> None:
+        self.progress.console.print(text, style="cyan", markup=False, highlight=False)
 
-    def run_started(self, spec, total_steps: int | None) -> None:
-        description = f"{spec.run_id} ({'training' if total_steps else 'evaluating'})"
-        self.current = self.progress.add_task(description, total=total_steps)
+    def suite_started(self, total_runs: int) -> None:
+        self.overall = self.progress.add_task("suite: runs", total=total_runs)
+
+    def run_started(self, spec) -> None:
+        action = "training" if spec.kind == "train" else "evaluating"
+        self.current = self.progress.add_task(f"{spec.run_id} ({action})", total=None)
+
+    def run_planned(self, total_steps: int) -> None:
+        if self.current is not None:
+            self.progress.update(self.current, total=total_steps)
 
     def run_advanced(self, step: int) -> None:
         if self.current is not None:
@@ -45,6 +77,46 @@ class RichSuiteProgress:
         style = {"ok": "green", "failed": "red", "skipped": "dim"}[status]
         self.progress.console.print(f"[{style}]{status:>7}[/{style}] {spec.run_id}")
         self.progress.advance(self.overall)
+
+
+class PlainSuiteProgress:
+    """Not a terminal (CI, a log file): one plain line per event, with runs done / total, elapsed and ETA."""
+
+    def __init__(self, echo) -> None:
+        self.echo = echo
+        self.clock = _Clock()
+        self.total_steps: int | None = None
+        self.next_report = 0.0
+
+    def message(self, text: str) -> None:
+        self.echo(text)
+
+    def suite_started(self, total_runs: int) -> None:
+        self.clock.total = total_runs
+        self.echo(f"suite: {total_runs} runs")
+
+    def run_started(self, spec) -> None:
+        self.total_steps, self.next_report = None, 0.0
+        self.clock.run_started = time.monotonic()
+        action = "training" if spec.kind == "train" else "evaluating"
+        self.echo(f"[{self.clock.done + 1}/{self.clock.total}] {spec.run_id}: {action} "
+                  f"(elapsed {self.clock.elapsed()}, ETA {self.clock.eta()})")
+
+    def run_planned(self, total_steps: int) -> None:
+        self.total_steps = total_steps
+
+    def run_advanced(self, step: int) -> None:
+        if self.total_steps and step / self.total_steps >= self.next_report:
+            self.echo(f"    step {step}/{self.total_steps}")
+            self.next_report = step / self.total_steps + 0.25
+
+    def run_finished(self, spec, status: str) -> None:
+        self.clock.done += 1
+        if status != "skipped":
+            self.clock.worked += 1
+        took = _duration(time.monotonic() - self.clock.run_started) if status != "skipped" else "-"
+        self.echo(f"[{self.clock.done}/{self.clock.total}] {spec.run_id}: {status} ({took}; elapsed "
+                  f"{self.clock.elapsed()}, ETA {self.clock.eta()})")
 
 
 def _print_summary(suite_dir: Path, console) -> None:
@@ -68,7 +140,7 @@ def _print_summary(suite_dir: Path, console) -> None:
             cells.append("—" if interval is None else f"{interval.mean:.3f} {marks(analysis, row.label, metric)}".strip())
         table.add_row(*cells)
     console.print(table)
-    console.print(significance_note(), style="dim")
+    console.print(significance_note(analysis.n_seeds), style="dim")
     for line in plain_summary(analysis):
         console.print(f"• {line}")
 
@@ -93,13 +165,19 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         config: Optional[Path] = typer.Option(None, "--config", help="YAML suite config (fields of SuiteConfig)."),
         preset: Optional[str] = typer.Option(
-            None, "--preset", help="quick (2-core CPU, ~10 min; the default) or full (GPU, 3 seeds)."),
+            None, "--preset", help="quick (a smoke test, 2-core CPU, < 10 min; the default), cpu (an answer on a "
+            "2-core CPU in < 1 h: 5 losses x 3 seeds) or full (GPU, every loss x 3 seeds)."),
         losses: Optional[str] = typer.Option(None, "--losses", help="Comma-separated grid entry names to run."),
         seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="Number of seeds per loss (0..N-1)."),
         data: Optional[str] = typer.Option(
             None, "--data", help="Prepared dataset folder, or comma-separated sources (default: Stack Exchange "
             "sites on the data search path)."),
         model: Optional[str] = typer.Option(None, "--model", help="Base model (default minilm)."),
+        budget: Optional[int] = typer.Option(None, "--budget", min=1, help="Compute budget per run, in --budget-unit."),
+        budget_unit: Optional[str] = typer.Option(
+            None, "--budget-unit", help="texts (queries + documents encoded; the default), tokens or steps."),
+        test_after: Optional[str] = typer.Option(
+            None, "--test-after", help="Date split (YYYY-MM-DD): test on questions created on/after this day."),
         out: Path = typer.Option(DEFAULT_OUT, "--out", help="Suite folder (runs, data, report)."),
         report_only: bool = typer.Option(False, "--report-only", help="Only rebuild the report from --out."),
     ) -> None:
@@ -112,19 +190,31 @@ def register(app: typer.Typer) -> None:
         if report_only:
             _build_report(out, console)
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         from qaembed.suite.grid import build_suite_config
         from qaembed.suite.runner import run_suite
 
-        overrides = {"data": data, "model": model, "seeds": list(range(seeds)) if seeds else None}
+        overrides = {"data": data, "model": model, "seeds": list(range(seeds)) if seeds else None,
+                     "budget": budget, "budget_unit": budget_unit, "test_after": test_after}
         suite_config = build_suite_config(preset=preset, file=config, overrides=overrides)
         if losses:
             suite_config = suite_config.select([name.strip() for name in losses.split(",") if name.strip()])
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("ETA"), TimeRemainingColumn())
         try:
-            with Progress(*columns, console=console) as progress:
-                result = run_suite(suite_config, out, progress=RichSuiteProgress(progress), log_to_file=True)
+            if console.is_terminal:
+                with Progress(*columns, console=console) as progress:
+                    result = run_suite(suite_config, out, progress=RichSuiteProgress(progress), log_to_file=True)
+            else:
+                result = run_suite(suite_config, out, progress=PlainSuiteProgress(typer.echo), log_to_file=True)
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/yellow]: finished runs are kept; run the same command to continue.")
             sys.exit(130)

@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from qaembed.data.dataset import SPLITS, read_split, write_json
-from qaembed.report.analysis import PRIMARY_METRIC, Analysis, analyze, plain_summary
+from qaembed.report.analysis import METRIC_EXPLANATIONS, PRIMARY_METRIC, Analysis, analyze, plain_summary
 from qaembed.report.collect import SuiteData, load_suite
 from qaembed.report.document import Block, Bullets, Code, Heading, Image, Paragraph, TableBlock
 from qaembed.report.html import render_html
@@ -55,28 +55,44 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _setup_block(suite: SuiteData) -> list[Block]:
+def _setup_block(suite: SuiteData, analysis: Analysis) -> list[Block]:
     config, data = suite.config, suite.data
     counts = data.get("counts", {})
     split_text = ", ".join(f"{counts[s]} {s}" for s in SPLITS if s in counts)
+    split = data.get("split", {}) or {}
+    if split.get("test_after"):
+        split_text += f"; date split: test questions created on/after {split['test_after']}"
+        if split.get("dev_after"):
+            split_text += f", dev on/after {split['dev_after']}"
+    statuses = [r.status for r in suite.runs if r.status is not None and r.ok]
+    documents = max((s.summary.get("retrieval/documents", 0) for s in statuses), default=0)
     evaluated = [len(r.per_question) for r in suite.runs if r.per_question is not None]
     caps = ", ".join(f"{name} {config.get(key)}" for name, key in
-                     (("train", "train_questions"), ("dev", "dev_questions"), ("test", "test_questions"))
-                     if config.get(key) is not None)
+                     (("dev", "dev_questions"), ("test", "test_questions")) if config.get(key) is not None)
+    corpus = ("every answer of the prepared data (train, dev and test answers; other questions' answers have gain 0)"
+              if config.get("corpus", "all") == "all" else "the evaluated test questions' answers only")
+    train_questions = (data.get("train_questions") or {}).get("description") or "train split"
+    budget, unit = config.get("budget"), config.get("budget_unit", "texts")
     items = [
         f"base model: **{config.get('model')}**; every run starts from the same weights",
         f"data: {data.get('description', 'prepared dataset')} — questions per split: {split_text or 'unknown'}"
-        + (f"; caps (first N questions of a split): {caps}" if caps else "")
-        + (f"; **{max(evaluated)} test questions evaluated**" if evaluated else ""),
-        f"budget, identical for every loss: {config.get('steps')} steps × {config.get('batch_size')} questions "
-        f"per batch, learning rate {config.get('learning_rate')}, linear warm-up over {config.get('warmup_ratio')} of the steps, "
-        f"max sequence length {config.get('max_seq_length')}",
+        + (f"; caps (first N questions of a split): {caps}" if caps else ""),
+        f"training questions: {train_questions}; the same seeded order for every entry",
+        f"test: **{max(evaluated) if evaluated else '?'} questions**, each ranked against a corpus of "
+        f"{int(documents):,} documents: {corpus}",
+        f"metrics: " + "; ".join(f"**{analysis.metrics[m]}**: {text}" for m, text in METRIC_EXPLANATIONS.items()),
+        f"compute budget, equal for every loss: {budget:,} {unit} per run (the compute table shows what each run "
+        f"spent); {config.get('batch_size')} questions per batch, learning rate {config.get('learning_rate')}, "
+        f"linear warm-up over {config.get('warmup_ratio')} of the steps, max sequence length {config.get('max_seq_length')}",
         f"seeds: {config.get('seeds')} (the same seeds, split and data order for every loss)",
-        "intervals: 95%, Student t over seeds when a loss has ≥ 2 finished seeds, otherwise a "
-        "percentile bootstrap over test questions (10,000 resamples); the \"CI over\" column says which",
-        "significance: paired sign-flip permutation test on per-question values (10,000 permutations; "
-        "seeds averaged per question first), Holm-Bonferroni across the losses compared with the same "
-        "reference on the same metric",
+        "intervals: 95% hierarchical bootstrap, resampling seeds and then questions (10,000 resamples), the same "
+        "method for every row including the baseline; with one seed it is a bootstrap over questions",
+        "significance: " + ("paired sign-flip permutation test over test questions (one seed: a test of this run, "
+                            "not of the loss)" if analysis.n_seeds == 1 else
+                            "paired seed t-test on per-question differences (S − 1 degrees of freedom, variance "
+                            "from seeds and questions; runs paired by seed)")
+        + ", Holm-Bonferroni across the losses compared with the same reference on the same metric; MDE: the "
+        "difference detectable with 80% power at α = 0.05 (docs/suite.md gives the formulas)",
     ]
     return [Heading("Setup"), Bullets(items)]
 
@@ -180,10 +196,10 @@ def build_report(suite_dir: str | Path) -> ReportPaths:
         blocks.append(TableBlock(significance_table(analysis, "reference")))
     blocks += [Heading("Training curves"), Image(loss_png, "Training loss per step, every run"),
                Image(dev_png, f"Dev {PRIMARY_METRIC} at each evaluation, every run")]
-    blocks += [Heading("Cost"), TableBlock(cost_table(suite)), Image(cost_png, "Wall time and throughput per run")]
+    blocks += [Heading("Compute"), TableBlock(cost_table(suite)), Image(cost_png, "Wall time and throughput per run")]
     if failures.rows:
         blocks += [Heading("Failures"), TableBlock(failures)]
-    blocks += _setup_block(suite) + [TableBlock(grid_table(suite))]
+    blocks += _setup_block(suite, analysis) + [TableBlock(grid_table(suite))]
     blocks += examples + _attribution(sites, licenses) + _environment_block(suite)
 
     md_path, html_path = suite_dir / "report.md", suite_dir / "report.html"
@@ -202,9 +218,10 @@ def build_report(suite_dir: str | Path) -> ReportPaths:
         "losses": [
             {
                 "label": row.label, "runs": row.n_runs, "runs_ok": row.n_ok,
+                "seeds": row.seeds, "spent": row.spent,
                 "intervals": {m: i._asdict() for m, i in row.intervals.items()},
-                "vs_baseline": {m: {**c.__dict__, "significant": c.significant} for m, c in row.vs_baseline.items()},
-                "vs_reference": {m: {**c.__dict__, "significant": c.significant} for m, c in row.vs_reference.items()},
+                "vs_baseline": {m: c.to_dict() for m, c in row.vs_baseline.items()},
+                "vs_reference": {m: c.to_dict() for m, c in row.vs_reference.items()},
                 "errors": row.errors,
             }
             for row in analysis.rows

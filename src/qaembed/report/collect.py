@@ -7,7 +7,7 @@ layout), so it can be rebuilt at any time, e.g. after more seeds finished.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class SuiteData:
     data: dict[str, Any]  # data description (dataset folder, hash, counts, sites)
     environment: dict[str, Any]
     runs: list[RunData]
+    base_model_notes: list[str] = field(default_factory=list)  # what the base model saw (contamination)
 
     def labels(self) -> list[str]:
         """Row labels in grid order: the baseline first, then every entry."""
@@ -100,4 +101,5 @@ def load_suite(suite_dir: str | Path) -> SuiteData:
         runs.append(RunData(run_id=spec["run_id"], label=label, kind=spec["kind"], seed=spec["seed"],
                             status=status, per_question=per_question, curve=curve))
     return SuiteData(suite_dir=suite_dir, config=record["config"], data=record.get("data", {}),
-                     environment=record.get("environment", {}), runs=runs)
+                     environment=record.get("environment", {}), runs=runs,
+                     base_model_notes=list(record.get("base_model_notes", [])))

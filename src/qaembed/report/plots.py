@@ -111,17 +111,20 @@ def plot_dev_curves(suite: SuiteData, path: Path, metric: str = PRIMARY_METRIC) 
     """The dev metric at every evaluation (step 0 is the base model), all runs on one scale."""
     fig, ax = plt.subplots(figsize=(9, 4.8))
     cmap = plt.get_cmap("tab20")
+    x_label = "step"
     for index, label in enumerate(_trained_labels(suite)):
         for seed_index, run in enumerate(suite.runs_of(label)):
             curve = run.curve
             column = dev_metric_column(list(curve.columns)) if curve is not None else None
             if column is None:
                 continue
-            points = curve[["step", column]].dropna()
-            ax.plot(points["step"], points[column], color=cmap(index % 20), marker="o", markersize=3, linewidth=1,
+            x = "texts" if "texts" in curve else "step"  # runs spend one budget in different numbers of steps
+            points = curve[[x, column]].dropna()
+            ax.plot(points[x], points[column], color=cmap(index % 20), marker="o", markersize=3, linewidth=1,
                     label=label if seed_index == 0 else None)
-    ax.set_title(f"dev {metric} during training (step 0 = base model)", fontsize=10)
-    ax.set_xlabel("step")
+            x_label = "texts encoded" if x == "texts" else "step"
+    ax.set_title(f"dev {metric} during training (first point = base model)", fontsize=10)
+    ax.set_xlabel(x_label)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)

@@ -54,7 +54,7 @@ def marks(analysis: Analysis, label: str, metric: str) -> str:
 
 
 def main_table(analysis: Analysis) -> Table:
-    headers = ["loss", "runs ok"] + [f"{name} [95% CI]" for name in analysis.metrics.values()] + ["CI over"]
+    headers = ["loss", "runs ok"] + [f"{name} [95% CI]" for name in analysis.metrics.values()]
     rows = []
     for row in analysis.rows:
         cells = [row.label, f"{row.n_ok}/{row.n_runs}"]
@@ -65,23 +65,27 @@ def main_table(analysis: Analysis) -> Table:
             else:
                 cell_marks = marks(analysis, row.label, metric)
                 cells.append(f"{interval.mean:.3f} [{interval.low:.3f}, {interval.high:.3f}]{(' ' + cell_marks) if cell_marks else ''}")
-        methods = {i.method for i in row.intervals.values()}
-        cells.append(", ".join(sorted(methods)) if methods else "—")
         rows.append(cells)
-    return Table("Main metrics (test split)", headers, rows, significance_note())
+    return Table("Main metrics (test split)", headers, rows, significance_note(analysis.n_seeds))
 
 
-def significance_note() -> str:
+def significance_note(n_seeds: int = 1) -> str:
+    test = ("paired permutation test over test questions of this one run" if n_seeds == 1
+            else f"paired seed t-test over {n_seeds} seeds and the test questions")
     return (f"{BETTER_MARK}/{WORSE_MARK}: significantly better/worse than the zero-shot baseline; "
             f"{REFERENCE_MARK}: significantly different from standard InfoNCE "
-            f"(paired permutation test over test questions, Holm-corrected across losses, p < {ALPHA}).")
+            f"({test}, Holm-corrected across losses, p < {ALPHA}). Intervals: 95% hierarchical bootstrap "
+            "over seeds and questions, the same for every row.")
 
 
 def _comparison_cell(comparison: Comparison | None) -> str:
     if comparison is None:
         return "—"
     mark = {"better": f" {BETTER_MARK}", "worse": f" {WORSE_MARK}", "n.s.": ""}[comparison.direction]
-    return f"{comparison.mean_difference:+.3f} (p={comparison.p_holm:.3g}){mark}"
+    test = comparison.test
+    inconclusive = " (< MDE)" if comparison.below_mde else ""
+    return (f"{test.mean_difference:+.3f} [{test.ci_low:+.3f}, {test.ci_high:+.3f}] p={comparison.p_holm:.2g}"
+            f"{mark}{inconclusive}")
 
 
 def significance_table(analysis: Analysis, against: str) -> Table:
@@ -95,30 +99,50 @@ def significance_table(analysis: Analysis, against: str) -> Table:
         if not comparisons:
             continue
         rows.append([row.label] + [_comparison_cell(comparisons.get(m)) for m in analysis.metrics])
-    title = f"Difference from {reference_label} (Holm-adjusted p)"
-    return Table(title, ["loss"] + list(analysis.metrics.values()), rows,
-                 f"{BETTER_MARK}/{WORSE_MARK}: significantly better/worse than {reference_label}.")
+    title = f"Difference from {reference_label} (95% interval, Holm-adjusted p)"
+    mdes = [c.test.mde for r in analysis.rows
+            for c in (r.vs_baseline if against == "baseline" else r.vs_reference).values()]
+    note = (f"{BETTER_MARK}/{WORSE_MARK}: significantly better/worse than {reference_label}; "
+            "(< MDE): not significant and smaller than the minimum detectable effect at 80% power, so inconclusive")
+    if mdes:
+        note += f" (MDE {min(mdes):.3f}–{max(mdes):.3f} here)"
+    return Table(title, ["loss"] + list(analysis.metrics.values()), rows, note + ".")
 
 
 def _seconds(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
 
 
+def _count(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
 def cost_table(suite: SuiteData) -> Table:
+    """What every run spent: steps, texts, real tokens, questions, time."""
     rows = []
     for run in suite.runs:
         status = run.status
         if status is None:
-            rows.append([run.run_id, "not run", "—", "—", "—", "—", "—"])
+            rows.append([run.run_id, "not run"] + ["—"] * 9)
             continue
         rows.append([
-            run.run_id, status.status, _seconds(status.train_time_s), _seconds(status.eval_time_s),
+            run.run_id, status.status, _count(status.steps), _count(status.texts), _count(status.tokens),
+            _count(status.questions), _seconds(status.train_time_s), _seconds(status.eval_time_s),
             _seconds(status.wall_time_s), _seconds(status.cpu_time_s),
             "—" if status.texts_per_s is None else f"{status.texts_per_s:.1f}",
         ])
-    return Table("Cost per run", ["run", "status", "train s", "eval s", "wall s", "CPU s", "train texts/s"], rows,
-                 "train s includes the dev evaluations during training; eval s is the test evaluation "
-                 "(model loading included); CPU s is the process CPU time over all threads.")
+    budget = suite.config.get("budget")
+    unit = suite.config.get("budget_unit", "texts")
+    return Table(
+        "Compute per run",
+        ["run", "status", "steps", "texts", "tokens", "questions", "train s", "eval s", "wall s", "CPU s",
+         "train texts/s"],
+        rows,
+        f"Budget per run: {_count(budget)} {unit}; a run stops at the first step that reaches it, so it overshoots "
+        "by less than one batch. texts = queries + documents encoded, tokens = real (non-padding) tokens, "
+        "questions = questions trained on. train s includes the dev evaluations during training; eval s is "
+        "the test evaluation (model loading included); CPU s is the process CPU time over all threads.",
+    )
 
 
 def failures_table(suite: SuiteData) -> Table:
@@ -147,6 +171,11 @@ def run_rows(suite: SuiteData, metrics: list[str]) -> list[dict[str, object]]:
         for metric in metrics:
             record[metric] = status.summary.get(metric) if status else None
         record.update({
+            "steps": status.steps if status else None,
+            "texts": status.texts if status else None,
+            "tokens": status.tokens if status else None,
+            "questions": status.questions if status else None,
+            "question_order": status.question_order if status else None,
             "train_time_s": status.train_time_s if status else None,
             "eval_time_s": status.eval_time_s if status else None,
             "wall_time_s": status.wall_time_s if status else None,

@@ -1,7 +1,8 @@
 """The loss-comparison grid: which runs a suite makes, under which shared budget.
 
-A :class:`SuiteConfig` holds what every run shares (base model, data, step and batch
-budget, sequence length, seeds, split caps) and the list of :class:`GridEntry` rows: one
+A :class:`SuiteConfig` holds what every run shares (base model, data, compute budget,
+batch size, sequence length, seeds, split caps, retrieval corpus) and the list of
+:class:`GridEntry` rows: one
 per loss configuration, each with its natural batching strategy. :func:`expand_runs`
 turns it into concrete :class:`RunSpec` objects (entry x seed, plus the zero-shot
 baseline), each with a hash of everything that determines its result, so a re-run can
@@ -9,10 +10,12 @@ tell a finished run from a stale one.
 
 Presets (:data:`PRESETS`):
 
-* ``quick`` (the default: :class:`SuiteConfig`'s field defaults) — the whole default grid
-  on a 2-core CPU in about 10 minutes: short sequences, a small step budget, capped
-  splits, one seed;
-* ``full`` — for a GPU: all data, longer sequences, more steps, three seeds, and two
+* ``quick`` (the default: :class:`SuiteConfig`'s field defaults) — a smoke test of the
+  whole default grid on a 2-core CPU in under 10 minutes: short sequences, a small budget,
+  capped splits, one seed. It shows the machinery works; its differences are mostly noise.
+* ``cpu`` — an answer on a 2-core CPU in under an hour: the main losses, three seeds, a
+  budget and learning rate chosen by a measured sweep (``benchmarks/results/suite.md``).
+* ``full`` — for a GPU: all data, longer sequences, a larger budget, three seeds, and two
   extra runs on negatives mined by the base model (mining runs once per suite).
 
 A YAML file (``qaembed suite --config FILE``) holds the same fields as :class:`SuiteConfig`,
@@ -24,16 +27,19 @@ optionally with ``preset: quick|full`` as the starting point, e.g.::
       - {name: infonce, loss: infonce, strategy: hard_negative}
       - {name: listwise, loss: listwise, strategy: listwise}
 
-Fairness: every training run in a suite sees the same prepared split, the same base
-weights, the same number of steps and questions per batch (so the same example budget),
-and the same seeds; the training loop's sampler is seeded by the run's seed, so strategies
-that draw one item per question also see questions in the same order.
+Fairness (``docs/suite.md``): every training run starts from the same base weights and
+spends the same compute budget (``budget`` in ``budget_unit``: texts or real tokens encoded,
+or steps; see :mod:`qaembed.train.budget`), on the same training questions (by default the
+questions every entry of the grid can use, ``train_question_set: common``), in the same
+seeded order, and is evaluated on the same test questions against the same corpus. Each
+run records what it really spent.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from qaembed.errors import ConfigError
 from qaembed.records import QuestionTextMode
+from qaembed.train.budget import BudgetUnit
 
 BASELINE_NAME = "baseline"
 REFERENCE_NAME = "infonce"  # the standard InfoNCE entry every loss is also compared with
@@ -145,12 +152,14 @@ class SuiteConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    preset: str | None = None  # the preset this config started from (the report words a quick run as a smoke test)
     model: str = "minilm"
     query_text: QuestionTextMode = "title_body"  # question text used as the query, in training and evaluation
     data: str | None = None  # prepared dataset folder, or comma-separated sources; None: default sites
     # Field defaults are the ``quick`` preset (what ``qaembed suite`` runs with no options).
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    steps: int = Field(default=16, ge=1)  # optimizer steps per run (same for every loss)
+    budget_unit: BudgetUnit = "texts"  # what the budget counts: texts or real tokens encoded, or steps
+    budget: int = Field(default=640, ge=1)  # per run, in budget_unit (the same for every loss)
     batch_size: int = Field(default=12, ge=2)  # questions per batch (same for every loss)
     learning_rate: float = Field(default=1e-4, gt=0)
     warmup_ratio: float = Field(default=0.1, ge=0, le=1)  # share of steps with linear warm-up
@@ -161,6 +170,16 @@ class SuiteConfig(BaseModel):
     train_questions: int | None = Field(default=600, ge=1)
     dev_questions: int | None = Field(default=40, ge=1)
     test_questions: int | None = Field(default=300, ge=1)
+    # common: every entry trains on the train questions all entries can use (e.g. 2+ answers when
+    # the grid has listwise); each: every entry on the questions its own strategy can use
+    train_question_set: Literal["common", "each"] = "common"
+    # retrieval corpus of the test evaluation: every answer of the prepared data (train and dev
+    # answers as distractors), or the test questions' answers only
+    corpus: Literal["all", "test"] = "all"
+    # date split when the suite prepares its data from sources: test = questions created on/after
+    # test_after (e.g. newer than the base model's training data); dev_after likewise for dev
+    test_after: date | None = None
+    dev_after: date | None = None
     baseline: bool = True  # evaluate the zero-shot base model as the baseline row
     keep_models: bool = False  # keep each run's trained weights (large) after evaluation
     mine_negatives: bool = False  # mine negatives with the base model once; every run then uses that data
@@ -194,10 +213,18 @@ class SuiteConfig(BaseModel):
         return self.model_copy(update={"entries": [known[n] for n in names]})
 
 
+def cpu_entries() -> list[GridEntry]:
+    """The ``cpu`` preset's grid: standard InfoNCE and the graded-relevance losses that differ most from it."""
+    wanted = ("infonce", "multiple_positives_score", "relaxed_hard_negative", "listwise_in_batch", "mse_votes")
+    by_name = {e.name: e for e in default_entries()}
+    return [by_name[name] for name in wanted]
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "seeds": [0],
-        "steps": 16,
+        "budget_unit": "texts",
+        "budget": 640,
         "batch_size": 12,
         "learning_rate": 1e-4,
         "warmup_ratio": 0.1,
@@ -207,9 +234,24 @@ PRESETS: dict[str, dict[str, Any]] = {
         "dev_questions": 40,
         "test_questions": 300,
     },
+    "cpu": {
+        "seeds": [0, 1, 2],
+        "budget_unit": "texts",
+        "budget": 2400,
+        "batch_size": 16,
+        "learning_rate": 2e-5,
+        "warmup_ratio": 0.1,
+        "max_seq_length": 128,
+        "eval_every": 20,
+        "train_questions": None,
+        "dev_questions": 60,
+        "test_questions": None,
+        "entries": cpu_entries(),
+    },
     "full": {
         "seeds": [0, 1, 2],
-        "steps": 1000,
+        "budget_unit": "texts",
+        "budget": 64_000,
         "batch_size": 32,
         "learning_rate": 2e-5,
         "save_every": 250,
@@ -261,6 +303,7 @@ def build_suite_config(
         values.update(PRESETS[preset])
     values.update(file_values)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    values["preset"] = preset if preset is not None else ("quick" if file is None else None)
     try:
         return SuiteConfig.model_validate(values)
     except ValidationError as exc:
@@ -290,26 +333,28 @@ def _hash(payload: object) -> str:
 def shared_settings(config: SuiteConfig) -> dict[str, Any]:
     """The settings every training run shares (what enters each run's config hash)."""
     return config.model_dump(exclude={"entries", "seeds", "data", "baseline", "keep_models", "save_every",
-                                      "mine_negatives"})
+                                      "mine_negatives", "preset"})
 
 
-def expand_runs(config: SuiteConfig, data_hash: str) -> list[RunSpec]:
+def expand_runs(config: SuiteConfig, data_hash: str, train_set_hash: str = "") -> list[RunSpec]:
     """The baseline (if enabled) and every entry x seed, each with its config hash.
 
-    ``data_hash`` identifies the exact prepared data the runs use, so new data invalidates
-    finished runs.
+    ``data_hash`` identifies the exact prepared data the runs use and ``train_set_hash`` the
+    training questions (:func:`qaembed.suite.runner.train_question_ids`), so new data or a
+    grid change that changes the common question set invalidates finished runs.
     """
     shared = shared_settings(config)
     runs: list[RunSpec] = []
     if config.baseline:
         baseline_key = {"kind": "baseline", "model": config.model, "max_seq_length": config.max_seq_length,
-                        "query_text": config.query_text, "test_questions": config.test_questions, "data": data_hash}
+                        "query_text": config.query_text, "test_questions": config.test_questions, "data": data_hash,
+                        "corpus": config.corpus}
         runs.append(RunSpec(kind="baseline", entry=None, seed=0, run_id=BASELINE_NAME,
                             config_hash=_hash(baseline_key)))
     for entry in config.entries:
         for seed in config.seeds:
             key = {"kind": "train", "shared": shared, "entry": entry.model_dump(exclude={"description"}),
-                   "seed": seed, "data": data_hash}
+                   "seed": seed, "data": data_hash, "train_set": train_set_hash}
             runs.append(RunSpec(kind="train", entry=entry, seed=seed, run_id=f"{entry.name}/seed{seed}",
                                 config_hash=_hash(key)))
     return runs

@@ -2,9 +2,11 @@
 
 Layout of a suite folder (everything the report reads)::
 
-    OUT/suite.json                 resolved SuiteConfig, environment, data description, run list
+    OUT/suite.json                 resolved SuiteConfig, environment, data description, training
+                                   question set, base-model notes, run list
     OUT/data/                      the prepared dataset (``qaembed data prepare`` output), unless
                                    ``--data`` names an existing prepared folder
+    OUT/train_questions.txt        the training questions every run uses (``train_question_set: common``)
     OUT/runs/baseline/             the zero-shot base model (evaluation only)
     OUT/runs/<entry>/seed<k>/
         spec.json                  the RunSpec (with its config hash), written when the run starts
@@ -14,8 +16,9 @@ Layout of a suite folder (everything the report reads)::
 
 A run is *finished* when ``status.json`` says ``ok`` with the run's current config hash;
 re-running the suite skips it. A run with a ``spec.json`` of the same hash but no
-``status.json`` was interrupted and is resumed (``resume=True``); anything else (failed, or
-a stale hash) is wiped and redone. A run that raises is recorded as ``failed`` with its
+``status.json`` was interrupted and is resumed (``resume=True``); anything else (failed, a
+stale hash, an unreadable ``spec.json``/``status.json``) is redone: the files qaembed wrote
+there are removed (never anything else), and the progress display says why. A run that raises is recorded as ``failed`` with its
 error and the suite goes on. ``KeyboardInterrupt`` propagates after closing the progress
 display: the interrupted run has no ``status.json``, so nothing half-done is marked done.
 
@@ -27,6 +30,8 @@ The work of one run is an injectable function (:data:`RunFunction`); the default
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import shutil
 import time
 import traceback
@@ -36,9 +41,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from qaembed.data.dataset import write_json
+from qaembed.errors import ConfigError, DataError, QaembedError
 from qaembed.provenance import environment
 from qaembed.suite.dataset import mine_suite_data, resolve_suite_data
 from qaembed.suite.grid import RunSpec, SuiteConfig, check_entries, expand_runs
@@ -49,6 +55,8 @@ EVAL_SUBDIR = "eval"  # the test-split EvalResult
 SPEC_FILE = "spec.json"
 RUN_LOG = "run.log"  # the run's stderr when the suite runs under the CLI
 SUITE_FILE = "suite.json"
+TRAIN_QUESTIONS_FILE = "train_questions.txt"
+RUN_FILES = (SPEC_FILE, STATUS_FILE, RUN_LOG, TRAIN_SUBDIR, EVAL_SUBDIR)  # all a run folder holds from qaembed
 
 
 class RunStatus(BaseModel):
@@ -70,6 +78,12 @@ class RunStatus(BaseModel):
     train_time_s: float | None = None
     eval_time_s: float | None = None
     texts_per_s: float | None = None  # training throughput: texts encoded per second
+    # compute really spent by the training run (None for the baseline): see qaembed.train.budget
+    steps: int | None = None
+    texts: int | None = None
+    tokens: int | None = None
+    questions: int | None = None  # questions trained on (with repeats)
+    question_order: str | None = None  # hash of the trained question-id sequence
     finished_at: str
 
 
@@ -81,22 +95,31 @@ class RunOutcome:
     train_time_s: float | None = None
     eval_time_s: float | None = None
     texts_per_s: float | None = None
+    spent: dict[str, int | str] = field(default_factory=dict)  # steps, texts, tokens, questions, question_order
 
 
 class SuiteProgress(Protocol):
     """Progress display hooks (the CLI shows rich bars; tests and libraries use :class:`NoProgress`)."""
 
+    def message(self, text: str) -> None: ...
     def suite_started(self, total_runs: int) -> None: ...
-    def run_started(self, spec: RunSpec, total_steps: int | None) -> None: ...
+    def run_started(self, spec: RunSpec) -> None: ...
+    def run_planned(self, total_steps: int) -> None: ...
     def run_advanced(self, step: int) -> None: ...
     def run_finished(self, spec: RunSpec, status: str) -> None: ...
 
 
 class NoProgress:
+    def message(self, text: str) -> None:
+        pass
+
     def suite_started(self, total_runs: int) -> None:
         pass
 
-    def run_started(self, spec: RunSpec, total_steps: int | None) -> None:
+    def run_started(self, spec: RunSpec) -> None:
+        pass
+
+    def run_planned(self, total_steps: int) -> None:
         pass
 
     def run_advanced(self, step: int) -> None:
@@ -112,6 +135,7 @@ class RunContext:
 
     config: SuiteConfig
     dataset_dir: Path
+    train_questions_file: Path | None = None  # the common training questions (None: each entry its own)
     progress: SuiteProgress = field(default_factory=NoProgress)
     log_to_file: bool = False  # send each run's stderr (progress bars, warnings) to run_dir/run.log
 
@@ -131,33 +155,105 @@ class SuiteResult:
 
 
 def read_status(run_dir: Path) -> RunStatus | None:
+    """The run's ``status.json`` (None when absent); an unreadable one is a DataError naming it."""
     path = run_dir / STATUS_FILE
     if not path.is_file():
         return None
-    return RunStatus.model_validate_json(path.read_text(encoding="utf-8"))
+    try:
+        return RunStatus.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        raise DataError(f"unreadable run status ({exc.errors()[0]['msg']})", path=str(path)) from exc
 
 
 def _read_spec_hash(run_dir: Path) -> str | None:
     path = run_dir / SPEC_FILE
     if not path.is_file():
         return None
-    return RunSpec.model_validate_json(path.read_text(encoding="utf-8")).config_hash
+    try:
+        return RunSpec.model_validate_json(path.read_bytes()).config_hash
+    except ValidationError as exc:
+        raise DataError(f"unreadable run spec ({exc.errors()[0]['msg']})", path=str(path)) from exc
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _prepare_run_dir(spec: RunSpec, run_dir: Path) -> tuple[RunStatus | None, bool]:
-    """Decide what to do with a run folder: (its status if finished, resume?); wipes stale or failed runs."""
-    status = read_status(run_dir)
-    if status is not None and status.status == "ok" and status.config_hash == spec.config_hash:
-        return status, False
-    if status is None and _read_spec_hash(run_dir) == spec.config_hash:
-        return None, True  # interrupted with the same config: resume from its checkpoints
+def _clear_run_dir(run_dir: Path) -> None:
+    """Remove what qaembed wrote in a run folder (:data:`RUN_FILES`); anything else stays."""
+    for name in RUN_FILES:
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
+def _prepare_run_dir(spec: RunSpec, run_dir: Path, progress: SuiteProgress) -> tuple[RunStatus | None, bool]:
+    """Decide what to do with a run folder: (its status if finished, resume?); clears stale or failed runs."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file, where the suite keeps run {spec.run_id}: move it away")
+    try:
+        status = read_status(run_dir)
+        if status is not None and status.status == "ok" and status.config_hash == spec.config_hash:
+            return status, False
+        if status is None and _read_spec_hash(run_dir) == spec.config_hash:
+            return None, True  # interrupted with the same config: resume from its checkpoints
+    except DataError as exc:
+        progress.message(f"{exc}: run {spec.run_id} is redone")
     if run_dir.exists():
-        shutil.rmtree(run_dir)
+        _clear_run_dir(run_dir)
     return None, False
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Fail before any work when the suite folder cannot be used."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir}: is a file, not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out_dir}: cannot create the folder ({exc.strerror})") from exc
+    if not os.access(out_dir, os.W_OK):
+        raise ConfigError(f"--out {out_dir}: the folder is not writable")
+
+
+def train_question_ids(config: SuiteConfig, dataset_dir: Path) -> tuple[list[str] | None, str]:
+    """The training questions of every run (None: each entry its own) and a one-line description.
+
+    ``common``: the train questions that every entry's strategy can use (e.g. 2+ answers when
+    the grid holds listwise or triplet with hard negatives), then the first ``train_questions``
+    of them, in split order.
+    """
+    from qaembed.batching import build_strategy
+    from qaembed.data.dataset import read_split
+
+    records = read_split(dataset_dir, "train")
+    if config.train_question_set == "each":
+        cap = f" (the first {config.train_questions} of them)" if config.train_questions else ""
+        return None, f"each entry trains on the train questions its own strategy can use{cap}"
+    strategies = [build_strategy(entry.strategy, entry.strategy_options) for entry in config.entries]
+    eligible = [record for record in records if all(strategy.eligible(record) for strategy in strategies)]
+    if not eligible:
+        raise DataError(f"no train question can be used by every entry of the grid ({len(records)} train questions); "
+                        "set train_question_set: each", path=str(dataset_dir))
+    rules = sorted({f"{e.strategy}" for e in config.entries})
+    chosen = eligible[: config.train_questions] if config.train_questions else eligible
+    text = (f"{len(chosen)} train questions, the same for every entry: those every strategy of the grid "
+            f"({', '.join(rules)}) can use ({len(eligible)} of {len(records)})")
+    if config.train_questions is not None and len(eligible) > config.train_questions:
+        text += f", first {config.train_questions} in split order"
+    return [record.id for record in chosen], text
+
+
+def _base_model_notes(config: SuiteConfig, dataset_dir: Path) -> list[str]:
+    """What the base model already saw of this kind of data, from its model card (contamination)."""
+    from qaembed.suite.contamination import base_model_notes
+
+    try:
+        return base_model_notes(config.model, dataset_dir)
+    except QaembedError:
+        return []
 
 
 def run_suite(
@@ -173,12 +269,24 @@ def run_suite(
     loss and strategy registries before anything runs.
     """
     out_dir = Path(out_dir)
+    progress = progress or NoProgress()
     check_entries(config.entries)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data = resolve_suite_data(config.data, out_dir)
+    _check_out_dir(out_dir)
+    data = resolve_suite_data(config.data, out_dir, prepare=_prepare_config(config))
+    if data.notice:
+        progress.message(data.notice)
     if config.mine_negatives:
         data = mine_suite_data(data, out_dir, config.model)
-    runs = expand_runs(config, data.hash)
+    train_ids, train_text = train_question_ids(config, data.dataset_dir)
+    train_file = None
+    if train_ids is not None:
+        train_file = out_dir / TRAIN_QUESTIONS_FILE
+        text = "".join(f"{question_id}\n" for question_id in train_ids)
+        tmp = train_file.with_name(train_file.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, train_file)
+    train_set_hash = hashlib.sha256("\n".join(train_ids or ["each"]).encode()).hexdigest()[:16]
+    runs = expand_runs(config, data.hash, train_set_hash)
     try:
         dataset_dir = str(data.dataset_dir.resolve().relative_to(out_dir.resolve()))
     except ValueError:
@@ -186,13 +294,29 @@ def run_suite(
     write_json(out_dir / SUITE_FILE, {
         "config": config.model_dump(mode="json"),
         "data": {"dataset_dir": dataset_dir, "hash": data.hash, "description": data.description,
-                 "counts": data.counts, "test_questions_cap": config.test_questions},
+                 "counts": data.counts, "test_questions_cap": config.test_questions,
+                 "train_questions": {"count": len(train_ids) if train_ids is not None else None,
+                                     "description": train_text, "hash": train_set_hash},
+                 "split": {"test_after": str(config.test_after) if config.test_after else None,
+                           "dev_after": str(config.dev_after) if config.dev_after else None}},
+        "base_model_notes": _base_model_notes(config, data.dataset_dir),
         "environment": environment(),
         "runs": [r.model_dump(mode="json") for r in runs],
         "written_at": _now(),
     })
     return execute_runs(config, out_dir, runs, data.dataset_dir, run_fn=run_fn, progress=progress,
-                        log_to_file=log_to_file)
+                        log_to_file=log_to_file, train_questions_file=train_file)
+
+
+def _prepare_config(config: SuiteConfig):
+    """How the suite prepares its data from sources (a date split when ``test_after`` is set)."""
+    from qaembed.data.prepare import PrepareConfig
+
+    if config.test_after is None:
+        if config.dev_after is not None:
+            raise ConfigError("dev_after needs test_after (a date split)")
+        return PrepareConfig()
+    return PrepareConfig(split_mode="by-date", test_after=config.test_after, dev_after=config.dev_after)
 
 
 def execute_runs(
@@ -203,17 +327,19 @@ def execute_runs(
     run_fn: RunFunction | None = None,
     progress: SuiteProgress | None = None,
     log_to_file: bool = False,
+    train_questions_file: Path | None = None,
 ) -> SuiteResult:
     """Run every spec not finished yet, one after another; returns every run's status."""
     run_fn = run_fn or train_and_evaluate
     progress = progress or NoProgress()
-    context = RunContext(config=config, dataset_dir=dataset_dir, progress=progress, log_to_file=log_to_file)
+    context = RunContext(config=config, dataset_dir=dataset_dir, train_questions_file=train_questions_file,
+                         progress=progress, log_to_file=log_to_file)
     statuses: list[RunStatus] = []
     skipped: list[str] = []
     progress.suite_started(len(runs))
     for spec in runs:
         run_dir = out_dir / "runs" / spec.run_id
-        finished, resume = _prepare_run_dir(spec, run_dir)
+        finished, resume = _prepare_run_dir(spec, run_dir, progress)
         if finished is not None:
             statuses.append(finished)
             skipped.append(spec.run_id)
@@ -221,7 +347,7 @@ def execute_runs(
             continue
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / SPEC_FILE, spec.model_dump(mode="json"))
-        progress.run_started(spec, config.steps if spec.kind == "train" else None)
+        progress.run_started(spec)
         start, cpu_start = time.perf_counter(), time.process_time()
         try:
             outcome = run_fn(spec, context, run_dir, resume)
@@ -239,6 +365,7 @@ def execute_runs(
                 wall_time_s=time.perf_counter() - start, cpu_time_s=time.process_time() - cpu_start,
                 train_time_s=outcome.train_time_s,
                 eval_time_s=outcome.eval_time_s, texts_per_s=outcome.texts_per_s, finished_at=_now(),
+                **outcome.spent,
             )
         write_json(run_dir / STATUS_FILE, status.model_dump(mode="json"))
         statuses.append(status)
@@ -256,34 +383,47 @@ def _stderr_to(path: Path | None) -> Iterator[None]:
         yield
 
 
-def train_config_for(spec: RunSpec, config: SuiteConfig, dataset_dir: Path):
+def train_config_for(spec: RunSpec, config: SuiteConfig, dataset_dir: Path, train_questions_file: Path | None = None):
     """The :class:`qaembed.train.TrainConfig` of one training run: the entry under the shared budget."""
     from qaembed.train.config import parse_config
 
     if spec.entry is None:
         raise ValueError("the baseline run has no training config")
     entry = spec.entry
+    data = {"dataset": str(dataset_dir), "query_text": config.query_text, "max_dev_questions": config.dev_questions}
+    if train_questions_file is not None:
+        data["train_questions_file"] = str(train_questions_file)  # already capped at train_questions
+    else:
+        data["max_train_questions"] = config.train_questions
     raw = {
         "model": {"base": config.model, "max_seq_length": config.max_seq_length},
-        "data": {"dataset": str(dataset_dir), "query_text": config.query_text, "max_train_questions": config.train_questions,
-                 "max_dev_questions": config.dev_questions},
+        "data": data,
         "strategy": {"name": entry.strategy, "options": entry.strategy_options},
         "loss": {"name": entry.loss, "options": entry.loss_options},
         "training": {
-            "batch_size": config.batch_size, "max_steps": config.steps, "lr": config.learning_rate,
-            "warmup_ratio": config.warmup_ratio, "seed": spec.seed, "eval_every": config.eval_every,
-            "save_every": config.save_every, "log_every": max(1, config.steps // 100),
+            "batch_size": config.batch_size, "budget": {"unit": config.budget_unit, "amount": config.budget},
+            "lr": config.learning_rate, "warmup_ratio": config.warmup_ratio, "seed": spec.seed,
+            "eval_every": config.eval_every, "save_every": config.save_every, "log_every": 1,
         },
     }
     return parse_config(raw, source=f"suite entry {entry.name!r}")
 
 
-def test_records(config: SuiteConfig, dataset_dir: Path) -> list:
-    """The test questions every run is evaluated on (the first ``test_questions`` of the split)."""
+def test_records(config: SuiteConfig, dataset_dir: Path) -> tuple[list, list]:
+    """(the test questions every run is evaluated on, the distractor questions whose answers join the corpus).
+
+    Test questions are the first ``test_questions`` of the test split. With ``corpus: all`` the
+    retrieval corpus is every answer of the prepared data: the answers of the train, dev and
+    remaining test questions are distractors (gain 0).
+    """
     from qaembed.data.dataset import read_split
 
     records = read_split(dataset_dir, "test")
-    return records[: config.test_questions] if config.test_questions is not None else records
+    cap = config.test_questions if config.test_questions is not None else len(records)
+    evaluated, rest = records[:cap], records[cap:]
+    if config.corpus == "test":
+        return evaluated, []
+    return evaluated, read_split(dataset_dir, "train") + read_split(dataset_dir, "dev") + rest
 
 
 def train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resume: bool) -> RunOutcome:
@@ -298,21 +438,25 @@ def _train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resum
 
     config = context.config
     train_time = texts_per_s = None
+    spent: dict[str, int | str] = {}
     if spec.kind == "train":
         from qaembed.train import train
 
-        train_config = train_config_for(spec, config, context.dataset_dir)
+        train_config = train_config_for(spec, config, context.dataset_dir, context.train_questions_file)
         started = time.perf_counter()
         result = train(train_config, run_dir / TRAIN_SUBDIR, resume=resume, step_callback=context.progress.run_advanced,
-                       progress_bar=False)
+                       plan_callback=context.progress.run_planned, progress_bar=False)
         train_time, texts_per_s = time.perf_counter() - started, result.texts_per_s
+        spent = {"steps": result.steps, "texts": result.texts, "tokens": result.tokens, "questions": result.questions,
+                 "question_order": result.question_order}
         model_path = result.model_dir
     else:
         model_path = config.model
     started = time.perf_counter()
     model = load_encoder(model_path, device=None)
     model.max_seq_length = config.max_seq_length
-    evaluation = evaluate_model(model, test_records(config, context.dataset_dir),
+    evaluated, distractors = test_records(config, context.dataset_dir)
+    evaluation = evaluate_model(model, evaluated, distractors=distractors,
                                 config=EvalConfig(query_mode=config.query_text, seed=0))
     evaluation.save(run_dir / EVAL_SUBDIR)
     eval_time = time.perf_counter() - started
@@ -320,4 +464,4 @@ def _train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resum
         for name in ("model", "best_model", "checkpoints"):
             shutil.rmtree(run_dir / TRAIN_SUBDIR / name, ignore_errors=True)
     return RunOutcome(summary=evaluation.summary, train_time_s=train_time, eval_time_s=eval_time,
-                      texts_per_s=texts_per_s)
+                      texts_per_s=texts_per_s, spent=spent)

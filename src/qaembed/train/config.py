@@ -6,7 +6,7 @@ A config file is YAML or JSON with five sections (every key optional except
     model:    {base: minilm, max_seq_length: 256, projection_dim: null, pooling: null,
                gradient_checkpointing: false}
     data:     {dataset: path/to/prepared, query_text: title_body, max_train_questions: null,
-               max_dev_questions: null}
+               max_dev_questions: null, train_questions_file: null}
     strategy: {name: infonce, options: {}}
     loss:     {name: infonce, options: {temperature: 0.05}}
     training: {batch_size: 32, mini_batch_size: null, max_steps: null, epochs: 1, lr: 2.0e-5,
@@ -54,6 +54,9 @@ class DataSection(_Section):
     query_text: QuestionTextMode = "title_body"
     max_train_questions: int | None = Field(None, ge=1)  # first N train questions (file order)
     max_dev_questions: int | None = Field(None, ge=1)
+    # a text file of train question ids, one per line: train only on these (split-file order kept;
+    # applied before max_train_questions); the suite writes one so every loss sees the same questions
+    train_questions_file: Path | None = None
 
 
 class StrategySection(_Section):

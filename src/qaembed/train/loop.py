@@ -113,7 +113,23 @@ def _read_records(config: TrainConfig, split: str, limit: int | None) -> list[QA
     if not path.is_file():
         raise ConfigError(f"data.dataset: {config.data.dataset} has no {path.name} (is it a prepared dataset folder?)")
     records = read_split(config.data.dataset, split)
+    if split == "train" and config.data.train_questions_file is not None:
+        records = _only_listed(records, config.data.train_questions_file)
     return records[:limit] if limit is not None else records
+
+
+def _only_listed(records: list[QARecord], ids_file: Path) -> list[QARecord]:
+    """The records whose id is listed in ``ids_file`` (one per line), in their split order."""
+    if not ids_file.is_file():
+        raise ConfigError(f"data.train_questions_file: {ids_file} does not exist")
+    wanted = [line.strip() for line in ids_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    known = {record.id for record in records}
+    missing = [question_id for question_id in wanted if question_id not in known]
+    if missing:
+        raise ConfigError(f"data.train_questions_file: {ids_file} lists {len(missing)} question(s) that are not in "
+                          f"the train split, e.g. {missing[0]!r}")
+    listed = set(wanted)
+    return [record for record in records if record.id in listed]
 
 
 def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> None:
@@ -299,6 +315,7 @@ def train(
     resume: bool = False,
     *,
     step_callback: Callable[[int], None] | None = None,
+    plan_callback: Callable[[int], None] | None = None,
     progress_bar: bool = True,
 ) -> TrainResult:
     """Train ``config`` into the run folder ``out_dir``; see the module docstring.
@@ -307,7 +324,9 @@ def train(
     0 when there is none yet) and returns the stored result when the run already finished.
     ``step_callback(step)`` is called after every optimizer step (and checkpoint); raising
     :class:`StopTraining` ends the run there without writing the final model.
-    ``progress_bar=False`` hides the per-step bar (e.g. under a caller's own progress display).
+    ``plan_callback(total_steps)`` is called once the run knows its length (a texts or tokens
+    budget is planned into steps first). ``progress_bar=False`` hides the per-step bar (e.g.
+    under a caller's own progress display).
     """
     from accelerate.utils import broadcast_object_list, set_seed
     from tqdm.auto import tqdm
@@ -428,6 +447,8 @@ def train(
 
         return loss_of
 
+    if plan_callback is not None:
+        plan_callback(total_steps)
     model.train()
     status = "completed"
     stop_early = False
