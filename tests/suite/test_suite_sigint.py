@@ -1,4 +1,9 @@
-"""Ctrl-C on the real ``qaembed suite`` process: exit 130, nothing half-written, rerun resumes."""
+"""Ctrl-C on the real ``qaembed suite`` process: exit 130, nothing half-written, rerun resumes.
+
+Deterministic: the suite process runs in short slices between SIGSTOP and SIGCONT, and the
+test reads the marker (the run's logged steps) only while the process is stopped, so the
+SIGINT is sent at a known point of the run whatever the machine's load (no sleep decides it).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,17 @@ def _logged_steps(run_dir: Path) -> list[int]:
     return [json.loads(line)["step"] for line in lines if '"loss"' in line]
 
 
+def _wait_stopped(pid: int) -> None:
+    """Block until the process is in the stopped state (SIGSTOP is asynchronous)."""
+    status = Path(f"/proc/{pid}/stat")
+    for _ in range(10_000):
+        text = status.read_text()
+        if text[text.rindex(")") + 2] in "tT":
+            return
+        time.sleep(0.001)
+    raise AssertionError("the suite process did not stop")
+
+
 def _last_step(run_dir: Path) -> int:
     steps = _logged_steps(run_dir)
     return steps[-1] if steps else 0
@@ -33,7 +49,8 @@ def _last_step(run_dir: Path) -> int:
 def test_sigint_mid_training_leaves_no_partial_files_and_rerun_finishes(tiny_model_dir: Path, tmp_path: Path):
     dataset = write_tiny_dataset(tmp_path / "prepared")
     config = {
-        "model": str(tiny_model_dir), "data": str(dataset), "seeds": [0], "steps": 120, "batch_size": 4,
+        "model": str(tiny_model_dir), "data": str(dataset), "seeds": [0], "budget": 120, "budget_unit": "steps",
+        "batch_size": 4,
         "max_seq_length": 32, "eval_every": None, "save_every": 20, "learning_rate": 1e-3,
         "entries": [{"name": "infonce", "loss": "infonce", "strategy": "hard_negative"},
                     {"name": "listwise", "loss": "listwise", "strategy": "listwise"}],
@@ -48,11 +65,17 @@ def test_sigint_mid_training_leaves_no_partial_files_and_rerun_finishes(tiny_mod
     run_dir = out / "runs" / "infonce" / "seed0"
     deadline = time.monotonic() + 300
     try:
-        while _last_step(run_dir) < 25:  # past the first checkpoint, mid-run
+        while True:
+            process.send_signal(signal.SIGSTOP)
+            _wait_stopped(process.pid)
+            if _last_step(run_dir) >= 25:  # past the first checkpoint (step 20), mid-run; read while stopped
+                break
             assert process.poll() is None, process.stdout.read()[-3000:]
-            assert time.monotonic() < deadline, "training did not start in time"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
+            assert time.monotonic() < deadline, "training did not reach step 25 in time"
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.02)  # the slice the run may use; any length works, it only sets the test's pace
+        process.send_signal(signal.SIGINT)  # pending until the process continues
+        process.send_signal(signal.SIGCONT)
         output, _ = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
