@@ -171,7 +171,8 @@ def _csv_rows(path: Path, encoding: str, policy: BadRecordPolicy, progress: bool
             raise DataError("empty CSV file (no header)", path=str(path)) from None
         except csv.Error as exc:
             raise DataError(f"unreadable CSV header: {exc}", path=str(path), line=1) from None
-        header[0] = header[0].removeprefix("\ufeff")  # a UTF-8 byte-order mark read as text
+        if header:
+            header[0] = header[0].removeprefix("\ufeff")  # a UTF-8 byte-order mark read as text
         missing = [c for c in _REQUIRED_COLUMNS[path.name] if c not in header]
         if missing:
             raise DataError(f"missing column(s) {', '.join(missing)}; header is {header}", path=str(path), line=1)
@@ -197,8 +198,13 @@ def _csv_rows(path: Path, encoding: str, policy: BadRecordPolicy, progress: bool
                 policy.reject(bad_encoding, "invalid_encoding")
                 continue
             if len(values) != len(header):
-                policy.reject(DataError(f"{len(values)} cells, header has {len(header)}", path=str(path), line=line),
-                              "malformed_csv")
+                # more cells than the header: rows joined on one line (a lost line break) count as the rows
+                # they hold, so the count of what was skipped is honest
+                joined = max(1, (len(values) - 1) // max(1, len(header) - 1))
+                message = f"{len(values)} cells, header has {len(header)}"
+                if joined > 1:
+                    message += f" (about {joined} rows joined on one line; counted as {joined})"
+                policy.reject(DataError(message, path=str(path), line=line), "malformed_csv", count=joined)
                 continue
             yield line, {k: (None if v in _MISSING else v) for k, v in zip(header, values)}
 

@@ -131,6 +131,10 @@ class RankedQaJson(SourceAdapter):
     def _record(self, index: int, item: object) -> QARecord:
         if not isinstance(item, dict) or not isinstance(item.get("question"), dict):
             raise BadRow(self._error(index, "question", "expected an object with a 'question' object"), "missing_field")
+        unknown = sorted(set(item) - {"question", "answers"})
+        if unknown:  # e.g. a misspelled "answers": its answers would be lost silently
+            raise BadRow(self._error(index, unknown[0], f"unknown key {unknown[0]!r} (an item has 'question' and "
+                                     "'answers')"), "invalid_record")
         question, answers = item["question"], item.get("answers", [])
         if not isinstance(answers, list):
             raise BadRow(self._error(index, "answers", "expected a list"), "missing_field")
