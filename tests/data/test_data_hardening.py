@@ -296,3 +296,19 @@ def test_kaggle_image_only_answer_is_counted(tmp_path):
     code, output, stats = prepare(str(folder), "--out", str(tmp_path / "o"))
     assert code == 0 and written_answers(stats) == 1
     assert stats["sources"]["kaggle"]["notes"]["answer_empty_after_cleaning"] == 1
+
+
+def test_utf8_check_across_chunks_names_the_right_line(tmp_path):
+    """The checker reads 1 MiB chunks extended to whole lines: multi-byte characters at chunk ends stay
+    whole, and line numbers in later chunks are right."""
+    rows = [q_row(1)] + [a_row(i, body="&lt;p&gt;caf\u00e9 \u2014 " + "\u00e9" * 300 + f" {i}&lt;/p&gt;") for i in range(2, 4002)]
+    data = dump_bytes(rows)
+    assert len(data) > 2.5 * (1 << 20)
+    target = data.index(b" 3500&lt;")
+    data = data[:target] + b"\xc3" + data[target:]  # a lone lead byte on the line of answer 3500
+    folder = site(tmp_path, data)
+    line = data[:target].count(b"\n") + 1
+    code, output, _ = prepare(str(folder), "--out", str(tmp_path / "o"))
+    assert code == 2 and f"Posts.xml:{line}: bytes that are not valid UTF-8" in output
+    code, output, stats = prepare(str(folder), "--out", str(tmp_path / "o2"), "--skip-bad")
+    assert code == 0 and written_answers(stats) == 3999 and stats["skipped_bad"] == {"invalid_encoding": 1}

@@ -199,7 +199,7 @@ class _Utf8LineChecker(io.RawIOBase):
 
     def __init__(self, fh: BinaryIO):
         self._fh = fh
-        self._pending = b""
+        self._pending, self._offset = b"", 0
         self._lines_before = 0  # physical lines in the chunks already passed on
         self.bad_lines: list[tuple[int, str]] = []
         self.blanked_rows = 0  # <row tags on the blanked lines
@@ -213,14 +213,15 @@ class _Utf8LineChecker(io.RawIOBase):
         return len(data)
 
     def read(self, size: int = -1) -> bytes:
-        if not self._pending:
+        if self._offset >= len(self._pending):
             chunk = self._fh.read(_CHUNK)
             if chunk and not chunk.endswith(b"\n"):
                 chunk += self._fh.readline()  # whole lines only, so a character is never split
-            self._pending = self._checked(chunk)
+            self._pending, self._offset = self._checked(chunk), 0
         if size is None or size < 0:
             size = len(self._pending)
-        data, self._pending = self._pending[:size], self._pending[size:]
+        data = self._pending[self._offset: self._offset + size]
+        self._offset += len(data)
         return data
 
     def _checked(self, chunk: bytes) -> bytes:
