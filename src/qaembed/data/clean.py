@@ -41,7 +41,8 @@ MAX_HTML_DEPTH = 2048  # libxml2's depth limit with huge_tree (XML_PARSE_HUGE)
 
 
 class HtmlLimitError(ValueError):
-    """The HTML parser stopped at one of its limits: the body cannot be cleaned whole."""
+    """The HTML parser stopped (at one of its limits, or at text it cannot encode such as a lone
+    surrogate): the body cannot be cleaned whole."""
 
 # Break strengths between text pieces: a line break or a paragraph (blank line).
 _LINE, _PARAGRAPH = 1, 2
@@ -102,10 +103,14 @@ def clean_html(html: str | None) -> str:
     document = etree.fromstring(f"<div>{html}</div>", _PARSER)
     limits = [e for e in _PARSER.error_log if e.type_name == "ERR_RESOURCE_LIMIT" or e.level_name == "FATAL"]
     if limits:
-        message = limits[0].message.strip()
-        what = f"elements nested deeper than {MAX_HTML_DEPTH} levels" if "depth" in message.lower() else message
-        raise HtmlLimitError(f"HTML cannot be cleaned whole: {what} (parser limits: {MAX_HTML_DEPTH} nested "
-                             "elements, 1 GB of text; nothing is truncated silently)")
+        error = limits[0]
+        if "depth" in error.message.lower():
+            what = f"elements nested deeper than {MAX_HTML_DEPTH} levels (the parser's limit)"
+        elif error.type_name == "ERR_RESOURCE_LIMIT":
+            what = f"{error.message.strip()} (the parser's limits: {MAX_HTML_DEPTH} nested elements, 1 GB of text)"
+        else:
+            what = error.message.strip()
+        raise HtmlLimitError(f"HTML cannot be cleaned whole: {what}; nothing is truncated silently")
     pieces: list[object] = []
     if document is not None:
         _collect(document, pieces)
