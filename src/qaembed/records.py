@@ -57,6 +57,8 @@ def parse_iso_time(value: str) -> datetime | date:
     datetime.datetime(2010, 7, 21, 15, 48, 32, 403000)
     >>> parse_iso_time("2010-07-21")
     datetime.date(2010, 7, 21)
+    >>> parse_iso_time("2008-08-01T13:57:07Z").tzinfo
+    datetime.timezone.utc
     >>> parse_iso_time("1e20")
     Traceback (most recent call last):
     ...
@@ -64,6 +66,8 @@ def parse_iso_time(value: str) -> datetime | date:
     """
     try:
         if "T" in value or " " in value.strip():
+            if value.endswith("Z"):  # UTC designator (Kaggle's dates); Python 3.10 does not read it itself
+                value = value[:-1] + "+00:00"
             return datetime.fromisoformat(value)
         return date.fromisoformat(value)
     except (TypeError, ValueError):

@@ -36,7 +36,7 @@ import codecs
 import csv
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from qaembed.data.adapter import BadRow, SourceAdapter, date_field, int_field, open_binary
@@ -134,7 +134,9 @@ def _looks_like_row(text: str, header: list[str]) -> bool:
     return sum(valid) >= max(2, len(valid) - 1)
 
 
-def _valid(check) -> object:
+def _valid(check: Callable[[str], object]) -> Callable[[str], bool]:
+    """A predicate: does ``check(cell)`` pass (no BadRow / ValueError)?"""
+
     def test(cell: str) -> bool:
         try:
             check(cell)
