@@ -199,6 +199,8 @@ def _csv_rows(path: Path, encoding: str, policy: BadRecordPolicy, progress: bool
             if bad_encoding is not None:  # the row holds an undecodable line: skip it (skip mode only)
                 policy.reject(bad_encoding, "invalid_encoding")
                 continue
+            if not values:  # a blank line holds no row (a trailing newline, say): nothing to read or lose
+                continue
             if len(values) != len(header):
                 # more cells than the header: rows joined on one line (a lost line break) count as the rows
                 # they hold, so the count of what was skipped is honest
