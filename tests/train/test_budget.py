@@ -77,3 +77,16 @@ def test_equal_question_order_for_strategies_that_draw_one_item_per_question(tin
     other_seed["training"]["seed"] = 4
     shuffled = train(parse_config(other_seed), tmp_path / "seed4", progress_bar=False)
     assert shuffled.question_order != top.question_order
+
+
+def test_resume_of_a_finished_run_with_an_incomplete_result_names_the_file(tiny_config, tmp_path):
+    from qaembed.errors import DataError
+
+    run = tmp_path / "run"
+    config = _with_budget(tiny_config, "steps", 2)
+    train(config, run, progress_bar=False)
+    result = json.loads((run / "result.json").read_text())
+    del result["steps"]
+    (run / "result.json").write_text(json.dumps(result))
+    with pytest.raises(DataError, match="result.json.*incomplete"):
+        train(config, run, resume=True, progress_bar=False)

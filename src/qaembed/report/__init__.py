@@ -65,12 +65,17 @@ def _setup_block(suite: SuiteData, analysis: Analysis) -> list[Block]:
         if split.get("dev_after"):
             split_text += f", dev on/after {split['dev_after']}"
     statuses = [r.status for r in suite.runs if r.status is not None and r.ok]
-    documents = max((s.summary.get("retrieval/documents", 0) for s in statuses), default=0)
+    documents = max((s.corpus_documents or 0 for s in statuses), default=0)
     evaluated = [len(r.per_question) for r in suite.runs if r.per_question is not None]
     caps = ", ".join(f"{name} {config.get(key)}" for name, key in
                      (("dev", "dev_questions"), ("test", "test_questions")) if config.get(key) is not None)
-    corpus = ("every answer of the prepared data (train, dev and test answers; other questions' answers have gain 0)"
-              if config.get("corpus", "all") == "all" else "the evaluated test questions' answers only")
+    if config.get("corpus", "all") == "test":
+        corpus = "the evaluated test questions' answers only"
+    elif config.get("distractor_questions") is not None:
+        corpus = (f"the test answers plus the answers of {config['distractor_questions']} other questions of the "
+                  "prepared data (train first) as distractors with gain 0")
+    else:
+        corpus = "every answer of the prepared data (train, dev and test answers; other questions' answers have gain 0)"
     train_questions = (data.get("train_questions") or {}).get("description") or "train split"
     budget, unit = config.get("budget"), config.get("budget_unit", "texts")
     items = [

@@ -159,7 +159,7 @@ class SuiteConfig(BaseModel):
     # Field defaults are the ``quick`` preset (what ``qaembed suite`` runs with no options).
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     budget_unit: BudgetUnit = "texts"  # what the budget counts: texts or real tokens encoded, or steps
-    budget: int = Field(default=640, ge=1)  # per run, in budget_unit (the same for every loss)
+    budget: int = Field(default=512, ge=1)  # per run, in budget_unit (the same for every loss)
     batch_size: int = Field(default=12, ge=2)  # questions per batch (same for every loss)
     learning_rate: float = Field(default=1e-4, gt=0)
     warmup_ratio: float = Field(default=0.1, ge=0, le=1)  # share of steps with linear warm-up
@@ -176,6 +176,10 @@ class SuiteConfig(BaseModel):
     # retrieval corpus of the test evaluation: every answer of the prepared data (train and dev
     # answers as distractors), or the test questions' answers only
     corpus: Literal["all", "test"] = "all"
+    # corpus "all": at most this many distractor questions' answers (the first in split order: train,
+    # dev, then test questions beyond test_questions); None: every one. Encoding the corpus is most of
+    # an evaluation's cost on a CPU, so the CPU presets cap it and the report states the corpus size.
+    distractor_questions: int | None = Field(default=None, ge=0)
     # date split when the suite prepares its data from sources: test = questions created on/after
     # test_after (e.g. newer than the base model's training data); dev_after likewise for dev
     test_after: date | None = None
@@ -224,7 +228,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "seeds": [0],
         "budget_unit": "texts",
-        "budget": 640,
+        "budget": 512,
         "batch_size": 12,
         "learning_rate": 1e-4,
         "warmup_ratio": 0.1,
@@ -233,6 +237,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train_questions": 600,
         "dev_questions": 40,
         "test_questions": 300,
+        "distractor_questions": 150,
     },
     "cpu": {
         "seeds": [0, 1, 2],
@@ -246,6 +251,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train_questions": None,
         "dev_questions": 60,
         "test_questions": None,
+        "distractor_questions": 400,
         "entries": cpu_entries(),
     },
     "full": {
@@ -348,7 +354,7 @@ def expand_runs(config: SuiteConfig, data_hash: str, train_set_hash: str = "") -
     if config.baseline:
         baseline_key = {"kind": "baseline", "model": config.model, "max_seq_length": config.max_seq_length,
                         "query_text": config.query_text, "test_questions": config.test_questions, "data": data_hash,
-                        "corpus": config.corpus}
+                        "corpus": config.corpus, "distractor_questions": config.distractor_questions}
         runs.append(RunSpec(kind="baseline", entry=None, seed=0, run_id=BASELINE_NAME,
                             config_hash=_hash(baseline_key)))
     for entry in config.entries:

@@ -84,6 +84,7 @@ class RunStatus(BaseModel):
     tokens: int | None = None
     questions: int | None = None  # questions trained on (with repeats)
     question_order: str | None = None  # hash of the trained question-id sequence
+    corpus_documents: int | None = None  # documents the test questions were ranked against
     finished_at: str
 
 
@@ -414,7 +415,8 @@ def test_records(config: SuiteConfig, dataset_dir: Path) -> tuple[list, list]:
 
     Test questions are the first ``test_questions`` of the test split. With ``corpus: all`` the
     retrieval corpus is every answer of the prepared data: the answers of the train, dev and
-    remaining test questions are distractors (gain 0).
+    remaining test questions are distractors (gain 0), the first ``distractor_questions`` of
+    them in that order when capped.
     """
     from qaembed.data.dataset import read_split
 
@@ -423,7 +425,10 @@ def test_records(config: SuiteConfig, dataset_dir: Path) -> tuple[list, list]:
     evaluated, rest = records[:cap], records[cap:]
     if config.corpus == "test":
         return evaluated, []
-    return evaluated, read_split(dataset_dir, "train") + read_split(dataset_dir, "dev") + rest
+    distractors = read_split(dataset_dir, "train") + read_split(dataset_dir, "dev") + rest
+    if config.distractor_questions is not None:
+        distractors = distractors[: config.distractor_questions]
+    return evaluated, distractors
 
 
 def train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resume: bool) -> RunOutcome:
@@ -459,6 +464,7 @@ def _train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resum
     evaluation = evaluate_model(model, evaluated, distractors=distractors,
                                 config=EvalConfig(query_mode=config.query_text, seed=0))
     evaluation.save(run_dir / EVAL_SUBDIR)
+    spent["corpus_documents"] = int(evaluation.counts["retrieval/documents"])
     eval_time = time.perf_counter() - started
     if spec.kind == "train" and not config.keep_models:
         for name in ("model", "best_model", "checkpoints"):

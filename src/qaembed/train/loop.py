@@ -48,7 +48,7 @@ import torch
 
 from qaembed.batching.batch import RankingBatch
 from qaembed.data.dataset import read_json, read_split, split_path, write_json
-from qaembed.errors import ConfigError, QaembedError
+from qaembed.errors import ConfigError, DataError, QaembedError
 from qaembed.records import QARecord
 from qaembed.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from qaembed.train.budget import TokenCounter, plan_steps
@@ -341,7 +341,10 @@ def train(
     if resume and (run_dir / RESULT_FILE).is_file():
         stored = read_json(run_dir / RESULT_FILE)
         if stored.get("status") in ("completed", "early_stopped"):
-            return TrainResult(**{k: stored[k] for k in TrainResult.__dataclass_fields__ if k in stored})
+            try:
+                return TrainResult(**{k: stored[k] for k in TrainResult.__dataclass_fields__ if k in stored})
+            except TypeError as exc:  # a required field is missing
+                raise DataError(f"finished run's result is incomplete ({exc})", path=str(run_dir / RESULT_FILE)) from exc
     _check_run_dir(config, run_dir, resume)
     accelerator = _make_accelerator(config, run_dir)
     main = accelerator.is_main_process
