@@ -402,6 +402,8 @@ class Outcome:
                              f"{case.input_answers} in the input")
             if self.skip and case.skip_written is not None and self.written_answers != case.skip_written:
                 found.append(f"{self.written_answers} answers written, expected {case.skip_written}")
+            if self.counted and "skipped bad records" not in self.output and "left out because" not in self.output:
+                found.append("counted skips are not reported in the output")
         return found
 
     @property
