@@ -60,3 +60,34 @@ def test_unknown_loss_name_exits_2_with_the_known_names(tiny_dataset: Path, tmp_
     )
     assert completed.returncode == 2
     assert "unknown entries ['nope']" in completed.stderr and "listwise_in_batch" in completed.stderr
+
+
+def test_date_split_and_base_model_notes_reach_suite_json_and_report(tmp_path: Path):
+    import json
+
+    from qaembed.report import build_report
+    from qaembed.suite.grid import GridEntry, SuiteConfig
+
+    sites = "beer.stackexchange.com,genai.stackexchange.com"  # genai is entirely newer than the base model
+    config = SuiteConfig(data=sites, test_after="2023-06-01", budget=4, budget_unit="steps",
+                         entries=[GridEntry(name="infonce", loss="infonce", strategy="hard_negative")])
+    out = tmp_path / "suite"
+    run_suite(config, out, run_fn=FakeRun())
+    test = read_split(out / "data", "test")
+    assert test and all(r.provenance.created[:10] >= "2023-06-01" for r in test)
+    assert all(r.provenance.created[:10] < "2023-06-01" for r in read_split(out / "data", "train"))
+    suite = json.loads((out / "suite.json").read_text())
+    assert suite["data"]["split"]["test_after"] == "2023-06-01"
+    notes = " ".join(suite["base_model_notes"])
+    assert "names Stack Exchange" in notes and "test_after" in notes
+    markdown = build_report(out).markdown.read_text()
+    assert "date split: test questions created on/after 2023-06-01" in markdown
+    assert "names Stack Exchange" in markdown.split("## Main metrics")[0]
+
+
+def test_suite_cli_rejects_a_bad_budget_unit_and_date(tmp_path: Path):
+    for args, field in ((["--budget-unit", "hours"], "budget_unit"), (["--test-after", "yesterday"], "test_after")):
+        result = subprocess.run([sys.executable, "-m", "qaembed", "suite", *args, "--out", str(tmp_path / "s")],
+                                capture_output=True, text=True)
+        assert result.returncode == 2 and field in result.stderr and "Traceback" not in result.stderr
+        assert not (tmp_path / "s").exists()
