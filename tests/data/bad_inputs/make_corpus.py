@@ -185,6 +185,9 @@ def _stackexchange_cases(root: Path, *, huge: bool) -> list[Case]:
     big = 24_000_000 if huge else 10_500_000
     add("se_html_huge_body", dump_bytes(good_rows(2) + [a_row(4, body="&lt;p&gt;" + "x" * big + "&lt;/p&gt;")]), 3,
         0, 0, 3, f"answer body of {big / 1e6:g} million characters (over libxml2's default 10 MB text limit)")
+    if huge:
+        add("se_html_50mb_body", dump_bytes(good_rows(2) + [a_row(4, body="&lt;p&gt;" + "y" * 50_000_000 + "&lt;/p&gt;")]),
+            3, 0, 0, 3, "answer body of 50 million characters")
     add("se_image_only_answer", dump_bytes(good_rows(2) + [a_row(4, body="&lt;p&gt;&lt;img src=&quot;x.png&quot;"
                                                                   "&gt;&lt;/p&gt;")]), 3, 0, 0, 2,
         "image-only answer (empty after HTML cleaning: counted, question kept)")
@@ -349,7 +352,8 @@ def make_corpus(root: str | Path, *, huge: bool = False, hf: bool = True) -> lis
     """Write every case under ``root`` (an empty or missing folder); returns the cases.
 
     ``huge=True`` makes the big-body case 24 million characters (as in the issue) instead of
-    10.5 million (enough to cross libxml2's default 10 MB limit, and quicker in tests).
+    10.5 million (enough to cross libxml2's default 10 MB limit, and quicker in tests), and
+    adds the issue's 50-million-character body.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
