@@ -10,7 +10,7 @@ tell a finished run from a stale one.
 
 Presets (:data:`PRESETS`):
 
-* ``quick`` (the default: :class:`SuiteConfig`'s field defaults) — a smoke test of the
+* ``quick`` (the default of :func:`build_suite_config` and ``qaembed suite``) — a smoke test of the
   whole default grid on a 2-core CPU in under 10 minutes: short sequences, a small budget,
   capped splits, one seed. It shows the machinery works; its differences are mostly noise.
 * ``cpu`` — an answer on a 2-core CPU in under an hour: the main losses, three seeds, a
@@ -156,10 +156,10 @@ class SuiteConfig(BaseModel):
     model: str = "minilm"
     query_text: QuestionTextMode = "title_body"  # question text used as the query, in training and evaluation
     data: str | None = None  # prepared dataset folder, or comma-separated sources; None: default sites
-    # Field defaults are the ``quick`` preset (what ``qaembed suite`` runs with no options).
+    # Field defaults are close to the ``quick`` preset; `qaembed suite` with no options applies that preset.
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     budget_unit: BudgetUnit = "texts"  # what the budget counts: texts or real tokens encoded, or steps
-    budget: int = Field(default=512, ge=1)  # per run, in budget_unit (the same for every loss)
+    budget: int = Field(default=480, ge=1)  # per run, in budget_unit (the same for every loss)
     batch_size: int = Field(default=12, ge=2)  # questions per batch (same for every loss)
     learning_rate: float = Field(default=1e-4, gt=0)
     warmup_ratio: float = Field(default=0.1, ge=0, le=1)  # share of steps with linear warm-up
@@ -228,16 +228,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "seeds": [0],
         "budget_unit": "texts",
-        "budget": 512,
+        "budget": 480,
         "batch_size": 12,
         "learning_rate": 1e-4,
         "warmup_ratio": 0.1,
         "max_seq_length": 64,
-        "eval_every": 8,
+        "eval_every": None,  # dev at step 0 and at the end only
         "train_questions": 600,
         "dev_questions": 40,
         "test_questions": 300,
-        "distractor_questions": 150,
+        "distractor_questions": 100,
     },
     "cpu": {
         "seeds": [0, 1, 2],
@@ -303,13 +303,15 @@ def build_suite_config(
         file_values = dict(loaded)
         file_preset = file_values.pop("preset", None)
         preset = preset or file_preset
+    if preset is None and file is None:
+        preset = "quick"  # what `qaembed suite` runs with no options
     if preset is not None:
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
         values.update(PRESETS[preset])
     values.update(file_values)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    values["preset"] = preset if preset is not None else ("quick" if file is None else None)
+    values["preset"] = preset
     try:
         return SuiteConfig.model_validate(values)
     except ValidationError as exc:
