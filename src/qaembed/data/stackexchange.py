@@ -199,7 +199,7 @@ class _Utf8LineChecker(io.RawIOBase):
 
     def __init__(self, fh: BinaryIO):
         self._fh = fh
-        self._pending, self._offset = b"", 0
+        self._pending, self._offset, self._carry = b"", 0, b""
         self._lines_before = 0  # physical lines in the chunks already passed on
         self.bad_lines: list[tuple[int, str]] = []
         self.blanked_rows = 0  # <row tags on the blanked lines
@@ -214,15 +214,28 @@ class _Utf8LineChecker(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes:
         if self._offset >= len(self._pending):
-            chunk = self._fh.read(_CHUNK)
-            if chunk and not chunk.endswith(b"\n"):
-                chunk += self._fh.readline()  # whole lines only, so a character is never split
-            self._pending, self._offset = self._checked(chunk), 0
+            self._pending, self._offset = self._checked(self._whole_lines()), 0
         if size is None or size < 0:
             size = len(self._pending)
         data = self._pending[self._offset: self._offset + size]
         self._offset += len(data)
         return data
+
+    def _whole_lines(self) -> bytes:
+        """The next ~1 MiB of the file, extended to the end of its last line (so a character is never
+        split); the bytes after that line wait for the next call. Empty at the end of the file."""
+        parts = [self._carry]
+        while True:
+            more = self._fh.read(_CHUNK)
+            if not more:
+                self._carry = b""
+                return b"".join(parts)
+            end = more.rfind(b"\n")
+            if end >= 0:
+                parts.append(more[: end + 1])
+                self._carry = more[end + 1:]
+                return b"".join(parts)
+            parts.append(more)  # a line longer than a chunk: keep reading
 
     def _checked(self, chunk: bytes) -> bytes:
         try:
