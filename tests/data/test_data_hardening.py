@@ -316,10 +316,10 @@ def test_utf8_check_across_chunks_names_the_right_line(tmp_path):
 
 def test_utf8_check_with_a_line_longer_than_a_chunk(tmp_path):
     rows = good_rows(2) + [a_row(4, body="\u00e9" * 1_500_000), a_row(5, body="x\u00e9y"), a_row(6)]
-    data = dump_bytes(rows).replace("x\u00e9y".encode(), b"x\xe9y")  # a latin-1 byte on answer 5's line (line 8)
+    data = dump_bytes(rows).replace("x\u00e9y".encode(), b"x\xe9y")  # a latin-1 byte on answer 5's line (line 7)
     folder = site(tmp_path, data)
     code, output, _ = prepare(str(folder), "--out", str(tmp_path / "o"))
-    assert code == 2 and "Posts.xml:8: bytes that are not valid UTF-8" in output
+    assert code == 2 and "Posts.xml:7: bytes that are not valid UTF-8" in output
     out = tmp_path / "o2"
     code, output, stats = prepare(str(folder), "--out", str(out), "--skip-bad")
     assert code == 0 and written_answers(stats) == 4 and stats["skipped_bad"] == {"invalid_encoding": 1}
