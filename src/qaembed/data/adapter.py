@@ -170,6 +170,20 @@ def parse_native_id(raw: object) -> str:
     raise ValueError(f"an id must be text or an integer, got {type(raw).__name__} {_shorten(repr(raw))}")
 
 
+def parse_flag(raw: object) -> bool:
+    """An accepted flag from a JSON-like value: ``true``/``false``, ``1``/``0`` or missing (False).
+
+    Text such as ``"false"`` is refused (``bool("false")`` would be True): ``ValueError``.
+    """
+    if raw is None:
+        return False
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, int) and raw in (0, 1):
+        return bool(raw)
+    raise ValueError(f"expected true or false, got {_shorten(repr(raw))}")
+
+
 def parse_time(raw: object) -> str | None:
     """ISO 8601 text from ISO text or a Unix timestamp (seconds, years 1970-9999); ``ValueError`` otherwise."""
     if raw is None:

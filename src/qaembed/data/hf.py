@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from qaembed.data.adapter import BadRow, SourceAdapter, parse_native_id, parse_score
+from qaembed.data.adapter import BadRow, SourceAdapter, parse_flag, parse_native_id, parse_score
 from qaembed.data.bad_records import BadRecordPolicy
 from qaembed.data.clean import HtmlLimitError, clean_html, normalize_whitespace, parse_tags
 from qaembed.errors import ConfigError, DataError
@@ -126,6 +126,13 @@ class HuggingFaceDataset(SourceAdapter):
             raise BadRow(DataError(f"row {row_index}: {exc}", path=self.dataset_name, field=self.columns[field]),
                          "non_finite" if "finite" in str(exc) else "non_numeric") from None
 
+    def _flag(self, answer: dict, row_index: int) -> bool:
+        try:
+            return parse_flag(self._value(answer, "answer_accepted", row_index, required=False))
+        except ValueError as exc:
+            raise BadRow(DataError(f"row {row_index}: {exc}", path=self.dataset_name,
+                                   field=self.columns["answer_accepted"]), "invalid_record") from None
+
     def _id(self, row: dict, field: str, row_index: int) -> str:
         value = self._value(row, field, row_index)
         try:
@@ -167,7 +174,7 @@ class HuggingFaceDataset(SourceAdapter):
             answers.append(Answer(
                 id=f"{self.namespace}:{answer_id}", text=text,
                 score=score,
-                accepted=bool(self._value(answer, "answer_accepted", row_index, required=False)),
+                accepted=self._flag(answer, row_index),
                 provenance=Provenance(source=source, native_id=answer_id),
             ))
         title = self._value(row, "title", row_index)

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from qaembed.data.adapter import BadRow, SourceAdapter, parse_native_id, parse_score, parse_time
+from qaembed.data.adapter import BadRow, SourceAdapter, parse_flag, parse_native_id, parse_score, parse_time
 from qaembed.data.bad_records import BadRecordPolicy
 from qaembed.data.clean import HtmlLimitError, clean_html, normalize_whitespace, parse_tags
 from qaembed.errors import DataError
@@ -120,6 +120,12 @@ class RankedQaJson(SourceAdapter):
         except ValueError as exc:
             raise BadRow(self._error(index, field, str(exc)), "invalid_id") from None
 
+    def _flag(self, obj: dict, index: int, field: str) -> bool:
+        try:
+            return parse_flag(self._get(obj, ACCEPTED_KEYS, index, field, required=False))
+        except ValueError as exc:
+            raise BadRow(self._error(index, field, str(exc)), "invalid_record") from None
+
     def _clean(self, html: object, index: int, field: str) -> str:
         if not isinstance(html, str):
             raise BadRow(self._error(index, field, f"expected text, got {type(html).__name__}"), "invalid_record")
@@ -171,7 +177,7 @@ class RankedQaJson(SourceAdapter):
                 id=f"{self.namespace}:{answer_id}",
                 text=text,
                 score=score,
-                accepted=bool(self._get(answer, ACCEPTED_KEYS, index, f"{field}.accepted", required=False)),
+                accepted=self._flag(answer, index, f"{field}.accepted"),
                 provenance=Provenance(source=source, native_id=answer_id),
             ))
         record = QARecord(

@@ -284,6 +284,8 @@ def _ranked_cases(root: Path) -> list[Case]:
     add("rq_id_object", _json_text([good[0], ranked_item({"x": 1}, [r_answer(20)])]), 3, 2, 0, 2, "question id {}")
     add("rq_title_object", _json_text([good[0], ranked_item(2, [r_answer(20)], title=["x"])]), 3, 2, 0, 2,
         "title is a list")
+    add("rq_accepted_text", _json_text([good[0], ranked_item(2, [r_answer(20) | {"is_accepted": "false"}])]), 3, 2, 0,
+        2, 'is_accepted "false" (text: bool() would read it as true)')
     add("rq_tags_number", _json_text([good[0], ranked_item(2, [r_answer(20)], tags=5)]), 3, 2, 0, 2, "tags 5")
     add("rq_image_only_answer", _json_text([ranked_item(1, [r_answer(10), r_answer(11, text="<img src='x'>")])]), 2,
         0, 0, 1, "image-only answer (counted, question kept)")
