@@ -229,9 +229,15 @@ class _ProgressReader(io.RawIOBase):
 
 
 def open_binary(path: Path, *, progress: bool) -> BinaryIO:
-    """Open ``path`` for binary reading, with a progress bar over bytes for large files."""
-    fh = path.open("rb")
-    size = path.stat().st_size
+    """Open ``path`` for binary reading, with a progress bar over bytes for large files.
+
+    A file that cannot be opened (permissions, a folder in its place) is a :class:`DataError`.
+    """
+    try:
+        fh = path.open("rb")
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DataError(f"cannot read the file: {exc.strerror or exc}", path=str(path)) from exc
     if not progress or size < PROGRESS_MIN_BYTES:
         return fh
     from tqdm.auto import tqdm

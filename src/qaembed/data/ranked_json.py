@@ -69,6 +69,8 @@ class RankedQaJson(SourceAdapter):
             items = json.loads(self.path.read_text(encoding="utf-8"))
         except UnicodeDecodeError as exc:
             raise DataError(f"not UTF-8: {exc.reason} at byte {exc.start}", path=str(self.path)) from exc
+        except OSError as exc:
+            raise DataError(f"cannot read the file: {exc.strerror or exc}", path=str(self.path)) from exc
         except json.JSONDecodeError as exc:
             raise DataError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=str(self.path), line=exc.lineno) from exc
         except RecursionError:
