@@ -47,6 +47,10 @@ from qaembed.cli import eval as _eval_cli  # noqa: E402
 
 _eval_cli.register(app)
 
+from qaembed.cli import index as _index_cli  # noqa: E402
+
+_index_cli.register(app)
+
 from qaembed.cli import losses as _losses_cli  # noqa: E402
 
 _losses_cli.register(app)
