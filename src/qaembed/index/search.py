@@ -89,7 +89,7 @@ def check_model(manifest: Manifest, model, *, allow_mismatch: bool = False, inde
         raise ConfigError(
             f"index {index_dir}: the model's weights (hash {found}) differ from those the index was built with "
             f"({manifest.model.reference}, hash {manifest.model.weights_hash}); use that model, rebuild the index, "
-            "or pass --allow-model-mismatch to search with this one anyway"
+            "or pass --allow-model-mismatch to use this one anyway"
         )
 
 
