@@ -179,3 +179,11 @@ def test_no_pickle_anywhere(built_index, tmp_path):
     forbidden = re.compile(r"import pickle|from pickle|pickle\.|allow_pickle|torch\.(save|load)|np\.(save|load)\b|joblib")
     for source in [*SRC_INDEX.glob("*.py"), SRC_INDEX.parent / "cli" / "index.py"]:
         assert not forbidden.search(source.read_text()), source
+
+
+@pytest.mark.parametrize("module", ["qaembed.index.documents", "qaembed.index.store", "qaembed.index.build"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    assert doctest.testmod(importlib.import_module(module)).failed == 0

@@ -14,6 +14,7 @@ See docs/index.md for the folder format, the FAISS index choice and memory-mappi
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -29,6 +30,20 @@ index_app = typer.Typer(
 
 def _log(message: str) -> None:
     typer.echo(message, err=True)
+
+
+@contextmanager
+def _quiet_model_loading():
+    """No "Loading weights" bar from transformers while a search loads its model (restored after)."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 @index_app.command("build")
@@ -159,7 +174,8 @@ def search_command(
     if query is not None and not query.strip():
         raise DataError("the question is empty")
     check_queries(texts)
-    loaded = load_index(index, model, device=device, allow_model_mismatch=allow_model_mismatch, verify=verify)
+    with _quiet_model_loading():
+        loaded = load_index(index, model, device=device, allow_model_mismatch=allow_model_mismatch, verify=verify)
     effective_k = loaded.check_k(k)
     note = f"note: -k {k} is more than the index holds; showing all {effective_k}" if effective_k < k else None
     results = loaded.search(texts, effective_k)

@@ -14,7 +14,7 @@ column                    type        meaning
 ``question_title``        string      that question's title
 ``url``                   string?     link to the answer (else to its question)
 ``question_url``          string?     link to the question
-``author``                string?     the answer's author (name, else id)
+``author``                string?     the answer's author (name, else ``user <id>``)
 ``author_url``            string?     the author's profile
 ``license``               string?     e.g. ``CC BY-SA 4.0`` (the answer's, else the question's)
 ``site``                  string?     e.g. ``beer.stackexchange.com``
@@ -85,7 +85,7 @@ def documents_from_records(records: Iterable[QARecord], split: str) -> list[dict
                     "question_title": record.title,
                     "url": (own.url if own else None) or (question.url if question else None),
                     "question_url": question.url if question else None,
-                    "author": (author.name or author.id) if author else None,
+                    "author": (author.name or (f"user {author.id}" if author.id else None)) if author else None,
                     "author_url": author.url if author else None,
                     "license": (own.license if own else None) or (question.license if question else None),
                     "site": (own.site if own else None) or (question.site if question else None),
