@@ -204,6 +204,18 @@ def test_overwrite_never_replaces_a_folder_that_is_not_an_index(qaembed, tiny_mo
         "precious", "not a qaembed index",
     )
     assert (folder / "notes.txt").read_text() == "keep me"
+    dataset = write_dataset(tmp_path / "dataset", make_records("d", 3))
+    (dataset / "manifest.json").write_text('{"seed": 13}')  # a prepared dataset's manifest, not an index's
+    before = _tree(dataset)
+    assert_refused(
+        qaembed("index", "build", "--model", tiny_model_dir, "--data", qa_data, "--out", dataset, "--overwrite"),
+        "dataset", "not a qaembed index",
+    )
+    assert_refused(
+        qaembed("index", "build", "--model", tiny_model_dir, "--data", dataset, "--out", dataset, "--overwrite"),
+        "--out must differ from --data",
+    )
+    assert _tree(dataset) == before
 
 
 @pytest.mark.parametrize(

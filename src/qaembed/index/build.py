@@ -107,8 +107,6 @@ def encode_documents(model, texts: Sequence[str], *, batch_size: int, progress: 
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from qaembed.evaluate.ranking import normalize_rows
-
     codes, uniques = pd.factorize(pd.Series(list(texts), dtype=object), sort=False)
     lengths = np.fromiter((len(text) for text in uniques), dtype=np.int64, count=len(uniques))
     order = np.argsort(-lengths, kind="stable")  # longest first, as sentence-transformers does
@@ -134,7 +132,10 @@ def encode_documents(model, texts: Sequence[str], *, batch_size: int, progress: 
             bar.update(len(rows))
     finally:
         bar.close()
-    return normalize_rows(out)[codes]  # (n_texts, dim)
+    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), np.float32(1e-12))  # in place: unit norm
+    if len(uniques) == len(codes):  # no repeated text: rows are already in input order
+        return out
+    return out[codes]  # (n_texts, dim)
 
 
 def model_info(reference: str, model) -> ModelInfo:
@@ -195,9 +196,9 @@ def build_index(
     if ef_search < 1 or nprobe < 1:
         raise ConfigError(f"--ef-search and --nprobe must be >= 1, got {ef_search} and {nprobe}")
     choose_kind(kind, 0, flat_max, hnsw_max)  # validates the name
-    check_out_folder(out, overwrite)
     if out.exists() and data_dir.exists() and out.resolve() == data_dir.resolve():
         raise ConfigError(f"--out must differ from --data ({data_dir})")
+    check_out_folder(out, overwrite)
     check_device(device)
     documents, hashes = read_documents_of(data_dir, splits)
 

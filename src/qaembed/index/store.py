@@ -298,11 +298,23 @@ def check_out_folder(out: Path, overwrite: bool, option: str = "--out") -> None:
         return
     if not overwrite:
         raise ConfigError(f"{option} {out}: already exists; pass --overwrite to replace it")
-    if not (out / MANIFEST_FILE).is_file():
+    if not _is_index_folder(out):
         raise ConfigError(
-            f"{option} {out}: is a non-empty folder that is not a qaembed index (no {MANIFEST_FILE}); "
-            "--overwrite only replaces an index. Choose another path"
+            f"{option} {out}: is a non-empty folder that is not a qaembed index (no {MANIFEST_FILE} of format "
+            f"{FORMAT_NAME}); --overwrite only replaces an index. Choose another path"
         )
+
+
+def _is_index_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a manifest.json that says it is a qaembed index (a prepared dataset's does not)."""
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        return False
+    try:
+        payload = read_json(path)
+    except DataError:
+        return False
+    return isinstance(payload, dict) and payload.get("format") == FORMAT_NAME
 
 
 @contextmanager
