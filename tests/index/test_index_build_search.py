@@ -63,7 +63,7 @@ def test_manifest_records_model_data_and_settings(built_index, qa_data, tiny_mod
 def test_loading_memory_maps_vectors_and_documents(built_index):
     before = pa.total_allocated_bytes()
     index = load_index(built_index)
-    assert index.memory_mapped and index.info()["memory_mapped"]
+    assert index.memory_mapped == index.info()["memory_mapped"] == {"vectors": True, "documents": True}
     # zero-copy: the documents' buffers live in the file's mapping, not in Arrow's allocator
     assert pa.total_allocated_bytes() - before < 4096
     assert index.documents.num_rows == len(index) == 60

@@ -285,7 +285,7 @@ def add_to_index(
             f"{', '.join(repr(c) for c in clashes[:3])}{more}; add only new answers",
             path=str(index_dir),
         )
-    faiss_index = read_faiss(index_dir / VECTORS_FILE, memory_map=False)
+    faiss_index, _ = read_faiss(index_dir / VECTORS_FILE, memory_map=False)
     if faiss_index.ntotal != manifest.count:
         raise DataError(f"holds {faiss_index.ntotal} vectors, manifest.json says {manifest.count}", path=str(index_dir / VECTORS_FILE))
 

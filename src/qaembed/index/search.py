@@ -96,13 +96,13 @@ def check_model(manifest: Manifest, model, *, allow_mismatch: bool = False, inde
 class SearchIndex:
     """A loaded index: the manifest, the FAISS index, the documents table and the query model."""
 
-    def __init__(self, path: Path, manifest: Manifest, vectors, documents, model, *, memory_mapped: bool):
+    def __init__(self, path: Path, manifest: Manifest, vectors, documents, model, *, memory_mapped: dict[str, bool]):
         self.path = path
         self.manifest = manifest
         self.vectors = vectors  # the FAISS index
         self.documents = documents  # pyarrow.Table, row i = FAISS id i
         self.model = model
-        self.memory_mapped = memory_mapped
+        self.memory_mapped = memory_mapped  # {"vectors": bool, "documents": bool}
         self._encode_lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -199,7 +199,7 @@ def load_index(
     path = Path(path)
     manifest = read_manifest(path)
     check_files(path, manifest, verify_hashes=verify)
-    vectors = read_faiss(path / VECTORS_FILE, memory_map=memory_map)
+    vectors, vectors_mapped = read_faiss(path / VECTORS_FILE, memory_map=memory_map)
     if vectors.d != manifest.dimension or vectors.ntotal != manifest.count:
         raise DataError(
             f"holds {vectors.ntotal} vectors of dimension {vectors.d}; manifest.json says {manifest.count} of "
@@ -220,4 +220,5 @@ def load_index(
             hint = "" if model else " (the model the index was built with; give another with --model)"
             raise ConfigError(f"index {path}: cannot load model {name!r}{hint}: {exc}") from exc
     check_model(manifest, model, allow_mismatch=allow_model_mismatch, index_dir=path)
-    return SearchIndex(path, manifest, vectors, documents, model, memory_mapped=memory_map)
+    mapped = {"vectors": vectors_mapped, "documents": memory_map}
+    return SearchIndex(path, manifest, vectors, documents, model, memory_mapped=mapped)

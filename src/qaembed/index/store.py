@@ -192,7 +192,8 @@ def write_faiss(index, path: Path) -> None:
 
 
 def read_faiss(path: Path, *, memory_map: bool):
-    """Read a FAISS index; memory-mapped in place (``IO_FLAG_MMAP_IFC``) when asked and supported.
+    """(FAISS index, whether it is memory-mapped): mapped in place (``IO_FLAG_MMAP_IFC``) when asked and
+    this FAISS supports it for the file's index type, else read into memory.
 
     A file FAISS cannot read raises :class:`DataError` naming it.
     """
@@ -200,14 +201,17 @@ def read_faiss(path: Path, *, memory_map: bool):
 
     if not path.is_file():
         raise DataError("the index's vectors file is missing", path=str(path))
-    flags = 0
-    if memory_map:
-        flags = getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP) | getattr(faiss, "IO_FLAG_READ_ONLY", 0)
-    try:
-        return faiss.read_index(str(path), flags)
-    except RuntimeError as exc:
-        reason = str(exc).strip().splitlines()[-1][:300]
-        raise DataError(f"FAISS cannot read the vectors file ({reason}); rebuild the index", path=str(path)) from exc
+    mmap_flag = getattr(faiss, "IO_FLAG_MMAP_IFC", None)  # FAISS >= 1.9
+    attempts = [mmap_flag | getattr(faiss, "IO_FLAG_READ_ONLY", 0), 0] if memory_map and mmap_flag else [0]
+    for flags in attempts:
+        try:
+            return faiss.read_index(str(path), flags), flags != 0
+        except RuntimeError as exc:
+            if flags != 0:
+                continue  # not mappable here: read it into memory (a bad file fails there too)
+            reason = str(exc).strip().splitlines()[-1][:300]
+            raise DataError(f"FAISS cannot read the vectors file ({reason}); rebuild the index", path=str(path)) from exc
+    raise AssertionError("unreachable")
 
 
 def file_info(path: Path) -> FileInfo:
