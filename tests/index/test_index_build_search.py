@@ -81,7 +81,7 @@ def test_flat_and_hnsw_agree_on_top_1(tiny_model_dir, qa_data, tmp_path):
     assert top_flat == top_hnsw
 
 
-def test_auto_threshold_and_ivf(tiny_model_dir, qa_data, tmp_path):
+def test_auto_threshold_ivf_and_adding_to_approximate_indexes(tiny_model_dir, qa_data, more_data, tmp_path):
     manifest = build_index(str(tiny_model_dir), qa_data, tmp_path / "auto", flat_max=10, progress=False)
     assert (manifest.index.kind, manifest.index.requested, manifest.index.flat_max) == ("hnsw", "auto", 10)
     manifest = build_index(str(tiny_model_dir), qa_data, tmp_path / "ivf", kind="ivf", progress=False)
@@ -89,6 +89,12 @@ def test_auto_threshold_and_ivf(tiny_model_dir, qa_data, tmp_path):
     index = load_index(tmp_path / "ivf")
     answers = _answers(qa_data)[:5]
     assert [r.hits[0].id for r in index.search([a.text for a in answers], k=2)] == [a.id for a in answers]
+    new = _answers(more_data)[:4]
+    for name, kind in (("auto", "hnsw"), ("ivf", "ivf")):
+        grown = add_to_index(tmp_path / name, more_data, progress=False)
+        assert (grown.count, grown.index.kind) == (72, kind)
+        index = load_index(tmp_path / name)
+        assert [r.hits[0].id for r in index.search([a.text for a in new], k=3)] == [a.id for a in new]
 
 
 def test_add_appends_and_search_finds_the_new_documents(built_index, more_data, tmp_path):
