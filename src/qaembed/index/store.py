@@ -12,8 +12,8 @@ manifest is JSON.
 Which FAISS index (``kind``; :func:`choose_kind` resolves ``auto``):
 
 * ``flat``: ``IndexFlatIP``, exact inner product (= cosine on unit vectors). Search costs
-  ``n_docs · dim`` multiply-adds per query: at 250,000 answers × 384 dims about 10 ms on one
-  CPU core, so exact search is the default up to :data:`AUTO_FLAT_MAX_DOCS` documents.
+  ``n_docs · dim`` multiply-adds per query: at 250,000 answers × 384 dims 38 ms on one core of
+  a shared 2-core CPU, so exact search is the default up to :data:`AUTO_FLAT_MAX_DOCS` documents.
   Loaded with ``IO_FLAG_MMAP_IFC``: the vectors stay in the file's pages (memory-mapped).
 * ``hnsw``: ``IndexHNSWFlat`` (``M`` = 32 links, ``efConstruction`` = 200,
   ``efSearch`` = max(``ef_search``, k) per query). Sub-millisecond queries with recall near 1 at
