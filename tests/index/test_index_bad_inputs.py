@@ -12,7 +12,7 @@ import pytest
 from qaembed.data.dataset import write_jsonl_records
 from qaembed.errors import ConfigError, DataError
 from qaembed.index import load_index
-from tests.index.conftest import make_records, write_dataset
+from index_helpers import make_records, write_dataset
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
