@@ -12,7 +12,9 @@ before the error is kept; the count is the number of rows that could not be read
 least 1), ``malformed_csv`` (wrong cell count, broken quoting), ``missing_field``,
 ``non_numeric``, ``out_of_range``, ``invalid_date``, ``duplicate_id``, ``empty_body``
 (a question body empty after HTML cleaning), ``empty_title``, ``html_limit`` (HTML the
-parser cannot read whole), ``invalid_encoding``, ``invalid_record``, ``empty_source``.
+parser cannot read whole), ``invalid_encoding``, ``invalid_record``, ``empty_source``, ``malformed_gzip`` (a damaged
+``.jsonl.gz``: the records before the damage are kept), and, under a date split,
+``missing_created`` / ``invalid_created`` (a question without a readable creation date).
 The full list with examples is in ``docs/input-validation.md``.
 """
 
