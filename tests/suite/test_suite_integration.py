@@ -17,7 +17,7 @@ from qaembed.suite.runner import read_status, run_suite
 def test_real_suite_trains_evaluates_mines_and_reports(tmp_path: Path):
     dataset = write_tiny_dataset(tmp_path / "prepared")
     config = SuiteConfig(
-        data=str(dataset), steps=2, batch_size=4, max_seq_length=32, eval_every=1, train_questions=16,
+        data=str(dataset), budget=2, budget_unit="steps", batch_size=4, max_seq_length=32, eval_every=1, train_questions=16,
         dev_questions=6, test_questions=20, mine_negatives=True,
         entries=[GridEntry(name="infonce", loss="infonce", strategy="hard_negative"), mined_entries()[0]],
     )
