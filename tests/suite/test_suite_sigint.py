@@ -61,7 +61,10 @@ def test_sigint_mid_training_leaves_no_partial_files_and_rerun_finishes(tiny_mod
     command = [sys.executable, "-m", "qaembed", "suite", "--config", str(config_path), "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    # a shell's background job inherits SIGINT ignored, and Python then never installs its Ctrl-C
+    # handler: give the suite the default disposition, as a terminal would
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     run_dir = out / "runs" / "infonce" / "seed0"
     deadline = time.monotonic() + 300
     try:

@@ -94,7 +94,7 @@ def _setup_block(suite: SuiteData, analysis: Analysis) -> list[Block]:
         "method for every row including the baseline; with one seed it is a bootstrap over questions",
         "significance: " + ("paired sign-flip permutation test over test questions (one seed: a test of this run, "
                             "not of the loss)" if analysis.n_seeds == 1 else
-                            "paired seed t-test on per-question differences (S − 1 degrees of freedom, variance "
+                            "paired seed t-test on per-question differences (variance "
                             "from seeds and questions; runs paired by seed)")
         + ", Holm-Bonferroni across the losses compared with the same reference on the same metric; MDE: the "
         "difference detectable with 80% power at α = 0.05 (docs/suite.md gives the formulas)",

@@ -8,7 +8,7 @@ finished runs give an (S seeds, Q questions) matrix of per-question test values:
   the baseline included (one deterministic run: S = 1);
 * each loss is compared with the zero-shot baseline and with standard InfoNCE by
   :func:`qaembed.suite.stats.seed_aware_test` on per-question differences (seed t-test with
-  S - 1 degrees of freedom; with one seed a permutation test of *this run*), paired by seed
+  conservative Satterthwaite degrees of freedom; with one seed a permutation test of *this run*), paired by seed
   for two trained rows; p-values are Holm-corrected across the losses compared with the same
   reference on the same metric, and every comparison carries its minimum detectable effect.
 
@@ -320,7 +320,7 @@ def plain_summary(analysis: Analysis, metric: str = PRIMARY_METRIC) -> list[str]
     if failed:
         lines.append(f"{len(failed)} run(s) did not finish; see the failures table.")
     method = ("paired sign-flip permutation test over test questions (one seed)" if one_seed
-              else "paired seed t-test (S − 1 degrees of freedom; variance from seeds and questions)")
+              else "paired seed t-test (variance from seeds and questions, conservative Satterthwaite degrees of freedom)")
     lines.append(f"Differences are mean per-question differences on the test split; p-values: {method}, "
                  f"Holm-corrected across losses; significant means adjusted p < {ALPHA}.")
     return lines
