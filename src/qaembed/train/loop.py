@@ -167,8 +167,6 @@ def _truncate_metrics(path: Path, last_step: int) -> None:
     line after it, with a warning that counts it. Any other unreadable line is a
     :class:`DataError` naming the file and line, and the file is left untouched.
     """
-    from qaembed.errors import DataError
-
     if not path.is_file():
         return
     try:
@@ -370,10 +368,12 @@ def train(
     if config.model.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     collate = Collator(model, config.model.max_seq_length)
+    # real tokens per text, counted once per distinct text (budget planning; other processes' shards)
+    count_tokens = TokenCounter(collate.tokenizer, collate.max_length)
     if training.budget is not None:
         shard_lists = (split_batch(batch, world) for _, _, batch in
                        _epoch_batches(strategy, train_records, global_batch_size, training.seed))
-        total_steps = plan_steps(training.budget, shard_lists, TokenCounter(collate.tokenizer, collate.max_length))
+        total_steps = plan_steps(training.budget, shard_lists, count_tokens)
     else:
         total_steps = training.max_steps or math.ceil(training.epochs * steps_per_epoch)
     _freeze_unused_parameters(model, collate)
@@ -474,7 +474,7 @@ def train(
             if world == 1:
                 tokens = int(features["attention_mask"].sum())
             else:
-                tokens = sum(int(collate(shard)["attention_mask"].sum()) for shard in shards)
+                tokens = sum(count_tokens(shard.queries + shard.docs) for shard in shards)
             features = {k: v.to(accelerator.device) for k, v in features.items()}
             output = forward_backward(
                 model, features, local.num_queries, compute_loss(shards, local.to(accelerator.device)),
