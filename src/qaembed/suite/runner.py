@@ -253,8 +253,8 @@ def _base_model_notes(config: SuiteConfig, dataset_dir: Path) -> list[str]:
 
     try:
         return base_model_notes(config.model, dataset_dir)
-    except QaembedError:
-        return []
+    except QaembedError as exc:  # said in the report, not silently dropped
+        return [f"The base model's training data could not be checked ({exc})."]
 
 
 def run_suite(
