@@ -67,3 +67,47 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny_st")
     model.save(str(out))
     return out
+
+
+def _wait_stopped(pid: int) -> bool:
+    """Block until the process is stopped (True) or has ended (False); SIGSTOP is asynchronous."""
+    import time
+
+    stat = Path(f"/proc/{pid}/stat")
+    for _ in range(10_000):
+        text = stat.read_text()
+        state = text[text.rindex(")") + 2]
+        if state in "tT":
+            return True
+        if state in "ZX":
+            return False
+        time.sleep(0.001)
+    raise AssertionError(f"process {pid} did not stop")
+
+
+@pytest.fixture()
+def pause_when():
+    """``pause_when(process, condition)``: run ``process`` in SIGSTOP/SIGCONT slices until ``condition()``
+    holds, checked only while the process is stopped, and return with it still stopped.
+
+    A test that must act at a point of a subprocess's work (send Ctrl-C mid-run, kill while a
+    temporary folder exists) then cannot lose the race to a fast subprocess on a loaded machine:
+    the subprocess never moves while the test looks. Fails if the process ends first or after
+    ``timeout`` seconds.
+    """
+    import signal
+    import time
+
+    def pause(process, condition, timeout: float = 300, what: str = "the awaited point") -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            process.send_signal(signal.SIGSTOP)
+            if not _wait_stopped(process.pid) or process.poll() is not None:
+                raise AssertionError(f"the process ended before {what}")
+            if condition():
+                return
+            assert time.monotonic() < deadline, f"{what} not reached in {timeout} s"
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.01)  # the slice the process may use; it only sets the test's pace
+
+    return pause

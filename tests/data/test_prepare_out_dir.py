@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -131,15 +130,12 @@ def test_stale_temp_folders_are_removed_and_nothing_else(tmp_path):
     assert live.is_dir() and (users / "notes.txt").read_text() == "keep" and lookalike.is_dir()
 
 
-def test_a_killed_prepare_leaves_a_temp_folder_that_the_next_run_removes(tmp_path, qaembed_cli):
+def test_a_killed_prepare_leaves_a_temp_folder_that_the_next_run_removes(tmp_path, qaembed_cli, pause_when):
     out = tmp_path / "ds"
     proc = subprocess.Popen([sys.executable, "-m", "qaembed", "data", "prepare", str(paths.EMBEDDED_SAMPLE),
                              "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not (out.is_dir() and any(p.name.startswith(".prepare-") for p in out.iterdir())):
-        assert proc.poll() is None, "prepare ended before its temporary folder was seen"
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    pause_when(proc, lambda: out.is_dir() and any(p.name.startswith(".prepare-") for p in out.iterdir()),
+               timeout=60, what="prepare's temporary folder")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     left = [p.name for p in out.iterdir()]
