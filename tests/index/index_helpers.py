@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from qaembed.data.dataset import write_jsonl_records
@@ -44,3 +46,30 @@ def write_dataset(folder: Path, records: list[QARecord]) -> Path:
     for split, part in parts.items():
         write_jsonl_records(folder / f"{split}.jsonl", part)
     return folder
+
+
+@contextmanager
+def running_server(app):
+    """Serve the ASGI ``app`` with uvicorn on a free loopback port in a thread; yields the base URL."""
+    import time
+
+    import uvicorn
+
+    from qaembed.serve import bind
+
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()

@@ -59,6 +59,10 @@ from qaembed.cli import mine as _mine_cli  # noqa: E402
 
 _mine_cli.register(app)
 
+from qaembed.cli import serve as _serve_cli  # noqa: E402
+
+_serve_cli.register(app)
+
 from qaembed.cli import suite as _suite_cli  # noqa: E402
 
 _suite_cli.register(app)

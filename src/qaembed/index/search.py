@@ -131,6 +131,15 @@ class SearchIndex:
             )
         return np.ascontiguousarray(embeddings, dtype=np.float32)  # (n_q, dim)
 
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dim) unit-norm document embeddings (``model.encode_document``, as the index was built)."""
+        texts = check_queries(texts, what="text")
+        with self._encode_lock:
+            embeddings = self.model.encode_document(
+                list(texts), convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+            )
+        return np.ascontiguousarray(embeddings, dtype=np.float32)  # (n, dim)
+
     def search_vectors(self, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """((n_q, k') scores, (n_q, k') FAISS ids), best first, k' = min(k, count); id -1 where fewer were found."""
         import faiss
@@ -151,7 +160,14 @@ class SearchIndex:
     def search(self, queries: Sequence[str], k: int = 10) -> list[SearchResult]:
         """The top ``k`` answers for each query (``k`` above the document count is clamped to it)."""
         k = self.check_k(k)
-        scores, ids = self.search_vectors(self.embed(queries), k)
+        return self.results(queries, self.embed(queries), k)
+
+    def results(self, queries: Sequence[str], embeddings: np.ndarray, k: int) -> list[SearchResult]:
+        """The top ``k`` answers for already-encoded ``queries`` (``embeddings`` from :meth:`embed`).
+
+        The server encodes the queries of many requests in one batch, then calls this per request.
+        """
+        scores, ids = self.search_vectors(embeddings, k)
         found = ids[ids >= 0]
         rows = self.documents.take(found).to_pylist() if found.size else []
         results, position = [], 0
@@ -166,15 +182,16 @@ class SearchIndex:
         return results
 
 
-def check_queries(queries: Sequence[str]) -> Sequence[str]:
+def check_queries(queries: Sequence[str], *, what: str = "query") -> Sequence[str]:
     """``queries`` unless it is a bare string, empty, or holds a blank or non-string query (:class:`DataError`)."""
+    plural = "queries" if what == "query" else f"{what}s"
     if isinstance(queries, str):
-        raise ConfigError("queries must be a list of strings, not one string")
+        raise ConfigError(f"{plural} must be a list of strings, not one string")
     if len(queries) == 0:
-        raise DataError("no queries to search")
+        raise DataError(f"no {plural} to search" if what == "query" else f"no {plural} to encode")
     for number, query in enumerate(queries, start=1):
         if not isinstance(query, str) or not query.strip():
-            raise DataError(f"query {number} is empty" if isinstance(query, str) else f"query {number} is not text: {query!r}")
+            raise DataError(f"{what} {number} is empty" if isinstance(query, str) else f"{what} {number} is not text: {query!r}")
     return queries
 
 
