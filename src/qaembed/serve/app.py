@@ -210,7 +210,8 @@ def create_app(indexes: dict[str, SearchIndex], limits: ServerLimits | None = No
     @app.get("/indexes", summary="Names of the indexes served (the first is the default)")
     async def list_indexes() -> dict:
         return {"indexes": [{"name": name, "documents": len(batchers[name].index), "model": batchers[name].index.manifest.model.reference}
-                            for name in names], "default": names[0], "maps": sorted(map_files)}
+                            for name in names], "default": names[0], "maps": sorted(map_files),
+                "max_k": limits.max_k}
 
     @app.get("/maps", summary="Embedding maps available (PNG names)")
     async def list_maps() -> dict:

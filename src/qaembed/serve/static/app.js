@@ -120,6 +120,7 @@ async function start() {
       $("index-a").append(element("option", { value: index.name }, label));
       $("index-b").append(element("option", { value: index.name }, label));
     }
+    $("k").max = String(info.max_k);
     if (info.indexes.length > 1) $("index-b").value = info.indexes[1].name;
     if (info.maps.length) {
       $("tab-maps").hidden = false;
