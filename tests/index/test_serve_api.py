@@ -251,3 +251,13 @@ def test_a_slow_search_does_not_block_other_requests_and_a_full_queue_gets_503(i
             thread.join(30)
         assert all(outcomes[name].status_code == 200 for name in outcomes), outcomes
         assert http.get("/health").json()["indexes"]["main"]["batches"] == 2  # q1 and q2 were encoded together
+
+
+def test_the_documented_response_schema_has_every_hit_field(client):
+    from dataclasses import fields
+
+    from qaembed.index import Hit
+
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert list(schema["HitModel"]["properties"]) == [field.name for field in fields(Hit)]
+    assert schema["SearchResponse"]["required"] == ["index", "model", "k", "results"]

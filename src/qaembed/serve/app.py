@@ -68,6 +68,48 @@ class EmbedRequest(BaseModel):
     index: StrictStr | None = Field(None, description="Whose model encodes (default: the first index).")
 
 
+class HitModel(BaseModel):
+    """One answer: rank (1 = best), cosine score and the document's metadata (docs/index.md)."""
+
+    rank: int
+    score: float
+    id: str
+    text: str
+    votes: float
+    accepted: bool
+    question_id: str
+    question_title: str
+    url: str | None
+    question_url: str | None
+    author: str | None
+    author_url: str | None
+    license: str | None
+    site: str | None
+    created: str | None
+    split: str
+
+
+class ResultModel(BaseModel):
+    query: str
+    hits: list[HitModel]
+
+
+class SearchResponse(BaseModel):
+    index: str
+    model: str
+    k: int = Field(description="Answers per question actually used (k clamped to the index size).")
+    results: list[ResultModel]
+
+
+class EmbedResponse(BaseModel):
+    index: str
+    model: str
+    type: Literal["query", "document"]
+    dimension: int
+    normalized: bool
+    embeddings: list[list[float]]
+
+
 def _error(status: int, message: str, *, field: str | None = None, headers: dict | None = None) -> JSONResponse:
     body = {"error": message, "status": status}
     if field:
@@ -175,8 +217,8 @@ def create_app(indexes: dict[str, SearchIndex], limits: ServerLimits | None = No
         except QaembedError as exc:
             raise ApiError(422, str(exc)) from None
 
-    @app.post("/search", summary="Ranked answers for one or more questions")
-    async def search(request: SearchRequest) -> dict:
+    @app.post("/search", summary="Ranked answers for one or more questions", response_model=SearchResponse)
+    async def search(request: SearchRequest) -> JSONResponse:
         if (request.query is None) == (request.queries is None):
             raise ApiError(422, "give either 'query' (one question) or 'queries' (a list), not both or neither")
         field = "query" if request.query is not None else "queries"
@@ -187,16 +229,17 @@ def create_app(indexes: dict[str, SearchIndex], limits: ServerLimits | None = No
         name, batcher = pick(request.index)
         k = min(request.k, len(batcher.index))
         results = await run(batcher, "search", texts, k)
-        return {"index": name, "model": batcher.index.manifest.model.reference, "k": k,
-                "results": [result.to_dict() for result in results]}
+        # a JSONResponse is sent as is: FastAPI's jsonable_encoder walk of every hit cost more than the search
+        return JSONResponse({"index": name, "model": batcher.index.manifest.model.reference, "k": k,
+                             "results": [result.to_dict() for result in results]})
 
-    @app.post("/embed", summary="Embeddings of texts with an index's model")
-    async def embed(request: EmbedRequest) -> dict:
+    @app.post("/embed", summary="Embeddings of texts with an index's model", response_model=EmbedResponse)
+    async def embed(request: EmbedRequest) -> JSONResponse:
         check_texts(list(request.texts), "texts", "text")
         name, batcher = pick(request.index)
         embeddings = await run(batcher, request.type, list(request.texts))
-        return {"index": name, "model": batcher.index.manifest.model.reference, "type": request.type,
-                "dimension": int(embeddings.shape[1]), "normalized": True, "embeddings": embeddings.tolist()}
+        return JSONResponse({"index": name, "model": batcher.index.manifest.model.reference, "type": request.type,
+                             "dimension": int(embeddings.shape[1]), "normalized": True, "embeddings": embeddings.tolist()})
 
     @app.get("/health", summary="Status and the indexes served")
     async def health() -> dict:

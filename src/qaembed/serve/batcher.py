@@ -5,17 +5,21 @@ A request's queries are a *job*. :meth:`Batcher.submit` puts the job on a bounde
 and awaits its future, so the event loop keeps serving other requests (health checks, the page,
 other indexes) while the model works. The worker takes the first waiting job plus every job
 queued behind it up to ``max_batch`` texts, encodes all their texts in **one** forward pass in a
-worker thread (``asyncio.to_thread``), then searches FAISS per job. Under load, 16 clients with
+worker thread, then searches FAISS per job. Under load, 16 clients with
 one question each cost one batch of 16 instead of 16 passes; with one client there is no waiting
 (a job never waits for a batch to fill).
 
-One worker per index: its model is used by one thread at a time (tokenizers are not safe to
-share across threads; a forward pass already uses every core).
+One worker per index, and **one dedicated thread** per worker: its model is used by one thread at a
+time (tokenizers are not safe to share across threads; a forward pass already uses every core).
+The thread is always the same one, not any thread of the default pool, because each new thread
+that runs torch gets its own OpenMP team, and idle teams spin on the cores: with
+``asyncio.to_thread`` one question took 12.6 ms to encode instead of 7.5 ms (measured).
 """
 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -52,11 +56,13 @@ class Batcher:
         self._queue: asyncio.Queue[Job] | None = None
         self._held: Job | None = None  # a job taken from the queue that did not fit the last batch
         self._task: asyncio.Task | None = None
+        self._thread: ThreadPoolExecutor | None = None
         self.batches = 0  # forward passes run (for /health and the load test)
         self.jobs = 0
 
     def start(self) -> None:
         self._queue = asyncio.Queue(maxsize=self.max_pending)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qaembed-encode")
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"batcher:{self.index.path}")
 
     async def stop(self) -> None:
@@ -66,6 +72,8 @@ class Batcher:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
 
     @property
     def pending(self) -> int:
@@ -100,7 +108,7 @@ class Batcher:
             if not batch:
                 continue
             try:
-                outcomes = await asyncio.to_thread(self._work, batch)
+                outcomes = await asyncio.get_running_loop().run_in_executor(self._thread, self._work, batch)
             except Exception as exc:  # noqa: BLE001 - handed to every waiting request, the worker stays up
                 outcomes = [exc] * len(batch)
             self.batches += 1
