@@ -43,6 +43,10 @@ from qaembed.cli import data as _data_cli  # noqa: E402
 
 _data_cli.register(app)
 
+from qaembed.cli import chunk as _chunk_cli  # noqa: E402 - adds `qaembed data chunk`
+
+_chunk_cli.register(app)
+
 from qaembed.cli import eval as _eval_cli  # noqa: E402
 
 _eval_cli.register(app)

@@ -1,0 +1,140 @@
+"""Documents → semantic chunks (with spans), and each Q&A pair's positive chunk.
+
+:func:`chunk_documents` splits every document into sentences (:mod:`.sentences`), counts each
+sentence's tokens with the encoder's tokenizer, embeds each **distinct** sentence text once (a
+sentence repeated across documents, e.g. a licence line, is encoded once), and merges sentences
+with the rule of :mod:`.semantic`. Each chunk keeps its document id and the character span of its
+text in the document.
+
+:func:`select_positives` embeds "question answer" of every pair and compares it with the chunks of
+the pair's own document: the most similar chunk is the positive when its cosine similarity reaches
+``positive_threshold`` (default 0.6); otherwise the pair falls back to its answer text as the
+target (the original project's rule). Both outcomes are counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from qaembed.chunking.semantic import SentenceTooLong, merge_sentences
+from qaembed.chunking.sentences import split_sentences
+from qaembed.chunking.sources import Document, QAPair, line_of
+from qaembed.data.bad_records import BadRecordPolicy
+from qaembed.errors import DataError
+
+
+class ChunkingConfig(BaseModel):
+    """The chunking rule's settings (recorded in ``chunking.json``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    threshold: float = Field(0.7, ge=-1, le=1, description="Merge a sentence while cos(previous, it) >= this.")
+    max_tokens: int = Field(256, ge=1, description="Most tokens in a chunk (the encoder's tokenizer, no special tokens).")
+    overlap: int = Field(0, ge=0, description="Sentences a chunk repeats from the one before.")
+    positive_threshold: float = Field(0.6, ge=-1, le=1, description="Least similarity of the positive chunk; else the answer.")
+    batch_size: int = Field(64, ge=1, description="Sentences per encoding batch.")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: str  # "<document id>#<index>"
+    document_id: str
+    index: int
+    start: int  # character span in the document's text
+    end: int
+    text: str
+    tokens: int
+    sentences: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _encode(model, texts: list[str], batch_size: int) -> np.ndarray:
+    return np.asarray(model.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
+                                   show_progress_bar=False), dtype=np.float32)
+
+
+def token_counts(model, texts: list[str]) -> list[int]:
+    """Tokens of each text with the model's tokenizer, without special tokens and without truncation."""
+    encoded = model.tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]
+    return [len(ids) for ids in encoded]
+
+
+def chunk_documents(
+    documents: list[Document], model, config: ChunkingConfig, policy: BadRecordPolicy,
+    *, progress: Callable[[int], None] | None = None,
+) -> tuple[list[Chunk], dict]:
+    """Semantic chunks of ``documents`` and stats; a sentence over ``max_tokens`` rejects its document."""
+    spans = {document.id: split_sentences(document.text) for document in documents}
+    texts = {document.id: [document.text[start:end] for start, end in spans[document.id]] for document in documents}
+    distinct = list(dict.fromkeys(text for document in documents for text in texts[document.id]))
+    row = {text: number for number, text in enumerate(distinct)}
+    counts = token_counts(model, distinct) if distinct else []
+    embeddings = _encode(model, distinct, config.batch_size) if distinct else np.zeros((0, 1), dtype=np.float32)
+
+    chunks: list[Chunk] = []
+    skipped: set[str] = set()
+    for document in documents:
+        rows = [row[text] for text in texts[document.id]]
+        sentence_spans = spans[document.id]
+        if not rows:
+            policy.reject(DataError("holds no sentences", path=document.path), "empty_document")
+            skipped.add(document.id)
+            continue
+        try:
+            merged = merge_sentences(embeddings[rows], [counts[r] for r in rows], threshold=config.threshold,
+                                     max_tokens=config.max_tokens, overlap=config.overlap)
+        except SentenceTooLong as exc:
+            start = sentence_spans[exc.sentence][0]
+            policy.reject(DataError(
+                f"a sentence has {exc.tokens} tokens, more than the chunk size --max-tokens {exc.max_tokens}; "
+                "raise --max-tokens (chunks are never cut inside a sentence)",
+                path=document.path, line=document.line_offset + line_of(document.text, start)), "sentence_too_long")
+            skipped.add(document.id)
+            continue
+        for index, span in enumerate(merged):
+            start, end = sentence_spans[span.sentences[0]][0], sentence_spans[span.sentences[-1]][1]
+            chunks.append(Chunk(id=f"{document.id}#{index}", document_id=document.id, index=index, start=start, end=end,
+                                text=document.text[start:end], tokens=span.tokens, sentences=len(span.sentences)))
+        if progress is not None:
+            progress(1)
+    sentences = sum(len(texts[d.id]) for d in documents)
+    stats = {
+        "documents": len(documents) - len(skipped), "documents_skipped": len(skipped), "chunks": len(chunks),
+        "sentences": sentences, "distinct_sentences": len(distinct),
+        "sentences_per_chunk": round(float(np.mean([c.sentences for c in chunks])), 3) if chunks else 0.0,
+        "tokens_per_chunk": round(float(np.mean([c.tokens for c in chunks])), 3) if chunks else 0.0,
+    }
+    return chunks, {"skipped_documents": sorted(skipped), **stats}
+
+
+def select_positives(pairs: list[QAPair], chunks: list[Chunk], model, config: ChunkingConfig) -> tuple[list[dict], dict]:
+    """Each pair with its positive chunk (or the answer-text fallback), and the counts of both outcomes."""
+    by_document: dict[str, list[int]] = {}
+    for number, chunk in enumerate(chunks):
+        by_document.setdefault(chunk.document_id, []).append(number)
+    pairs = [pair for pair in pairs if pair.document_id in by_document]
+    if not pairs:
+        return [], {"pairs": 0, "positive_chunk": 0, "answer_fallback": 0}
+    chunk_embeddings = _encode(model, [chunk.text for chunk in chunks], config.batch_size)
+    pair_embeddings = _encode(model, [f"{pair.question} {pair.answer}" for pair in pairs], config.batch_size)
+    rows, fallback = [], 0
+    for pair, embedding in zip(pairs, pair_embeddings):
+        candidates = by_document[pair.document_id]
+        similarities = chunk_embeddings[candidates] @ embedding  # (n_chunks_of_document,)
+        best = int(np.argmax(similarities))
+        similarity = float(similarities[best])
+        chosen = chunks[candidates[best]]
+        use_chunk = similarity >= config.positive_threshold
+        fallback += not use_chunk
+        rows.append({
+            "id": pair.id, "question": pair.question, "answer": pair.answer, "document_id": pair.document_id,
+            "positive": {"kind": "chunk" if use_chunk else "answer", "chunk_id": chosen.id if use_chunk else None,
+                         "text": chosen.text if use_chunk else pair.answer, "similarity": round(similarity, 6),
+                         "best_chunk_id": chosen.id},
+        })
+    return rows, {"pairs": len(rows), "positive_chunk": len(rows) - fallback, "answer_fallback": fallback}

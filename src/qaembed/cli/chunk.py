@@ -1,0 +1,79 @@
+"""``qaembed data chunk``: documents → semantic chunks, and each Q&A pair's positive chunk.
+
+Examples::
+
+    qaembed data chunk projects.json --out data/chunks
+    qaembed data chunk docs/ --qa questions.csv --out data/chunks --max-tokens 128 --overlap 1
+
+See docs/chunking.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from qaembed.errors import ConfigError
+
+
+def parse_columns(value: str | None) -> dict[str, str] | None:
+    """``FIELD=COLUMN,...`` for the fields question, answer, document.
+
+    >>> parse_columns("question=q,document=readme")
+    {'question': 'q', 'document': 'readme'}
+    """
+    if not value:
+        return None
+    mapping = {}
+    for part in value.split(","):
+        name, sep, column = part.partition("=")
+        if not sep or name.strip() not in ("question", "answer", "document") or not column.strip():
+            raise ConfigError(f"--qa-columns {value!r}: give FIELD=COLUMN,... with FIELD one of question, answer, document")
+        mapping[name.strip()] = column.strip()
+    return mapping
+
+
+def chunk_command(
+    source: Path = typer.Argument(..., help="A projects .json file, or a folder of .md/.txt documents (with --qa)."),
+    out: Path = typer.Option(..., help="Output folder (chunks.jsonl, qa.jsonl, stats.json, chunking.json)."),
+    qa: Optional[Path] = typer.Option(None, help="CSV or JSONL of Q&A rows naming their document (for a folder)."),
+    qa_columns: Optional[str] = typer.Option(None, help="Column names: question=COL,answer=COL,document=COL."),
+    model: str = typer.Option("minilm", help="Encoder for sentence similarity and token counts."),
+    threshold: float = typer.Option(0.7, help="Merge consecutive sentences while their cosine similarity is at least this."),
+    max_tokens: int = typer.Option(256, help="Most tokens per chunk (the encoder's tokenizer)."),
+    overlap: int = typer.Option(0, help="Sentences a chunk repeats from the one before."),
+    positive_threshold: float = typer.Option(0.6, help="Least similarity of a positive chunk; below it the answer is the target."),
+    batch_size: int = typer.Option(64, help="Sentences per encoding batch."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad documents and rows instead of failing."),
+    overwrite: bool = typer.Option(False, help="Replace the files of an existing chunk folder at --out."),
+    device: Optional[str] = typer.Option(None, help="torch device for encoding."),
+) -> None:
+    """Split documents into semantic chunks and pick each Q&A pair's positive chunk (see docs/chunking.md)."""
+    from pydantic import ValidationError
+
+    from qaembed.chunking import ChunkingConfig, run_chunking
+
+    try:
+        config = ChunkingConfig(threshold=threshold, max_tokens=max_tokens, overlap=overlap,
+                                positive_threshold=positive_threshold, batch_size=batch_size)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
+    stats = run_chunking(source, out, qa=qa, qa_columns=parse_columns(qa_columns), model=model, config=config,
+                         skip_bad=skip_bad, overwrite=overwrite, device=device, log=lambda m: typer.echo(m, err=True))
+    skipped = stats["skipped"]["counts"]
+    typer.echo(
+        f"wrote {out}: {stats['chunks']:,} chunks of {stats['documents']:,} documents "
+        f"({stats['sentences_per_chunk']:.1f} sentences, {stats['tokens_per_chunk']:.0f} tokens per chunk); "
+        f"{stats['pairs']:,} Q&A pairs: {stats['positive_chunk']:,} with a positive chunk, "
+        f"{stats['answer_fallback']:,} fall back to their answer"
+        + (f"; skipped: {', '.join(f'{n} {reason}' for reason, n in skipped.items())}" if skipped else "")
+    )
+
+
+def register(app: typer.Typer) -> None:
+    from qaembed.cli.data import data_app
+
+    data_app.command("chunk")(chunk_command)
