@@ -299,3 +299,33 @@ def test_cli_folder_without_qa(tmp_path, monkeypatch, capsys):
     (tmp_path / "docs").mkdir()
     code, _, err = run_cli(monkeypatch, capsys, "data", "chunk", tmp_path / "docs", "--out", tmp_path / "o")
     assert code == 2 and "--qa" in err
+
+
+def test_prepared_dataset_answers_as_documents(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    from qaembed.data.dataset import write_json, write_jsonl_records
+    from qaembed.records import Answer, QARecord
+
+    long_answer = ("Keep the bottle in the fridge. Cold slows oxidation a lot. Light also spoils beer, so keep it dark. "
+                   "Drink it within two days of opening. After that it tastes flat.")
+    records = [
+        QARecord(id="q1", title="How long does opened beer keep?", body="It is a lager.", answers=[
+            Answer(id="a1", text=long_answer, score=5), Answer(id="a2", text="Not long.", score=1)]),
+        QARecord(id="q2", title="Is short fine?", answers=[Answer(id="a3", text="Yes.", score=2)]),
+    ]
+    data = tmp_path / "data"
+    data.mkdir()
+    write_jsonl_records(data / "train.jsonl", records)
+    for split in ("dev", "test"):
+        write_jsonl_records(data / f"{split}.jsonl", [])
+    write_json(data / "manifest.json", {"seed": 13})
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(monkeypatch, capsys, "data", "chunk", data, "--out", out, "--model", tiny_model_dir,
+                                "--min-chars", "50", "--threshold", "1.0", "--positive-threshold", "-1")
+    assert code == 0, err
+    chunks = [json.loads(line) for line in (out / "chunks.jsonl").read_text().splitlines()]
+    assert {c["document_id"] for c in chunks} == {"a1"}  # only answers of at least 50 characters
+    assert len(chunks) == 5 and all(long_answer[c["start"]:c["end"]] == c["text"] for c in chunks)
+    [row] = [json.loads(line) for line in (out / "qa.jsonl").read_text().splitlines()]
+    assert row["id"] == "q1" and row["document_id"] == "a1" and row["split"] == "train" and row["answer"] == ""
+    assert row["question"] == "How long does opened beer keep?\n\nIt is a lager."
+    assert row["positive"]["kind"] == "chunk" and row["positive"]["chunk_id"].startswith("a1#")

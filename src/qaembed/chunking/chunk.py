@@ -121,7 +121,7 @@ def select_positives(pairs: list[QAPair], chunks: list[Chunk], model, config: Ch
     if not pairs:
         return [], {"pairs": 0, "positive_chunk": 0, "answer_fallback": 0}
     chunk_embeddings = _encode(model, [chunk.text for chunk in chunks], config.batch_size)
-    pair_embeddings = _encode(model, [f"{pair.question} {pair.answer}" for pair in pairs], config.batch_size)
+    pair_embeddings = _encode(model, [f"{pair.question} {pair.answer}".strip() for pair in pairs], config.batch_size)
     rows, fallback = [], 0
     for pair, embedding in zip(pairs, pair_embeddings):
         candidates = by_document[pair.document_id]
@@ -133,6 +133,7 @@ def select_positives(pairs: list[QAPair], chunks: list[Chunk], model, config: Ch
         fallback += not use_chunk
         rows.append({
             "id": pair.id, "question": pair.question, "answer": pair.answer, "document_id": pair.document_id,
+            **({"split": pair.split} if pair.split else {}),
             "positive": {"kind": "chunk" if use_chunk else "answer", "chunk_id": chosen.id if use_chunk else None,
                          "text": chosen.text if use_chunk else pair.answer, "similarity": round(similarity, 6),
                          "best_chunk_id": chosen.id},

@@ -16,7 +16,13 @@ import time
 from pathlib import Path
 
 from qaembed.chunking.chunk import ChunkingConfig, chunk_documents, select_positives
-from qaembed.chunking.sources import check_documents_named, read_document_folder, read_projects_json, read_qa_file
+from qaembed.chunking.sources import (
+    check_documents_named,
+    read_document_folder,
+    read_prepared_answers,
+    read_projects_json,
+    read_qa_file,
+)
 from qaembed.data.bad_records import BadRecordPolicy
 from qaembed.errors import ConfigError
 from qaembed.outputs import check_output_dir
@@ -37,9 +43,9 @@ def _check_out(out: Path, overwrite: bool) -> None:
 def run_chunking(
     source: Path, out: Path, *, qa: Path | None = None, qa_columns: dict[str, str] | None = None, model: str = "minilm",
     config: ChunkingConfig | None = None, skip_bad: bool = False, overwrite: bool = False, device: str | None = None,
-    log=print,
+    min_chars: int = 0, log=print,
 ) -> dict:
-    """Chunk ``source`` (projects JSON file, or a folder of documents with ``qa``) into ``out``; the stats."""
+    """Chunk ``source`` (projects JSON file, prepared dataset, or a folder of documents with ``qa``) into ``out``."""
     from qaembed.model import load_encoder
     from qaembed.provenance import library_versions
 
@@ -51,13 +57,17 @@ def run_chunking(
         if qa is not None:
             raise ConfigError("--qa is for a folder of documents; a projects JSON file holds its own qa_pairs")
         documents, pairs = read_projects_json(source, policy)
+    elif source.is_dir() and (source / "manifest.json").is_file() and (source / "train.jsonl").is_file():
+        if qa is not None:
+            raise ConfigError(f"{source} is a prepared dataset: its answers are the documents and its questions the pairs; drop --qa")
+        documents, pairs = read_prepared_answers(source, min_chars)
     elif source.is_dir():
         if qa is None:
             raise ConfigError(f"{source} is a folder of documents: give the Q&A file that names them with --qa")
         documents = read_document_folder(source, policy)
         pairs = read_qa_file(qa, policy, qa_columns)
     else:
-        raise ConfigError(f"{source}: give a projects .json file or a folder of .md/.txt documents")
+        raise ConfigError(f"{source}: give a projects .json file, a prepared dataset folder or a folder of .md/.txt documents")
     started = time.perf_counter()
     encoder = load_encoder(model, device=device)
     log(f"chunking {len(documents):,} documents ({sum(len(d.text) for d in documents) / 1e6:.1f} M characters) "
@@ -81,7 +91,7 @@ def run_chunking(
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         (staging / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
         settings = {"format": "qaembed-chunks", "format_version": 1, "source": str(source.resolve()),
-                    "qa": str(qa.resolve()) if qa else None, "qa_columns": qa_columns, "model": model,
+                    "qa": str(qa.resolve()) if qa else None, "qa_columns": qa_columns, "min_chars": min_chars, "model": model,
                     "config": config.model_dump(), "sentence_splitter": "blingfire",
                     "libraries": library_versions()}
         (staging / "chunking.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")

@@ -5,6 +5,11 @@
       {"projects": [{"project_id": "p1", "readme_content": "# Title ...",
                      "qa_pairs": [{"question": "...", "answer": "...", "context": "..."}]}]}
 
+* **A prepared Q&A dataset** (``qaembed data prepare``; e.g. Stack Exchange): every answer of at
+  least ``min_chars`` characters is a document (id = the answer id) and each question whose top
+  answer is one of them is a pair pointing into it: the target is the passage of its top answer
+  that best matches the question (a passage-retrieval task on real text). The pair's answer is
+  empty (the document *is* the answer), so the positive is chosen by the question alone.
 * **A folder of documents** (``*.md``, ``*.markdown``, ``*.txt``, read recursively, id = the path
   relative to the folder) **plus a Q&A file** (CSV with a header, or JSONL) whose rows have
   ``question``, ``answer`` and ``document`` (that id); ``--qa-columns`` maps other names.
@@ -46,6 +51,7 @@ class QAPair:
     document_id: str
     context: str | None = None
     where: str = field(default="", compare=False)  # "file:line" of the row
+    split: str | None = None  # the prepared dataset's split, where the pair comes from one
 
 
 def line_of(text: str, offset: int) -> int:
@@ -199,8 +205,34 @@ def check_documents_named(pairs: list[QAPair], documents: list[Document], policy
             kept.append(pair)
             continue
         path, _, line = pair.where.rpartition(":")
+        if not line.isdigit():  # not "file:line" (e.g. "train.jsonl (question q1)")
+            path, line = pair.where, ""
         reason = "was skipped" if pair.document_id in skipped else "does not exist"
         close = ", ".join(sorted(known)[:5])
         policy.reject(DataError(f"names document {pair.document_id!r}, which {reason} (documents: {close}...)",
-                                path=path or pair.where, line=int(line) if line.isdigit() else None), "missing_document")
+                                path=path, line=int(line) if line else None), "missing_document")
     return kept
+
+
+def read_prepared_answers(dataset: Path, min_chars: int = 0) -> tuple[list[Document], list[QAPair]]:
+    """Answers of a prepared dataset as documents, and each question → its top answer's passages."""
+    from qaembed.data.dataset import SPLITS, iter_split, split_path
+    from qaembed.records import question_text
+
+    documents, pairs = [], []
+    for split in SPLITS:
+        if not split_path(dataset, split).is_file():
+            continue
+        for record in iter_split(dataset, split):
+            for answer in record.answers:
+                if len(answer.text) >= min_chars and answer.text.strip():
+                    documents.append(Document(id=answer.id, text=answer.text, path=f"{split_path(dataset, split)} (answer {answer.id})"))
+            if not record.answers:
+                continue
+            top = record.top_answer()
+            if len(top.text) >= min_chars and top.text.strip():
+                pairs.append(QAPair(id=record.id, question=question_text(record), answer="", document_id=top.id,
+                                    where=f"{split_path(dataset, split)} (question {record.id})", split=split))
+    if not documents:
+        raise DataError(f"holds no answers of at least {min_chars} characters", path=str(dataset))
+    return documents, pairs

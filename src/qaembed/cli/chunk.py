@@ -4,6 +4,7 @@ Examples::
 
     qaembed data chunk projects.json --out data/chunks
     qaembed data chunk docs/ --qa questions.csv --out data/chunks --max-tokens 128 --overlap 1
+    qaembed data chunk data/se5 --min-chars 400 --out data/se5-passages     # Stack Exchange answers as documents
 
 See docs/chunking.md.
 """
@@ -36,7 +37,8 @@ def parse_columns(value: str | None) -> dict[str, str] | None:
 
 
 def chunk_command(
-    source: Path = typer.Argument(..., help="A projects .json file, or a folder of .md/.txt documents (with --qa)."),
+    source: Path = typer.Argument(..., help="A projects .json file, a prepared dataset folder (its answers are the "
+                                             "documents), or a folder of .md/.txt documents (with --qa)."),
     out: Path = typer.Option(..., help="Output folder (chunks.jsonl, qa.jsonl, stats.json, chunking.json)."),
     qa: Optional[Path] = typer.Option(None, help="CSV or JSONL of Q&A rows naming their document (for a folder)."),
     qa_columns: Optional[str] = typer.Option(None, help="Column names: question=COL,answer=COL,document=COL."),
@@ -46,6 +48,7 @@ def chunk_command(
     overlap: int = typer.Option(0, help="Sentences a chunk repeats from the one before."),
     positive_threshold: float = typer.Option(0.6, help="Least similarity of a positive chunk; below it the answer is the target."),
     batch_size: int = typer.Option(64, help="Sentences per encoding batch."),
+    min_chars: int = typer.Option(0, help="Prepared dataset: only answers at least this long are documents."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad documents and rows instead of failing."),
     overwrite: bool = typer.Option(False, help="Replace the files of an existing chunk folder at --out."),
     device: Optional[str] = typer.Option(None, help="torch device for encoding."),
@@ -62,7 +65,7 @@ def chunk_command(
         first = exc.errors()[0]
         raise ConfigError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
     stats = run_chunking(source, out, qa=qa, qa_columns=parse_columns(qa_columns), model=model, config=config,
-                         skip_bad=skip_bad, overwrite=overwrite, device=device, log=lambda m: typer.echo(m, err=True))
+                         skip_bad=skip_bad, overwrite=overwrite, device=device, min_chars=min_chars, log=lambda m: typer.echo(m, err=True))
     skipped = stats["skipped"]["counts"]
     typer.echo(
         f"wrote {out}: {stats['chunks']:,} chunks of {stats['documents']:,} documents "
