@@ -78,7 +78,7 @@ class FakeEncoder:
     TOPICS = ("beer", "coffee", "license")
 
     class _Tokenizer:
-        def __call__(self, texts, add_special_tokens=False, truncation=False):
+        def __call__(self, texts, add_special_tokens=False, truncation=False, verbose=True):
             return {"input_ids": [text.split() for text in texts]}
 
     tokenizer = _Tokenizer()

@@ -60,7 +60,7 @@ def _encode(model, texts: list[str], batch_size: int) -> np.ndarray:
 
 def token_counts(model, texts: list[str]) -> list[int]:
     """Tokens of each text with the model's tokenizer, without special tokens and without truncation."""
-    encoded = model.tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]
+    encoded = model.tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]  # counted, not encoded: no length warning
     return [len(ids) for ids in encoded]
 
 
