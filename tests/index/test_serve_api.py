@@ -262,11 +262,3 @@ def test_the_documented_response_schema_has_every_hit_field(client):
     assert list(schema["HitModel"]["properties"]) == [field.name for field in fields(Hit)]
     assert schema["SearchResponse"]["required"] == ["index", "model", "k", "results"]
 
-
-@pytest.mark.parametrize("module", ["qaembed.serve.run", "qaembed.serve.limits", "qaembed.cli.serve"])
-def test_docstring_examples(module):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module))
-    assert result.attempted > 0 and result.failed == 0

@@ -2,12 +2,14 @@
 
 API for the training loop
 -------------------------
->>> from qaembed.batching import build_strategy, Collator   # doctest: +SKIP
->>> strategy = build_strategy("hard_negative", {"max_answers": 4})  # ConfigError on bad options
->>> for batch in strategy.batches(records, batch_size=32, seed=0, epoch=epoch):  # Iterator[RankingBatch]
-...     features = collator(batch)            # Collator(model, max_length=...): queries + docs, padded to longest
-...     emb = model(features)["sentence_embedding"]
-...     q_emb, d_emb = emb[: batch.num_queries], emb[batch.num_queries :]
+A sketch (not run: it needs a model and records)::
+
+    from qaembed.batching import build_strategy, Collator
+    strategy = build_strategy("hard_negative", {"max_answers": 4})  # ConfigError on bad options
+    for batch in strategy.batches(records, batch_size=32, seed=0, epoch=epoch):  # Iterator[RankingBatch]
+        features = collator(batch)            # Collator(model, max_length=...): queries + docs, padded to longest
+        emb = model(features)["sentence_embedding"]
+        q_emb, d_emb = emb[: batch.num_queries], emb[batch.num_queries :]
 
 * ``STRATEGIES``: closed dict name -> strategy class (``infonce``, ``multiple_positives``,
   ``hard_negative``, ``triplet``, ``listwise``, and ``mined`` from ``mined.py``); each class has ``config_class`` (pydantic,

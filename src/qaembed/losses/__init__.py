@@ -2,14 +2,16 @@
 
 API for the training loop
 -------------------------
->>> from qaembed.losses import build_loss, check_strategy               # doctest: +SKIP
->>> from qaembed.losses.scores import cosine_scores
->>> loss_fn = build_loss("infonce", {"temperature": 0.05})             # ConfigError on bad options
->>> check_strategy("infonce", "hard_negative", {"temperature": 0.05})  # ConfigError listing allowed pairs
->>> batch = batch.to(q_emb.device)                                     # masks live beside the scores
->>> scores = cosine_scores(q_emb, d_emb)                               # (n_q, n_d)
->>> out = loss_fn(scores, batch)                                       # LossOutput(loss, metrics)
->>> out.loss.backward(); log(out.metrics)                              # metrics: dict[str, float], has "loss"
+A sketch (not run: it needs a model and records)::
+
+    from qaembed.losses import build_loss, check_strategy
+    from qaembed.losses.scores import cosine_scores
+    loss_fn = build_loss("infonce", {"temperature": 0.05})             # ConfigError on bad options
+    check_strategy("infonce", "hard_negative", {"temperature": 0.05})  # ConfigError listing allowed pairs
+    batch = batch.to(q_emb.device)                                     # masks live beside the scores
+    scores = cosine_scores(q_emb, d_emb)                               # (n_q, n_d)
+    out = loss_fn(scores, batch)                                       # LossOutput(loss, metrics)
+    out.loss.backward(); log(out.metrics)                              # metrics: dict[str, float], has "loss"
 
 * ``LOSSES``: closed dict name -> loss class (``infonce``, ``multiple_positives``,
   ``relaxed_hard_negative``, ``triplet``, ``listwise``, ``mse``, ``cosine_pair``,
