@@ -329,3 +329,34 @@ def test_prepared_dataset_answers_as_documents(tmp_path, tiny_model_dir, monkeyp
     assert row["id"] == "q1" and row["document_id"] == "a1" and row["split"] == "train" and row["answer"] == ""
     assert row["question"] == "How long does opened beer keep?\n\nIt is a lager."
     assert row["positive"]["kind"] == "chunk" and row["positive"]["chunk_id"].startswith("a1#")
+
+
+def test_beir_layout_split_by_document_and_evaluable(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    projects = [{"project_id": f"p{i}", "readme_content": f"Project {i} brews beer. It uses hops. Version {i}.0 is out.",
+                 "qa_pairs": [{"question": f"What does project {i} do?", "answer": "Brews beer."},
+                              {"question": f"Which version of {i}?", "answer": f"{i}.0"}]} for i in range(12)]
+    path = write_projects(tmp_path / "p.json", projects)
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(monkeypatch, capsys, "data", "chunk", path, "--out", out, "--model", tiny_model_dir,
+                                "--positive-threshold", "0.99", "--split", "0.5,0.25,0.25")
+    assert code == 0, err
+    rows = [json.loads(line) for line in (out / "qa.jsonl").read_text().splitlines()]
+    split_of_document = {}
+    for row in rows:  # every question of a document lands in that document's split
+        assert split_of_document.setdefault(row["document_id"], row["split"]) == row["split"]
+    assert set(split_of_document.values()) == {"train", "dev", "test"}
+    corpus = [json.loads(line) for line in (out / "beir" / "corpus.jsonl").read_text().splitlines()]
+    chunk_ids = {json.loads(line)["id"] for line in (out / "chunks.jsonl").read_text().splitlines()}
+    assert chunk_ids <= {doc["_id"] for doc in corpus}  # every chunk of every document is retrievable
+    fallbacks = [row for row in rows if row["positive"]["kind"] == "answer"]
+    assert {f"answer:{row['id']}" for row in fallbacks} == {doc["_id"] for doc in corpus} - chunk_ids
+    stats = json.loads((out / "stats.json").read_text())
+    assert sum(stats["queries_per_split"].values()) == len(rows) == 24
+    assert stats["positive_chunk"] + stats["answer_fallback"] == 24
+    code, stdout, err = run_cli(monkeypatch, capsys, "eval", "--model", tiny_model_dir, "--data", f"beir:{out / 'beir'}",
+                                "--split", "test", "--json")
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["counts"]["retrieval/documents"] == len(corpus)
+    assert summary["counts"]["retrieval/questions"] == stats["queries_per_split"]["test"]
+    assert 0 <= summary["summary"]["retrieval/ndcg@10"] <= 1

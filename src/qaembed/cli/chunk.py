@@ -49,6 +49,8 @@ def chunk_command(
     positive_threshold: float = typer.Option(0.6, help="Least similarity of a positive chunk; below it the answer is the target."),
     batch_size: int = typer.Option(64, help="Sentences per encoding batch."),
     min_chars: int = typer.Option(0, help="Prepared dataset: only answers at least this long are documents."),
+    split: str = typer.Option("0.8,0.1,0.1", help="Train,dev,test fractions of documents (a prepared dataset keeps its split)."),
+    seed: int = typer.Option(13, help="Seed of the split by document."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad documents and rows instead of failing."),
     overwrite: bool = typer.Option(False, help="Replace the files of an existing chunk folder at --out."),
     device: Optional[str] = typer.Option(None, help="torch device for encoding."),
@@ -65,7 +67,7 @@ def chunk_command(
         first = exc.errors()[0]
         raise ConfigError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
     stats = run_chunking(source, out, qa=qa, qa_columns=parse_columns(qa_columns), model=model, config=config,
-                         skip_bad=skip_bad, overwrite=overwrite, device=device, min_chars=min_chars, log=lambda m: typer.echo(m, err=True))
+                         skip_bad=skip_bad, overwrite=overwrite, device=device, min_chars=min_chars, seed=seed, split=split, log=lambda m: typer.echo(m, err=True))
     skipped = stats["skipped"]["counts"]
     typer.echo(
         f"wrote {out}: {stats['chunks']:,} chunks of {stats['documents']:,} documents "
@@ -74,6 +76,9 @@ def chunk_command(
         f"{stats['answer_fallback']:,} fall back to their answer"
         + (f"; skipped: {', '.join(f'{n} {reason}' for reason, n in skipped.items())}" if skipped else "")
     )
+    per_split = stats["queries_per_split"]
+    typer.echo(f"passage retrieval (split by document): {per_split['train']:,} / {per_split['dev']:,} / {per_split['test']:,} "
+               f"train/dev/test questions; evaluate with: qaembed eval --model M --data beir:{out / 'beir'}")
 
 
 def register(app: typer.Typer) -> None:
