@@ -360,3 +360,17 @@ def test_beir_layout_split_by_document_and_evaluable(tmp_path, tiny_model_dir, m
     assert summary["counts"]["retrieval/documents"] == len(corpus)
     assert summary["counts"]["retrieval/questions"] == stats["queries_per_split"]["test"]
     assert 0 <= summary["summary"]["retrieval/ndcg@10"] <= 1
+
+
+def test_document_targets_judge_every_chunk_of_the_document(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    path = write_projects(tmp_path / "p.json", [
+        {"project_id": "p", "readme_content": "Beer is brewed. Coffee is roasted. Tea is steeped.",
+         "qa_pairs": [{"question": "What is brewed?", "answer": "Beer."}]}])
+    out = tmp_path / "out"
+    code, _, err = run_cli(monkeypatch, capsys, "data", "chunk", path, "--out", out, "--model", tiny_model_dir,
+                           "--threshold", "1.0", "--targets", "document", "--split", "0,0,1")
+    assert code == 0, err
+    lines = (out / "beir" / "qrels" / "test.tsv").read_text().splitlines()[1:]
+    assert lines == ["p:0\tp#0\t1", "p:0\tp#1\t1", "p:0\tp#2\t1"]
+    code, _, err = run_cli(monkeypatch, capsys, "data", "chunk", path, "--out", tmp_path / "o2", "--targets", "all")
+    assert code == 2 and "--targets must be best or document" in err

@@ -67,8 +67,15 @@ def parse_fractions(value: str) -> tuple[float, float, float]:
     return fractions  # type: ignore[return-value]
 
 
-def write_beir(folder: Path, chunks, rows: list[dict], splits: dict[str, str]) -> dict[str, int]:
-    """The BEIR layout of the chunks and positives; ``splits`` maps pair id → split. Queries per split."""
+def write_beir(folder: Path, chunks, rows: list[dict], splits: dict[str, str], targets: str = "best") -> dict[str, int]:
+    """The BEIR layout of the chunks and positives; ``splits`` maps pair id → split. Queries per split.
+
+    ``targets``: ``best`` judges each question's positive (its chosen chunk, or its answer text);
+    ``document`` judges every chunk of its document relevant, a target no model chose.
+    """
+    chunks_of: dict[str, list[str]] = {}
+    for chunk in chunks:
+        chunks_of.setdefault(chunk.document_id, []).append(chunk.id)
     (folder / "qrels").mkdir(parents=True)
     with (folder / "corpus.jsonl").open("w", encoding="utf-8") as fh:
         for chunk in chunks:
@@ -90,8 +97,12 @@ def write_beir(folder: Path, chunks, rows: list[dict], splits: dict[str, str]) -
         with (folder / "qrels" / f"{split}.tsv").open("w", encoding="utf-8") as fh:
             fh.write("query-id\tcorpus-id\tscore\n")
             for row in judged:
-                target = row["positive"]["chunk_id"] or f"answer:{row['id']}"
-                fh.write(f"{row['id']}\t{target}\t1\n")
+                if targets == "document":
+                    relevant = chunks_of[row["document_id"]]
+                else:
+                    relevant = [row["positive"]["chunk_id"] or f"answer:{row['id']}"]
+                for target in relevant:
+                    fh.write(f"{row['id']}\t{target}\t1\n")
     return counts
 
 
@@ -108,7 +119,7 @@ def _check_out(out: Path, overwrite: bool) -> None:
 def run_chunking(
     source: Path, out: Path, *, qa: Path | None = None, qa_columns: dict[str, str] | None = None, model: str = "minilm",
     config: ChunkingConfig | None = None, skip_bad: bool = False, overwrite: bool = False, device: str | None = None,
-    min_chars: int = 0, seed: int = 13, split: str = "0.8,0.1,0.1", log=print,
+    min_chars: int = 0, seed: int = 13, split: str = "0.8,0.1,0.1", targets: str = "best", log=print,
 ) -> dict:
     """Chunk ``source`` (projects JSON file, prepared dataset, or a folder of documents with ``qa``) into ``out``."""
     from qaembed.model import load_encoder
@@ -116,6 +127,8 @@ def run_chunking(
 
     config = config or ChunkingConfig()
     fractions = parse_fractions(split)
+    if targets not in ("best", "document"):
+        raise ConfigError(f"--targets must be best or document, got {targets!r}")
     source, out = Path(source), Path(out)
     _check_out(out, overwrite)
     policy = BadRecordPolicy(skip=skip_bad)
@@ -158,10 +171,10 @@ def run_chunking(
         with (staging / "qa.jsonl").open("w", encoding="utf-8") as fh:
             for row in rows:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        stats["queries_per_split"] = write_beir(staging / "beir", chunks, rows, pair_splits)
+        stats["queries_per_split"] = write_beir(staging / "beir", chunks, rows, pair_splits, targets)
         (staging / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
         settings = {"format": "qaembed-chunks", "format_version": 1, "source": str(source.resolve()),
-                    "qa": str(qa.resolve()) if qa else None, "qa_columns": qa_columns, "min_chars": min_chars, "split": {"seed": seed, "fractions": fractions, "by": "document"}, "model": model,
+                    "qa": str(qa.resolve()) if qa else None, "qa_columns": qa_columns, "min_chars": min_chars, "split": {"seed": seed, "fractions": fractions, "by": "document"}, "targets": targets, "model": model,
                     "config": config.model_dump(), "sentence_splitter": "blingfire",
                     "libraries": library_versions()}
         (staging / "chunking.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")

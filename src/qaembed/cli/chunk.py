@@ -51,6 +51,8 @@ def chunk_command(
     min_chars: int = typer.Option(0, help="Prepared dataset: only answers at least this long are documents."),
     split: str = typer.Option("0.8,0.1,0.1", help="Train,dev,test fractions of documents (a prepared dataset keeps its split)."),
     seed: int = typer.Option(13, help="Seed of the split by document."),
+    targets: str = typer.Option("best", help="Judged relevant in beir/qrels: best (each question's positive chunk, "
+                                             "chosen by --model) or document (every chunk of its document; no model chose it)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad documents and rows instead of failing."),
     overwrite: bool = typer.Option(False, help="Replace the files of an existing chunk folder at --out."),
     device: Optional[str] = typer.Option(None, help="torch device for encoding."),
@@ -67,7 +69,7 @@ def chunk_command(
         first = exc.errors()[0]
         raise ConfigError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
     stats = run_chunking(source, out, qa=qa, qa_columns=parse_columns(qa_columns), model=model, config=config,
-                         skip_bad=skip_bad, overwrite=overwrite, device=device, min_chars=min_chars, seed=seed, split=split, log=lambda m: typer.echo(m, err=True))
+                         skip_bad=skip_bad, overwrite=overwrite, device=device, min_chars=min_chars, seed=seed, split=split, targets=targets, log=lambda m: typer.echo(m, err=True))
     skipped = stats["skipped"]["counts"]
     typer.echo(
         f"wrote {out}: {stats['chunks']:,} chunks of {stats['documents']:,} documents "
