@@ -61,7 +61,10 @@ def line_of(text: str, offset: int) -> int:
 
 def read_text_file(path: Path, policy: BadRecordPolicy) -> str | None:
     """The UTF-8 text of ``path``; a binary or non-UTF-8 file is rejected naming the line (None when skipped)."""
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:  # permissions, a vanished file
+        raise DataError(f"cannot be read ({exc.strerror})", path=str(path)) from exc
     if b"\x00" in data[:8192]:
         policy.reject(DataError("is a binary file (NUL bytes), not text", path=str(path)), "binary_file")
         return None
