@@ -193,3 +193,31 @@ def test_docstring_examples(module):
     import importlib
 
     assert doctest.testmod(importlib.import_module(module)).failed == 0
+
+
+def test_index_of_a_chunk_folder(tiny_model_dir, tmp_path):
+    """Chunked documents (qaembed data chunk) are indexed chunk by chunk, each pointing to its document."""
+    import json as json_module
+
+    from qaembed.chunking import ChunkingConfig, run_chunking
+    from qaembed.index import build_index, load_index
+
+    projects = [{"project_id": f"p{i}", "readme_content": f"Project {i} brews beer. It ships hops. Version {i} is out.",
+                 "qa_pairs": [{"question": f"What does {i} do?", "answer": "Brews."}]} for i in range(6)]
+    source = tmp_path / "projects.json"
+    source.write_text(json_module.dumps({"projects": projects}))
+    chunks_dir = tmp_path / "chunks"
+    run_chunking(source, chunks_dir, model=str(tiny_model_dir), config=ChunkingConfig(threshold=1.0),
+                 split="0.5,0.5,0", log=lambda _: None)
+    chunks = [json_module.loads(line) for line in (chunks_dir / "chunks.jsonl").read_text().splitlines()]
+    manifest = build_index(str(tiny_model_dir), chunks_dir, tmp_path / "index", progress=False)
+    assert manifest.count == len(chunks) == 18
+    index = load_index(tmp_path / "index")
+    [result] = index.search(["What does 3 do?"], k=18)
+    by_id = {chunk["id"]: chunk for chunk in chunks}
+    assert {hit.id for hit in result.hits} == set(by_id)
+    hit = result.hits[0]
+    assert hit.question_id == by_id[hit.id]["document_id"] and hit.text == by_id[hit.id]["text"]
+    splits = {row["document_id"]: row["split"] for row in map(json_module.loads, (chunks_dir / "qa.jsonl").read_text().splitlines())}
+    only_train = build_index(str(tiny_model_dir), chunks_dir, tmp_path / "train-index", splits=["train"], progress=False)
+    assert only_train.count == 3 * sum(split == "train" for split in splits.values())

@@ -79,6 +79,8 @@ def read_documents_of(data_dir: Path, splits: Sequence[str]) -> tuple[list[dict]
 
     if not data_dir.is_dir():
         raise DataError("no such dataset folder (give a folder written by qaembed data prepare)", path=str(data_dir))
+    if (data_dir / "chunking.json").is_file():
+        return read_chunk_documents(data_dir, splits)
     documents: list[dict] = []
     hashes: dict[str, str] = {}
     first_seen: dict[str, str] = {}
@@ -96,6 +98,52 @@ def read_documents_of(data_dir: Path, splits: Sequence[str]) -> tuple[list[dict]
     if not documents:
         raise DataError(f"no answers to index in splits {', '.join(splits)}", path=str(data_dir))
     return documents, hashes
+
+
+def read_chunk_documents(data_dir: Path, splits: Sequence[str]) -> tuple[list[dict], dict[str, str]]:
+    """The chunks of a ``qaembed data chunk`` folder as document dicts (``question_id`` / ``question_title``:
+    the chunk's document). A chunk's split is its document's (from ``qa.jsonl``); with every split
+    asked for, chunks of documents no question points to are indexed too (split ``none``)."""
+    import json
+
+    from qaembed.data.dataset import read_json
+    from qaembed.provenance import hash_files
+
+    settings = read_json(data_dir / "chunking.json")
+    if not isinstance(settings, dict) or settings.get("format") != "qaembed-chunks":
+        raise DataError("is not a qaembed-chunks settings file", path=str(data_dir / "chunking.json"))
+    split_of: dict[str, str] = {}
+    for name in ("qa.jsonl", "chunks.jsonl"):
+        if not (data_dir / name).is_file():
+            raise DataError("is missing from the chunk folder (rerun qaembed data chunk)", path=str(data_dir / name))
+    with (data_dir / "qa.jsonl").open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            try:
+                row = json.loads(line)
+                split_of.setdefault(row["document_id"], row.get("split", "none"))
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise DataError(f"not a qa row ({exc})", path=str(data_dir / "qa.jsonl"), line=line_no) from exc
+    every = set(splits) == set(SPLITS)
+    documents: list[dict] = []
+    with (data_dir / "chunks.jsonl").open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            try:
+                chunk = json.loads(line)
+                chunk_id, document_id, text = chunk["id"], chunk["document_id"], chunk["text"]
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise DataError(f"not a chunk row ({exc})", path=str(data_dir / "chunks.jsonl"), line=line_no) from exc
+            split = split_of.get(document_id, "none")
+            if not (every or split in splits) or not str(text).strip():
+                continue
+            documents.append({
+                "id": chunk_id, "text": text, "votes": 0.0, "accepted": False, "question_id": document_id,
+                "question_title": f"{document_id} (characters {chunk.get('start')}–{chunk.get('end')})", "url": None,
+                "question_url": None, "author": None, "author_url": None, "license": None, "site": None,
+                "created": None, "split": split,
+            })
+    if not documents:
+        raise DataError(f"no chunks to index in splits {', '.join(splits)}", path=str(data_dir))
+    return documents, {"chunks": hash_files([data_dir / "chunks.jsonl"]), "qa": hash_files([data_dir / "qa.jsonl"])}
 
 
 def encode_documents(model, texts: Sequence[str], *, batch_size: int, progress: bool = True) -> np.ndarray:
