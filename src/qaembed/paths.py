@@ -37,17 +37,34 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "qaembed"
 
 
+def development_data_dir() -> Path:
+    """``../shared/data`` beside the current folder: this repository's development and CI layout."""
+    return Path.cwd().parent / "shared" / "data"
+
+
 def data_search_path() -> list[Path]:
     """Folders searched for data, in order (see the module docstring)."""
     roots: list[Path] = []
     env = os.environ.get("QAEMBED_DATA_DIR")
     if env:
         roots.extend(Path(p).expanduser() for p in env.split(os.pathsep) if p)
-    shared = Path.cwd().parent / "shared" / "data"
+    shared = development_data_dir()
     if shared.is_dir():
         roots.append(shared)
     roots.append(cache_dir() / "data")
     return roots
+
+
+def search_path_origin(root: Path) -> str:
+    """Why ``root`` is on the data search path, in words for the resolution message."""
+    env = [Path(p).expanduser() for p in os.environ.get("QAEMBED_DATA_DIR", "").split(os.pathsep) if p]
+    if root in env:
+        return "from QAEMBED_DATA_DIR"
+    if root == development_data_dir():
+        return "the development layout ../shared/data beside the current folder; QAEMBED_DATA_DIR overrides it"
+    if root == cache_dir() / "data":
+        return "the cache of qaembed data download"
+    return "on the data search path"
 
 
 def find_stackexchange_site(site: str) -> Path | None:
@@ -113,9 +130,10 @@ def default_data_sources() -> DefaultData:
             description=f"embedded sample of {len(site_names)} Stack Exchange sites ({questions:,} questions; CC BY-SA)",
             embedded=True,
         )
+    origin = search_path_origin(sites[0].parent.parent)
     return DefaultData(
         sources=[str(p) for p in sites],
-        description=f"{len(sites)} Stack Exchange site(s) in {sites[0].parent}: {', '.join(p.name for p in sites)}",
+        description=f"{len(sites)} Stack Exchange site(s) in {sites[0].parent} ({origin}): {', '.join(p.name for p in sites)}",
         embedded=False,
     )
 

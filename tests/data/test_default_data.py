@@ -65,6 +65,21 @@ def test_data_on_the_search_path_comes_before_the_embedded_sample(fresh_machine,
     assert not default.embedded
     assert default.sources == [str(FIXTURES / "stackexchange" / "example.stackexchange.com")]
     assert default.description.startswith("1 Stack Exchange site(s) in ") and "example.stackexchange.com" in default.notice
+    assert "(from QAEMBED_DATA_DIR)" in default.description  # the message says why this folder was used
+
+
+def test_the_development_layout_is_named_when_it_is_used(tmp_path, monkeypatch):
+    import shutil
+
+    shared = tmp_path / "shared" / "data"
+    shutil.copytree(FIXTURES / "stackexchange", shared / "stackexchange")
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")
+    monkeypatch.delenv("QAEMBED_DATA_DIR", raising=False)
+    monkeypatch.setenv("QAEMBED_CACHE_DIR", str(tmp_path / "cache"))
+    assert paths.data_search_path()[0] == shared
+    default = paths.default_data_sources()
+    assert "the development layout ../shared/data beside the current folder" in default.description
 
 
 def test_a_missing_embedded_sample_is_an_error_not_empty_data(fresh_machine, monkeypatch, qaembed_cli):
