@@ -223,6 +223,6 @@ def test_out_that_is_a_file_fails_before_any_work(tiny_dataset: Path, tmp_path: 
     target = tmp_path / "results.txt"
     target.write_text("a user's file")
     fake = FakeRun()
-    with pytest.raises(ConfigError, match="is a file"):
+    with pytest.raises(ConfigError, match="is an existing file, not a folder"):
         run_suite(tiny_config(tiny_dataset), target, run_fn=fake)
     assert fake.calls == [] and target.read_text() == "a user's file"

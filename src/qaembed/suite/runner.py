@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from qaembed.data.dataset import write_json
 from qaembed.errors import ConfigError, DataError, QaembedError
+from qaembed.outputs import check_output_dir
 from qaembed.provenance import environment
 from qaembed.suite.dataset import mine_suite_data, resolve_suite_data
 from qaembed.suite.grid import RunSpec, SuiteConfig, check_entries, expand_runs
@@ -208,15 +209,12 @@ def _prepare_run_dir(spec: RunSpec, run_dir: Path, progress: SuiteProgress) -> t
 
 
 def _check_out_dir(out_dir: Path) -> None:
-    """Fail before any work when the suite folder cannot be used."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir}: is a file, not a folder")
+    """Fail before any work when the suite folder cannot be used (the checks every command shares), then create it."""
+    check_output_dir(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--out {out_dir}: cannot create the folder ({exc.strerror})") from exc
-    if not os.access(out_dir, os.W_OK):
-        raise ConfigError(f"--out {out_dir}: the folder is not writable")
 
 
 def train_question_ids(config: SuiteConfig, dataset_dir: Path) -> tuple[list[str] | None, str]:
