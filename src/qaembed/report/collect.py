@@ -15,6 +15,7 @@ import pandas as pd
 
 from qaembed.data.dataset import read_json
 from qaembed.errors import DataError
+from qaembed.suite.grid import BASELINE_NAME
 from qaembed.suite.runner import EVAL_SUBDIR, SPEC_FILE, SUITE_FILE, TRAIN_SUBDIR, RunStatus, read_status
 
 METRICS_FILE = "metrics.jsonl"  # written by qaembed.train
@@ -23,7 +24,7 @@ METRICS_FILE = "metrics.jsonl"  # written by qaembed.train
 @dataclass
 class RunData:
     run_id: str
-    label: str  # entry name or "baseline"
+    label: str  # entry name or BASELINE_NAME
     kind: str  # "train" or "baseline"
     seed: int
     status: RunStatus | None  # None: not run (or interrupted)
@@ -59,7 +60,7 @@ class SuiteData:
         for entry in self.config.get("entries", []):
             if entry["name"] == label:
                 return entry.get("description", "")
-        return "zero-shot base model (no fine-tuning)" if label == "baseline" else ""
+        return "zero-shot base model (no fine-tuning)" if label == BASELINE_NAME else ""
 
 
 def read_curve(path: Path) -> pd.DataFrame | None:
@@ -96,7 +97,7 @@ def load_suite(suite_dir: str | Path) -> SuiteData:
         per_question = None
         if status is not None and status.status == "ok":
             per_question = EvalResult.load(run_dir / EVAL_SUBDIR).per_question
-        label = spec["entry"]["name"] if spec["entry"] else "baseline"
+        label = spec["entry"]["name"] if spec["entry"] else BASELINE_NAME
         curve = read_curve(run_dir / TRAIN_SUBDIR / METRICS_FILE) if (run_dir / SPEC_FILE).is_file() else None
         runs.append(RunData(run_id=spec["run_id"], label=label, kind=spec["kind"], seed=spec["seed"],
                             status=status, per_question=per_question, curve=curve))

@@ -152,7 +152,7 @@ def failures_table(suite: SuiteData) -> Table:
 
 
 def grid_table(suite: SuiteData) -> Table:
-    rows = [["baseline", "—", "—", "—", suite.description("baseline")]]
+    rows = [[BASELINE_NAME, "—", "—", "—", suite.description(BASELINE_NAME)]]
     for entry in suite.config.get("entries", []):
         options = ", ".join(f"{k}={v}" for k, v in {**entry.get("loss_options", {})}.items()) or "defaults"
         rows.append([entry["name"], entry["loss"], options, entry["strategy"], entry.get("description", "")])
