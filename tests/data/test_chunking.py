@@ -374,3 +374,38 @@ def test_document_targets_judge_every_chunk_of_the_document(tmp_path, tiny_model
     assert lines == ["p:0\tp#0\t1", "p:0\tp#1\t1", "p:0\tp#2\t1"]
     code, _, err = run_cli(monkeypatch, capsys, "data", "chunk", path, "--out", tmp_path / "o2", "--targets", "all")
     assert code == 2 and "--targets must be best or document" in err
+
+
+def test_questions_about_a_skipped_document_are_counted_not_lost(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "good.md").write_text("Good text here.")
+    (docs / "binary.md").write_bytes(b"\x00\x01binary")
+    qa = tmp_path / "qa.csv"
+    qa.write_text("question,answer,document\nq1?,a.,good.md\nq2?,b.,binary.md\nq3?,c.,binary.md\n")
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(monkeypatch, capsys, "data", "chunk", docs, "--qa", qa, "--out", out,
+                                "--model", tiny_model_dir, "--skip-bad")
+    assert code == 0, err
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["skipped"]["counts"] == {"binary_file": 1, "missing_document": 2}
+    assert stats["pairs"] == 1
+    assert "which was skipped" in stats["skipped"]["examples"]["missing_document"][0]
+
+
+def test_a_rerun_encodes_only_new_sentences(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("Beer is brewed. Hops add bitterness. Store it cold.")
+    qa = tmp_path / "qa.csv"
+    qa.write_text("question,answer,document\nq?,a.,a.md\n")
+    out = tmp_path / "out"
+    args = ["data", "chunk", docs, "--qa", qa, "--out", out, "--model", tiny_model_dir]
+    assert run_cli(monkeypatch, capsys, *args)[0] == 0
+    first = json.loads((out / "stats.json").read_text())
+    assert first["sentences_encoded"] == 3 and first["sentence_cache"]["size"] == 3
+    (docs / "b.md").write_text("Beer is brewed. Coffee is roasted.")
+    assert run_cli(monkeypatch, capsys, *args, "--overwrite", "--threshold", "0.1")[0] == 0
+    second = json.loads((out / "stats.json").read_text())
+    assert second["sentences_encoded"] == 1 and second["sentence_cache"]["hits"] == 3  # distinct known ones; "Coffee is roasted." is new
+    assert second["sentence_cache"]["size"] == 4

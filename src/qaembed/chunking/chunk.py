@@ -64,17 +64,42 @@ def token_counts(model, texts: list[str]) -> list[int]:
     return [len(ids) for ids in encoded]
 
 
+def sentence_table(texts: list[str], model, config: ChunkingConfig, cache=None) -> tuple[np.ndarray, list[int], int]:
+    """(embeddings, token counts) of distinct ``texts`` in order, and how many had to be encoded.
+
+    With a :class:`~qaembed.chunking.cache.SentenceCache`, texts it holds are not encoded again and
+    the new ones are added to it.
+    """
+    known = cache.get(texts) if cache is not None else {}
+    missing = [text for text in texts if text not in known]
+    if missing:
+        new_counts = token_counts(model, missing)
+        new_vectors = _encode(model, missing, config.batch_size)
+        fresh = {text: (count, vector) for text, count, vector in zip(missing, new_counts, new_vectors)}
+        if cache is not None:
+            cache.put(fresh)
+        known = {**known, **fresh}
+    if not texts:
+        return np.zeros((0, 1), dtype=np.float32), [], 0
+    embeddings = np.stack([known[text][1] for text in texts])  # (n_distinct, dim)
+    return embeddings, [known[text][0] for text in texts], len(missing)
+
+
 def chunk_documents(
     documents: list[Document], model, config: ChunkingConfig, policy: BadRecordPolicy,
-    *, progress: Callable[[int], None] | None = None,
+    *, progress: Callable[[int], None] | None = None, cache=None,
 ) -> tuple[list[Chunk], dict]:
-    """Semantic chunks of ``documents`` and stats; a sentence over ``max_tokens`` rejects its document."""
+    """Semantic chunks of ``documents`` and stats; a sentence over ``max_tokens`` rejects its document.
+
+    ``cache``: a :class:`~qaembed.chunking.cache.SentenceCache` shared across calls (each sentence
+    encoded once over a whole corpus processed in groups); without one, each distinct sentence of
+    this call is encoded once.
+    """
     spans = {document.id: split_sentences(document.text) for document in documents}
     texts = {document.id: [document.text[start:end] for start, end in spans[document.id]] for document in documents}
     distinct = list(dict.fromkeys(text for document in documents for text in texts[document.id]))
     row = {text: number for number, text in enumerate(distinct)}
-    counts = token_counts(model, distinct) if distinct else []
-    embeddings = _encode(model, distinct, config.batch_size) if distinct else np.zeros((0, 1), dtype=np.float32)
+    embeddings, counts, encoded = sentence_table(distinct, model, config, cache)
 
     chunks: list[Chunk] = []
     skipped: set[str] = set()
@@ -105,7 +130,7 @@ def chunk_documents(
     sentences = sum(len(texts[d.id]) for d in documents)
     stats = {
         "documents": len(documents) - len(skipped), "documents_skipped": len(skipped), "chunks": len(chunks),
-        "sentences": sentences, "distinct_sentences": len(distinct),
+        "sentences": sentences, "distinct_sentences": len(distinct), "sentences_encoded": encoded,
         "sentences_per_chunk": round(float(np.mean([c.sentences for c in chunks])), 3) if chunks else 0.0,
         "tokens_per_chunk": round(float(np.mean([c.tokens for c in chunks])), 3) if chunks else 0.0,
     }

@@ -6,6 +6,7 @@ Output folder::
     OUT/qa.jsonl        one Q&A pair per line with its positive: {"kind": "chunk"|"answer", "chunk_id", "text", "similarity"}
     OUT/stats.json      documents, chunks, sentences, positives vs fallbacks, skipped records by reason
     OUT/chunking.json   the settings, the model, the inputs and the library versions
+    OUT/sentences.sqlite  the sentence cache (token counts, embeddings): kept, so a rerun encodes only new sentences
     OUT/beir/           passage retrieval in BEIR layout, split by document (``qaembed eval --data beir:OUT/beir``):
                         corpus.jsonl (every chunk of every document, plus the answer texts that are fallback
                         targets), queries.jsonl (the questions), qrels/{train,dev,test}.tsv (question → its target, 1)
@@ -22,21 +23,27 @@ import hashlib
 import json
 import shutil
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from qaembed.chunking.cache import CACHE_FILE, SentenceCache
 from qaembed.chunking.chunk import ChunkingConfig, chunk_documents, select_positives
 from qaembed.chunking.sources import (
+    Document,
+    QAPair,
     check_documents_named,
-    read_document_folder,
+    document_folder_ids,
+    iter_document_folder,
     read_prepared_answers,
     read_projects_json,
     read_qa_file,
 )
 from qaembed.data.bad_records import BadRecordPolicy
-from qaembed.errors import ConfigError
+from qaembed.errors import ConfigError, DataError
 from qaembed.outputs import check_output_dir
 
 OUTPUT_FILES = ("chunks.jsonl", "qa.jsonl", "stats.json", "chunking.json", "beir")
+GROUP_CHARS = 4_000_000  # documents are chunked in groups of about this many characters: bounded memory
 SPLITS = ("train", "dev", "test")
 
 
@@ -67,51 +74,68 @@ def parse_fractions(value: str) -> tuple[float, float, float]:
     return fractions  # type: ignore[return-value]
 
 
-def write_beir(folder: Path, chunks, rows: list[dict], splits: dict[str, str], targets: str = "best") -> dict[str, int]:
-    """The BEIR layout of the chunks and positives; ``splits`` maps pair id → split. Queries per split.
+class BeirWriter:
+    """Writes the BEIR layout group by group (see the module docstring); ``targets`` as in :func:`run_chunking`.
 
-    ``targets``: ``best`` judges each question's positive (its chosen chunk, or its answer text);
-    ``document`` judges every chunk of its document relevant, a target no model chose.
+    ``best`` judges each question's positive (its chosen chunk, or its answer text); ``document``
+    judges every chunk of its document relevant, a target no model chose.
     """
-    chunks_of: dict[str, list[str]] = {}
-    for chunk in chunks:
-        chunks_of.setdefault(chunk.document_id, []).append(chunk.id)
-    (folder / "qrels").mkdir(parents=True)
-    with (folder / "corpus.jsonl").open("w", encoding="utf-8") as fh:
+
+    def __init__(self, folder: Path, targets: str = "best"):
+        (folder / "qrels").mkdir(parents=True)
+        self.targets = targets
+        self.queries_per_split = {split: 0 for split in SPLITS}
+        self._corpus = (folder / "corpus.jsonl").open("w", encoding="utf-8")
+        self._queries = (folder / "queries.jsonl").open("w", encoding="utf-8")
+        self._qrels = {split: (folder / "qrels" / f"{split}.tsv").open("w", encoding="utf-8") for split in SPLITS}
+        for handle in self._qrels.values():
+            handle.write("query-id\tcorpus-id\tscore\n")
+
+    def add(self, chunks, rows: list[dict]) -> None:
+        """The chunks of some documents and the rows (with ``split``) of the questions about them."""
+        chunks_of: dict[str, list[str]] = {}
         for chunk in chunks:
-            fh.write(json.dumps({"_id": chunk.id, "title": "", "text": chunk.text,
-                                 "metadata": {"document_id": chunk.document_id, "start": chunk.start, "end": chunk.end}},
-                                ensure_ascii=False) + "\n")
+            chunks_of.setdefault(chunk.document_id, []).append(chunk.id)
+            self._corpus.write(json.dumps({"_id": chunk.id, "title": "", "text": chunk.text, "metadata": {
+                "document_id": chunk.document_id, "start": chunk.start, "end": chunk.end}}, ensure_ascii=False) + "\n")
         for row in rows:
             if row["positive"]["kind"] == "answer":  # the fallback target: the answer text itself
-                fh.write(json.dumps({"_id": f"answer:{row['id']}", "title": "", "text": row["positive"]["text"],
-                                     "metadata": {"document_id": row["document_id"], "fallback": True}},
-                                    ensure_ascii=False) + "\n")
-    with (folder / "queries.jsonl").open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps({"_id": row["id"], "text": row["question"]}, ensure_ascii=False) + "\n")
-    counts = {}
-    for split in SPLITS:
-        judged = [row for row in rows if splits[row["id"]] == split]
-        counts[split] = len(judged)
-        with (folder / "qrels" / f"{split}.tsv").open("w", encoding="utf-8") as fh:
-            fh.write("query-id\tcorpus-id\tscore\n")
-            for row in judged:
-                if targets == "document":
-                    relevant = chunks_of[row["document_id"]]
-                else:
-                    relevant = [row["positive"]["chunk_id"] or f"answer:{row['id']}"]
-                for target in relevant:
-                    fh.write(f"{row['id']}\t{target}\t1\n")
-    return counts
+                self._corpus.write(json.dumps({"_id": f"answer:{row['id']}", "title": "", "text": row["positive"]["text"],
+                                               "metadata": {"document_id": row["document_id"], "fallback": True}},
+                                              ensure_ascii=False) + "\n")
+            self._queries.write(json.dumps({"_id": row["id"], "text": row["question"]}, ensure_ascii=False) + "\n")
+            if self.targets == "document":
+                relevant = chunks_of[row["document_id"]]
+            else:
+                relevant = [row["positive"]["chunk_id"] or f"answer:{row['id']}"]
+            for target in relevant:
+                self._qrels[row["split"]].write(f"{row['id']}\t{target}\t1\n")
+            self.queries_per_split[row["split"]] += 1
+
+    def close(self) -> None:
+        for handle in (self._corpus, self._queries, *self._qrels.values()):
+            handle.close()
+
+
+def document_groups(documents: Iterable[Document], max_chars: int) -> Iterator[list[Document]]:
+    """Consecutive groups of documents of about ``max_chars`` characters (a longer document is a group alone)."""
+    group, size = [], 0
+    for document in documents:
+        if group and size + len(document.text) > max_chars:
+            yield group
+            group, size = [], 0
+        group.append(document)
+        size += len(document.text)
+    if group:
+        yield group
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
     check_output_dir(out)
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(p.name != CACHE_FILE for p in out.iterdir()):  # a cache alone: an earlier run that failed
         if not overwrite:
             raise ConfigError(f"--out {out}: is not empty; choose a new folder or pass --overwrite")
-        foreign = [p.name for p in out.iterdir() if p.name not in OUTPUT_FILES]
+        foreign = [p.name for p in out.iterdir() if p.name not in (*OUTPUT_FILES, CACHE_FILE)]
         if foreign:
             raise ConfigError(f"--out {out}: --overwrite replaces only a chunk folder; it also holds {', '.join(sorted(foreign)[:5])}")
 
@@ -132,57 +156,93 @@ def run_chunking(
     source, out = Path(source), Path(out)
     _check_out(out, overwrite)
     policy = BadRecordPolicy(skip=skip_bad)
+    documents: Iterable[Document]
     if source.is_file() and source.suffix.lower() == ".json":
         if qa is not None:
             raise ConfigError("--qa is for a folder of documents; a projects JSON file holds its own qa_pairs")
         documents, pairs = read_projects_json(source, policy)
+        document_ids = [d.id for d in documents]
     elif source.is_dir() and (source / "manifest.json").is_file() and (source / "train.jsonl").is_file():
         if qa is not None:
             raise ConfigError(f"{source} is a prepared dataset: its answers are the documents and its questions the pairs; drop --qa")
         documents, pairs = read_prepared_answers(source, min_chars)
+        document_ids = [d.id for d in documents]
     elif source.is_dir():
         if qa is None:
             raise ConfigError(f"{source} is a folder of documents: give the Q&A file that names them with --qa")
-        documents = read_document_folder(source, policy)
+        document_ids = document_folder_ids(source)
         pairs = read_qa_file(qa, policy, qa_columns)
+        documents = iter_document_folder(source, policy)  # read one group at a time
     else:
         raise ConfigError(f"{source}: give a projects .json file, a prepared dataset folder or a folder of .md/.txt documents")
+    known = set(document_ids)
+    pairs = check_documents_named(pairs, known, policy)  # before any encoding: a typo fails in a second
+    pairs_of: dict[str, list[QAPair]] = {}
+    for pair in pairs:
+        pairs_of.setdefault(pair.document_id, []).append(pair)
+
     started = time.perf_counter()
     encoder = load_encoder(model, device=device)
-    log(f"chunking {len(documents):,} documents ({sum(len(d.text) for d in documents) / 1e6:.1f} M characters) "
-        f"with {model}, threshold {config.threshold}, at most {config.max_tokens} tokens per chunk")
-    chunks, chunk_stats = chunk_documents(documents, encoder, config, policy)
-    skipped = set(chunk_stats.pop("skipped_documents"))
-    pairs = check_documents_named(pairs, [d for d in documents if d.id not in skipped], policy, skipped)
-    rows, positive_stats = select_positives(pairs, chunks, encoder, config)
-    seconds = time.perf_counter() - started
+    from qaembed.index.store import model_weights_hash
 
-    pair_splits = {pair.id: pair.split or document_split(pair.document_id, seed, fractions) for pair in pairs}
-    for row in rows:
-        row["split"] = pair_splits[row["id"]]
-    stats = {**chunk_stats, **positive_stats, "seconds": round(seconds, 3), "skipped": policy.summary()}
+    log(f"chunking {len(document_ids):,} documents with {model}, threshold {config.threshold}, "
+        f"at most {config.max_tokens} tokens per chunk")
+    out.mkdir(parents=True, exist_ok=True)
+    cache = SentenceCache(out / CACHE_FILE, model_key=model_weights_hash(encoder), log=log)
     staging = out.parent / f".{out.name}.chunk-tmp"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    totals = {"documents": 0, "documents_skipped": 0, "chunks": 0, "sentences": 0, "sentences_encoded": 0,
+              "pairs": 0, "positive_chunk": 0, "answer_fallback": 0}
+    sentence_sum = token_sum = 0
+    skipped: set[str] = set()
     try:
-        with (staging / "chunks.jsonl").open("w", encoding="utf-8") as fh:
-            for chunk in chunks:
-                fh.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
-        with (staging / "qa.jsonl").open("w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        stats["queries_per_split"] = write_beir(staging / "beir", chunks, rows, pair_splits, targets)
+        beir = BeirWriter(staging / "beir", targets)
+        with (staging / "chunks.jsonl").open("w", encoding="utf-8") as chunk_file, \
+                (staging / "qa.jsonl").open("w", encoding="utf-8") as qa_file:
+            for group in document_groups(documents, GROUP_CHARS):
+                chunks, group_stats = chunk_documents(group, encoder, config, policy, cache=cache)
+                skipped.update(group_stats["skipped_documents"])
+                group_pairs = [pair for d in group if d.id not in skipped for pair in pairs_of.pop(d.id, [])]
+                rows, positive_stats = select_positives(group_pairs, chunks, encoder, config)
+                for row in rows:
+                    row["split"] = row.get("split") or document_split(row["document_id"], seed, fractions)
+                    qa_file.write(json.dumps(row, ensure_ascii=False) + "\n")
+                for chunk in chunks:
+                    chunk_file.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
+                beir.add(chunks, rows)
+                for name in ("documents", "documents_skipped", "chunks", "sentences", "sentences_encoded"):
+                    totals[name] += group_stats[name]
+                for name in ("pairs", "positive_chunk", "answer_fallback"):
+                    totals[name] += positive_stats[name]
+                sentence_sum += sum(c.sentences for c in chunks)
+                token_sum += sum(c.tokens for c in chunks)
+        beir.close()
+        # questions about documents that were skipped (unreadable, empty, binary, a sentence over the limit): counted
+        leftover = [pair for document_pairs in pairs_of.values() for pair in document_pairs]
+        check_documents_named(leftover, set(), policy, skipped=set(pairs_of))
+        seconds = time.perf_counter() - started
+        stats = {
+            **totals,
+            "sentences_per_chunk": round(sentence_sum / totals["chunks"], 3) if totals["chunks"] else 0.0,
+            "tokens_per_chunk": round(token_sum / totals["chunks"], 3) if totals["chunks"] else 0.0,
+            "sentence_cache": {"file": CACHE_FILE, "hits": cache.hits, "misses": cache.misses, "size": len(cache)},
+            "queries_per_split": beir.queries_per_split, "seconds": round(seconds, 3), "skipped": policy.summary(),
+        }
+        if totals["chunks"] == 0:
+            raise DataError("no document could be chunked (see the skipped counts with --skip-bad)", path=str(source))
         (staging / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
         settings = {"format": "qaembed-chunks", "format_version": 1, "source": str(source.resolve()),
-                    "qa": str(qa.resolve()) if qa else None, "qa_columns": qa_columns, "min_chars": min_chars, "split": {"seed": seed, "fractions": fractions, "by": "document"}, "targets": targets, "model": model,
+                    "qa": str(qa.resolve()) if qa else None, "qa_columns": qa_columns, "min_chars": min_chars,
+                    "split": {"seed": seed, "fractions": fractions, "by": "document"}, "targets": targets, "model": model,
                     "config": config.model_dump(), "sentence_splitter": "blingfire",
                     "libraries": library_versions()}
         (staging / "chunking.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-        out.mkdir(parents=True, exist_ok=True)
         for name in OUTPUT_FILES:
             if (out / name).is_dir():  # --overwrite of an earlier chunk folder
                 shutil.rmtree(out / name)
             (staging / name).replace(out / name)
     finally:
+        cache.close()
         shutil.rmtree(staging, ignore_errors=True)
     return stats

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,19 +140,35 @@ def _pair(item, pair_id: str, document_id: str, path: str, where: str, policy: B
                   context=context if isinstance(context, str) and context.strip() else None, where=where)
 
 
-def read_document_folder(folder: Path, policy: BadRecordPolicy) -> list[Document]:
-    """Every ``*.md`` / ``*.markdown`` / ``*.txt`` under ``folder`` (sorted), id = relative path."""
+def _document_paths(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise DataError("no such folder of documents", path=str(folder))
-    documents = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in DOCUMENT_SUFFIXES):
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in DOCUMENT_SUFFIXES)
+
+
+def document_folder_ids(folder: Path) -> list[str]:
+    """The ids of the documents under ``folder`` (relative paths), without reading them."""
+    paths = _document_paths(folder)
+    if not paths:
+        raise DataError(f"holds no documents ({', '.join(DOCUMENT_SUFFIXES)} files)", path=str(folder))
+    return [path.relative_to(folder).as_posix() for path in paths]
+
+
+def iter_document_folder(folder: Path, policy: BadRecordPolicy) -> Iterator[Document]:
+    """Every ``*.md`` / ``*.markdown`` / ``*.txt`` under ``folder`` (sorted), id = relative path, read one at a time."""
+    for path in _document_paths(folder):
         text = read_text_file(path, policy)
         if text is None:
             continue
         if not text.strip():
             policy.reject(DataError("is empty", path=str(path)), "empty_document")
             continue
-        documents.append(Document(id=path.relative_to(folder).as_posix(), text=text, path=str(path)))
+        yield Document(id=path.relative_to(folder).as_posix(), text=text, path=str(path))
+
+
+def read_document_folder(folder: Path, policy: BadRecordPolicy) -> list[Document]:
+    """:func:`iter_document_folder` as a list; a folder without documents raises :class:`DataError`."""
+    documents = list(iter_document_folder(folder, policy))
     if not documents and not policy.counts:
         raise DataError(f"holds no documents ({', '.join(DOCUMENT_SUFFIXES)} files)", path=str(folder))
     return documents
@@ -198,10 +215,9 @@ def read_qa_file(path: Path, policy: BadRecordPolicy, columns: dict[str, str] | 
     return pairs
 
 
-def check_documents_named(pairs: list[QAPair], documents: list[Document], policy: BadRecordPolicy,
+def check_documents_named(pairs: list[QAPair], known: set[str], policy: BadRecordPolicy,
                           skipped: set[str] = frozenset()) -> list[QAPair]:
-    """The pairs whose document exists; the others rejected (``missing_document``) naming file and line."""
-    known = {document.id for document in documents}
+    """The pairs whose document id is ``known``; the others rejected (``missing_document``) naming file and line."""
     kept = []
     for pair in pairs:
         if pair.document_id in known:
