@@ -83,11 +83,12 @@ STATS_FILE = "stats.json"
 MANIFEST_FILE = "manifest.json"
 OUTPUT_FILES = tuple(f"{split}.pairs.jsonl" for split in SPLITS) + (STATS_FILE, MANIFEST_FILE)  # manifest last
 
-_NOTICE = re.compile(
-    r"^\s*(?:possible duplicates?:|this question already has (?:an )?answers? here:|"
-    r"this question already exists:|duplicate of:).*?(?:\n[ \t]*\n|\Z)",
-    re.IGNORECASE | re.DOTALL,
-)
+_NOTICE_HEADER = (r"^\s*(?:possible duplicates?(?: of)?:|this question already has (?:an )?answers? here:|"
+                  r"this question already exists:|duplicate of:)")
+# the notice up to the first blank line; without a blank line, the header line (and the next line when the
+# header line holds nothing else: the linked title is there)
+_NOTICE = re.compile(_NOTICE_HEADER + r".*?\n[ \t]*\n", re.IGNORECASE | re.DOTALL)
+_NOTICE_SHORT = re.compile(_NOTICE_HEADER + r"(?:[ \t]*\n[^\n]*|[^\n]*)", re.IGNORECASE)
 
 
 class PairQuestion(BaseModel):
@@ -114,8 +115,11 @@ class PairRecord(BaseModel):
 
 def strip_duplicate_notice(text: str) -> str:
     """``text`` without a leading duplicate notice (up to the first blank line), stripped."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     while True:
         stripped = _NOTICE.sub("", text, count=1)
+        if stripped == text:
+            stripped = _NOTICE_SHORT.sub("", text, count=1)
         if stripped == text:
             return text.strip()
         text = stripped
@@ -248,7 +252,9 @@ class MappedPairs(PairSource):
             if body:
                 parts.append(body)
         try:
-            cleaned = [strip_duplicate_notice(clean_html(part)) for part in parts]
+            # the notice is stripped from the raw text (plain-text bodies keep their blank lines there) and
+            # again after cleaning (in HTML it is a <blockquote> that becomes a paragraph)
+            cleaned = [strip_duplicate_notice(clean_html(strip_duplicate_notice(part))) for part in parts]
         except HtmlLimitError as exc:
             raise self._bad(str(exc), line, f"text{side}", "html_limit") from None
         cleaned[0] = normalize_whitespace(cleaned[0])
