@@ -144,3 +144,30 @@ def test_retrieval_excludes_self_and_scores_exact_duplicates():
     query_ids, columns, size = duplicate_retrieval(unit, ["q0", "q1", "q2"], pairs, EvalConfig(ks=[1]))
     assert query_ids == ["q0", "q1"] and size == 3
     assert columns["retrieval/mrr@10"].tolist() == [1.0, 1.0]
+
+
+def test_eval_cli_on_pair_data(tmp_path, tiny_model_dir):
+    """``qaembed eval --data PAIRDIR`` detects pair data by its manifest and saves per-question and per-pair results."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from qaembed.cli import app
+    from qaembed.data.pairs import prepare_pairs
+
+    fixture = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "pairs" / "qqp.tsv"
+    data = tmp_path / "pairs"
+    prepare_pairs([fixture], data, "pairs-qqp", split=(0.4, 0.3, 0.3), split_by="all-pairs", seed=2, progress=False)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["eval", "--model", str(tiny_model_dir), "--data", str(data), "--split", "train",
+                                      "--threshold-split", "train", "--json", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output[result.output.index("{"):])
+    assert "retrieval/mrr@10" in payload["summary"] and payload["counts"]["pairs"] >= 1
+    assert (out / "per_question.parquet").is_file()
+    per_pair = pd.read_parquet(out / "per_pair.parquet")
+    assert set(per_pair.columns) >= {"score", "label"}
+    bad = CliRunner().invoke(app, ["eval", "--model", str(tiny_model_dir), "--data", str(data), "--distractors", "train"])
+    assert bad.exit_code != 0
