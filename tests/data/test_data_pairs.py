@@ -206,3 +206,34 @@ def test_real_se_postlinks(shared_data, tmp_path):
             assert p.label == 1
             assert p.question1.provenance.url.startswith("https://quantumcomputing.stackexchange.com/questions/")
             clusters.setdefault(s, set()).update((p.question1.id, p.question2.id))
+
+
+def test_hf_pairs_with_column_mapping(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    folder = tmp_path / "hf_pairs"
+    datasets.Dataset.from_dict({
+        "q1": ["How do I learn Python?", "Why is the sky blue?", "How do I learn Python?"],
+        "q2": ["Best way to learn Python?", "Why does the sky look blue?", "How do I cook rice?"],
+        "dup": [1, 1, 0],
+    }).save_to_disk(str(folder))
+    stats = prepare_pairs([f"hf:{folder}"], tmp_path / "out", "pairs-hf",
+                          columns=parse_pair_columns("text1=q1,text2=q2,label=dup"), progress=False)
+    assert stats["total"] == {"pairs": 3, "positives": 2, "negatives": 1, "questions": 5, "clusters": 3,
+                              "duplicate_clusters": 2, "largest_cluster": 2}
+    with pytest.raises(DataError, match=r"missing column\(s\) text1"):
+        prepare_pairs([f"hf:{folder}"], tmp_path / "bad", "pairs-hf")
+
+
+def test_cli_stats_skip_bad_and_by_date(qaembed_cli, tmp_path):
+    path = tmp_path / "qqp.tsv"
+    path.write_text("id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n1\t1\t2\tA?\tB?\tyes\n2\t3\t4\tC?\tD?\t1\n")
+    failed = qaembed_cli("data", "prepare", "--format", "pairs-qqp", str(path), "--out", str(tmp_path / "a"))
+    assert failed.exit_code == 2 and "qqp.tsv:2, field 'is_duplicate'" in failed.stderr
+    skipped = qaembed_cli("data", "prepare", "--format", "pairs-qqp", str(path), "--out", str(tmp_path / "b"),
+                          "--skip-bad")
+    assert skipped.exit_code == 0 and "skipped bad records: invalid_label=1" in skipped.stdout
+    stats = qaembed_cli("data", "stats", str(tmp_path / "b"))
+    assert stats.exit_code == 0 and "Pair dataset statistics" in stats.stdout
+    by_date = qaembed_cli("data", "prepare", "--format", "pairs-qqp", str(path), "--out", str(tmp_path / "c"),
+                          "--split", "by-date")
+    assert by_date.exit_code == 2 and "split by duplicate cluster" in by_date.stderr

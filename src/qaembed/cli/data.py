@@ -128,6 +128,9 @@ def _prepare_pairs(sources, out: Path, data_format: str, *, overwrite: bool, see
         raise ConfigError(f"--format {data_format!r}: allowed: qa, {', '.join(PAIR_FORMATS)}")
     if split_by not in SPLIT_BY:
         raise ConfigError(f"--pair-split-by {split_by!r}: allowed: {', '.join(SPLIT_BY)}")
+    if split.strip() == "by-date":
+        raise ConfigError("--split by-date applies to Q&A data; pair data is split by duplicate cluster "
+                          "(give TRAIN,DEV,TEST fractions)")
     fractions = parse_split(split)
     if any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
         raise ConfigError(f"--split: train,dev,test fractions must be >= 0 and sum to 1, got {split}")
@@ -156,8 +159,21 @@ def _parse_day(text: str, option: str):
 
 
 @data_app.command("stats")
-def stats(dataset: Annotated[Path, typer.Argument(help="A prepared dataset folder.")]) -> None:
+def stats(dataset: Annotated[Path, typer.Argument(help="A prepared dataset folder (Q&A or pairs).")]) -> None:
     """Statistics of a prepared dataset (split rows recomputed from the JSONL files)."""
+    from qaembed.data.pairs import is_pair_dataset
+
+    if is_pair_dataset(dataset):
+        from rich.console import Console
+
+        from qaembed.data.pairs import pair_dataset_stats, pair_stats_notes, pair_stats_table
+
+        stats = pair_dataset_stats(dataset)
+        console = Console() if Console().is_terminal else Console(width=160)
+        console.print(pair_stats_table(stats))
+        for line in pair_stats_notes(stats):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        return
     from qaembed.data.stats import dataset_stats
 
     _print_stats(dataset_stats(dataset))

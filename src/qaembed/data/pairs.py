@@ -711,6 +711,30 @@ def prepare_pairs(
     return stats
 
 
+def pair_dataset_stats(dataset_dir: str | Path) -> dict[str, object]:
+    """Stats of a prepared pair dataset: split rows recomputed from the files, the rest from ``stats.json``.
+
+    Clusters are recomputed within each split (the split's own duplicate pairs), so
+    ``stale`` compares pairs, positives, negatives and questions only.
+    """
+    dataset_dir = Path(dataset_dir)
+    stored = read_json(dataset_dir / STATS_FILE) if (dataset_dir / STATS_FILE).is_file() else {}
+    splits = {}
+    for s in SPLITS:
+        pairs = read_pair_split(dataset_dir, s) if pair_dataset_path(dataset_dir, s).is_file() else []
+        ids = sorted({q.id for p in pairs for q in (p.question1, p.question2)})
+        clusters = duplicate_clusters(ids, ((p.question1.id, p.question2.id) for p in pairs if p.label == 1))
+        accumulator = PairStats()
+        for pair in pairs:
+            accumulator.add(pair, clusters)
+        sizes = Counter(clusters.values())
+        splits[s] = accumulator.summary() | {"duplicate_clusters": sum(1 for n in sizes.values() if n >= 2)}
+    compared = ("pairs", "positives", "negatives", "questions")
+    stale = any(stored.get("splits", {}).get(s, {}).get(k) != splits[s][k] for s in SPLITS for k in compared) \
+        if stored.get("splits") else False
+    return {"sources": {}, "total": {}, "dropped_cross_split": None, **stored, "splits": splits, "stale": stale}
+
+
 def pair_stats_table(stats: dict[str, object]):
     """A rich Table: total and one row per split."""
     from rich.table import Table
@@ -720,18 +744,23 @@ def pair_stats_table(stats: dict[str, object]):
     table.add_column("set")
     for key in keys:
         table.add_column(key.replace("_", " "), justify="right")
-    table.add_row("total (all sources)", *(str(stats["total"].get(k, "-")) for k in keys), end_section=True)
+    if stats.get("total"):
+        table.add_row("total (all sources)", *(str(stats["total"].get(k, "-")) for k in keys), end_section=True)
     for s, row in stats["splits"].items():
         table.add_row(s, *(str(row.get(k, "-")) for k in keys))
     return table
 
 
 def pair_stats_notes(stats: dict[str, object]) -> list[str]:
-    lines = [f"label-0 pairs dropped because their questions fall into different splits: "
-             f"{stats['dropped_cross_split']} (dropped_cross_split)"]
-    for name, source in stats["sources"].items():
+    lines = []
+    if stats.get("dropped_cross_split") is not None:
+        lines.append(f"label-0 pairs dropped because their questions fall into different splits: "
+                     f"{stats['dropped_cross_split']} (dropped_cross_split)")
+    for name, source in (stats.get("sources") or {}).items():
         if source.get("skipped_bad"):
             lines.append(f"{name}: skipped bad records: " + ", ".join(f"{k}={v}" for k, v in source["skipped_bad"].items()))
         if source.get("notes"):
             lines.append(f"{name}: " + ", ".join(f"{k}={v}" for k, v in source["notes"].items()))
+    if stats.get("stale"):
+        lines.append("warning: stats.json does not match the split files (were they changed after prepare?)")
     return lines
