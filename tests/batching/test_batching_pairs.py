@@ -73,3 +73,10 @@ def test_infonce_on_pairs_equals_mnrl_on_triples():
         mnrl = MultipleNegativesRankingLoss(torch.nn.Identity(), scale=1 / temperature)
         expected = mnrl.compute_loss_from_embeddings(triples, labels=None)
         assert ours.item() == pytest.approx(expected.item(), rel=1e-10)
+        # gradients with respect to the scores' inputs agree too
+        queries = torch.stack([table[t] for t in batch.queries]).requires_grad_()
+        docs = torch.stack([table[t] for t in batch.docs]).requires_grad_()
+        build_loss("infonce", {"temperature": temperature})(cosine_scores(queries, docs), batch).loss.backward()
+        anchors = torch.stack([table[t] for t in batch.queries]).requires_grad_()
+        mnrl.compute_loss_from_embeddings([anchors, triples[1], triples[2]], labels=None).backward()
+        assert torch.allclose(queries.grad, anchors.grad, rtol=1e-8, atol=1e-12)

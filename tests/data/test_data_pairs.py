@@ -237,3 +237,19 @@ def test_cli_stats_skip_bad_and_by_date(qaembed_cli, tmp_path):
     by_date = qaembed_cli("data", "prepare", "--format", "pairs-qqp", str(path), "--out", str(tmp_path / "c"),
                           "--split", "by-date")
     assert by_date.exit_code == 2 and "split by duplicate cluster" in by_date.stderr
+
+
+def test_empty_question_id_in_a_csv_with_ids(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("qid1,qid2,text1,text2,label\n1,,A?,B?,1\n,,C?,D?,0\n")
+    with pytest.raises(DataError, match=r"p.csv:2, field 'qid2': missing question id"):
+        prepare_pairs([path], tmp_path / "out", "pairs-csv")
+    # without id columns, a question is its text
+    path.write_text("text1,text2,label\nA?,B?,1\nB?,C?,1\n")
+    stats = prepare_pairs([path], tmp_path / "text", "pairs-csv", progress=False)
+    assert stats["total"]["questions"] == 3 and stats["total"]["largest_cluster"] == 3
+
+
+def test_cli_pair_options_need_a_pair_format(qaembed_cli, tmp_path):
+    result = qaembed_cli("data", "prepare", str(FIXTURES / "se"), "--pair-columns", "text1=a", "--out", str(tmp_path / "x"))
+    assert result.exit_code == 2 and "apply to pair data" in result.stderr

@@ -72,6 +72,11 @@ def prepare(
     """
     from pydantic import ValidationError
 
+    from qaembed.errors import ConfigError
+
+    if data_format == "qa" and (pair_columns is not None or pair_split_by != "duplicates"):
+        raise ConfigError("--pair-columns and --pair-split-by apply to pair data: give a pair --format "
+                          "(pairs-qqp, pairs-csv, pairs-jsonl, pairs-hf, se-duplicates)")
     if data_format != "qa":
         _prepare_pairs(sources, out, data_format, overwrite=overwrite, seed=seed, split=split, skip_bad=skip_bad,
                        encoding=encoding, pair_columns=pair_columns, split_by=pair_split_by)

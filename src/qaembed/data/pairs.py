@@ -267,7 +267,7 @@ class MappedPairs(PairSource):
         column = self.columns.get(f"qid{side}")
         raw = row.get(column) if column else None
         if raw is None or (isinstance(raw, str) and not raw.strip()):
-            if column in row and self.kind == "pairs-qqp":
+            if column in row:  # the source has ids: an empty one is an error, not a text identity
                 raise self._bad("missing question id", line, f"qid{side}", "missing_field")
             return f"{self.namespace}:text:{text}"  # no ids in this source: a question is its text
         try:
