@@ -253,3 +253,34 @@ def test_empty_question_id_in_a_csv_with_ids(tmp_path):
 def test_cli_pair_options_need_a_pair_format(qaembed_cli, tmp_path):
     result = qaembed_cli("data", "prepare", str(FIXTURES / "se"), "--pair-columns", "text1=a", "--out", str(tmp_path / "x"))
     assert result.exit_code == 2 and "apply to pair data" in result.stderr
+
+
+def test_se_duplicates_bad_rows(tmp_path):
+    import shutil
+
+    site = tmp_path / "se"
+    shutil.copytree(FIXTURES / "se", site)
+    links = (site / "PostLinks.xml").read_text(encoding="utf-8-sig")
+    (site / "PostLinks.xml").write_text(links.replace('PostId="9"', 'PostId="nine"'), encoding="utf-8")
+    with pytest.raises(DataError, match=r"PostLinks.xml:5, field 'PostId': not an integer"):
+        prepare_pairs([site], tmp_path / "out", "se-duplicates", progress=False)
+    stats = prepare_pairs([site], tmp_path / "skip", "se-duplicates", skip_bad=True, progress=False)
+    assert stats["skipped_bad"] == {"non_numeric": 1} and stats["total"]["pairs"] == 1
+    (site / "PostLinks.xml").write_text(links, encoding="utf-8")
+    (site / "Posts.xml").write_text((FIXTURES / "se" / "Posts.xml").read_text(encoding="utf-8-sig")[:-40],
+                                    encoding="utf-8")  # truncated XML
+    with pytest.raises(DataError, match="malformed or truncated XML"):
+        prepare_pairs([site], tmp_path / "trunc", "se-duplicates", progress=False)
+
+
+@pytest.mark.slow
+def test_real_qqp_base_model_eval(shared_data, tmp_path, qaembed_cli):
+    """Base all-MiniLM-L6-v2 on the QQP 10k test split (split by duplicate cluster, seed 13): docs/pairs.md."""
+    out = tmp_path / "qqp"
+    prepare_pairs([shared_data / "pairs" / "qqp" / "dev_10k.tsv"], out, "pairs-qqp", progress=False)
+    result = qaembed_cli("eval", "--model", "minilm", "--data", str(out), "--split", "test", "--json",
+                         "--device", "cpu")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout[result.stdout.index("{"):])["summary"]
+    assert summary["retrieval/mrr@10"] == pytest.approx(0.9590, abs=5e-4)
+    assert summary["classification/average_precision"] == pytest.approx(0.9668, abs=5e-4)

@@ -562,7 +562,8 @@ def duplicate_clusters(questions: Iterable[str], duplicates: Iterable[tuple[str,
 
 
 class PairStats:
-    """Counts of a set of pairs: pairs, positives, negatives, questions, clusters."""
+    """Counts of a set of pairs: pairs, positives, negatives, questions, clusters (callers add
+    ``duplicate_clusters``, the clusters of 2+ questions, which need the cluster sizes)."""
 
     def __init__(self) -> None:
         self.pairs = self.positives = 0
@@ -578,8 +579,7 @@ class PairStats:
 
     def summary(self) -> dict[str, int]:
         return {"pairs": self.pairs, "positives": self.positives, "negatives": self.pairs - self.positives,
-                "questions": len(self.questions), "clusters": len(self.clusters),
-                "duplicate_clusters": None}  # filled in by split_pairs (clusters of 2+ questions)
+                "questions": len(self.questions), "clusters": len(self.clusters)}
 
 
 def split_pairs(pairs: Sequence[PairRecord], seed: int, fractions: tuple[float, float, float],
