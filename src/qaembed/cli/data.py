@@ -56,9 +56,31 @@ def prepare(
     hf_columns: Annotated[Optional[str], typer.Option(
         help="Column mapping for hf: sources, FIELD=COLUMN,... (fields: id title body tags score answers "
              "answer_id answer_text answer_score answer_accepted).")] = None,
+    data_format: Annotated[str, typer.Option(
+        "--format", help="qa (question-answer sources, the default) or a pair format: pairs-qqp, pairs-csv, "
+                         "pairs-jsonl, pairs-hf, se-duplicates (see docs/pairs.md).")] = "qa",
+    pair_columns: Annotated[Optional[str], typer.Option(
+        help="Pair formats: column mapping FIELD=COLUMN,... (fields: id qid1 qid2 text1 text2 body1 body2 "
+             "label).")] = None,
+    pair_split_by: Annotated[str, typer.Option(
+        help="Pair formats: split unit, duplicates (duplicate clusters; label-0 pairs across splits are "
+             "dropped and counted) or all-pairs (components of all labelled pairs: nothing dropped).")] = "duplicates",
 ) -> None:
-    """Read SOURCES, split by question, write DIR/{train,dev,test}.jsonl, stats.json, manifest.json."""
+    """Read SOURCES, split by question, write DIR/{train,dev,test}.jsonl, stats.json, manifest.json.
+
+    With a pair --format: split by duplicate cluster, write DIR/{train,dev,test}.pairs.jsonl.
+    """
     from pydantic import ValidationError
+
+    from qaembed.errors import ConfigError
+
+    if data_format == "qa" and (pair_columns is not None or pair_split_by != "duplicates"):
+        raise ConfigError("--pair-columns and --pair-split-by apply to pair data: give a pair --format "
+                          "(pairs-qqp, pairs-csv, pairs-jsonl, pairs-hf, se-duplicates)")
+    if data_format != "qa":
+        _prepare_pairs(sources, out, data_format, overwrite=overwrite, seed=seed, split=split, skip_bad=skip_bad,
+                       encoding=encoding, pair_columns=pair_columns, split_by=pair_split_by)
+        return
 
     from qaembed import paths
     from qaembed.data.hf import parse_column_mapping
@@ -98,6 +120,38 @@ def prepare(
     typer.echo(f"wrote {out}")
 
 
+def _prepare_pairs(sources, out: Path, data_format: str, *, overwrite: bool, seed: int, split: str, skip_bad: bool,
+                   encoding: str | None, pair_columns: str | None, split_by: str) -> None:
+    from rich.console import Console
+
+    from qaembed.data.pairs import (
+        PAIR_FORMATS, SPLIT_BY, pair_stats_notes, pair_stats_table, parse_pair_columns, prepare_pairs)
+    from qaembed.data.prepare import check_output_dir, parse_split
+    from qaembed.errors import ConfigError
+
+    if data_format not in PAIR_FORMATS:
+        raise ConfigError(f"--format {data_format!r}: allowed: qa, {', '.join(PAIR_FORMATS)}")
+    if split_by not in SPLIT_BY:
+        raise ConfigError(f"--pair-split-by {split_by!r}: allowed: {', '.join(SPLIT_BY)}")
+    if split.strip() == "by-date":
+        raise ConfigError("--split by-date applies to Q&A data; pair data is split by duplicate cluster "
+                          "(give TRAIN,DEV,TEST fractions)")
+    fractions = parse_split(split)
+    if any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ConfigError(f"--split: train,dev,test fractions must be >= 0 and sum to 1, got {split}")
+    columns = parse_pair_columns(pair_columns)
+    check_output_dir(out, overwrite=overwrite)
+    stats = prepare_pairs(sources or [], out, data_format, seed=seed, split=fractions, split_by=split_by,
+                          skip_bad=skip_bad, columns=columns, encoding=encoding, overwrite=overwrite)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
+    console.print(pair_stats_table(stats))
+    for line in pair_stats_notes(stats):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    typer.echo(f"wrote {out}")
+
+
 def _parse_day(text: str, option: str):
     from datetime import date
 
@@ -110,8 +164,21 @@ def _parse_day(text: str, option: str):
 
 
 @data_app.command("stats")
-def stats(dataset: Annotated[Path, typer.Argument(help="A prepared dataset folder.")]) -> None:
+def stats(dataset: Annotated[Path, typer.Argument(help="A prepared dataset folder (Q&A or pairs).")]) -> None:
     """Statistics of a prepared dataset (split rows recomputed from the JSONL files)."""
+    from qaembed.data.pairs import is_pair_dataset
+
+    if is_pair_dataset(dataset):
+        from rich.console import Console
+
+        from qaembed.data.pairs import pair_dataset_stats, pair_stats_notes, pair_stats_table
+
+        stats = pair_dataset_stats(dataset)
+        console = Console() if Console().is_terminal else Console(width=160)
+        console.print(pair_stats_table(stats))
+        for line in pair_stats_notes(stats):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        return
     from qaembed.data.stats import dataset_stats
 
     _print_stats(dataset_stats(dataset))

@@ -5,6 +5,7 @@ Examples::
     qaembed eval --model minilm --data data/prepared --split test
     qaembed eval --model runs/infonce/model --data data/prepared --distractors train --out results/infonce
     qaembed eval --model minilm --data beir:../shared/data/beir/scifact --json
+    qaembed eval --model minilm --data data/qqp-pairs --split test --out results/qqp-base   # pair data (manifest)
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ _SECTION_TITLES = {
     "retrieval": "Full-corpus retrieval (all answers)",
     "within": "Within-question ranking (own answers)",
     "in_batch": "In-batch (other questions' top answers)",
+    "classification": "Pair classification (cosine, thresholds from --threshold-split)",
 }
+
+
+_PAIR_SECTION_TITLES = {"retrieval": "Duplicate retrieval (corpus: all questions of the split, query excluded)"}
 
 
 def _print_tables(result, title: str) -> None:
@@ -34,7 +39,8 @@ def _print_tables(result, title: str) -> None:
     console = Console()
     console.print(f"[bold]{title}[/bold]")
     for section, metrics in result.sections().items():
-        table = Table(title=_SECTION_TITLES.get(section, section), title_justify="left", min_width=44)
+        titles = _SECTION_TITLES | (_PAIR_SECTION_TITLES if result.info.get("protocol") == "pairs" else {})
+        table = Table(title=titles.get(section, section), title_justify="left", min_width=44)
         table.add_column("metric")
         table.add_column("value", justify="right")
         for name, value in metrics.items():
@@ -44,6 +50,12 @@ def _print_tables(result, title: str) -> None:
     for note in result.info.get("notes", []):
         console.print(f"[yellow]note:[/yellow] {note}")
     console.print(f"encode {result.info['encode_seconds']:.1f}s, total {result.info['total_seconds']:.1f}s")
+
+
+def _is_pair_data(data: str) -> bool:
+    from qaembed.data.pairs import is_pair_dataset
+
+    return not data.startswith(BEIR_PREFIX) and Path(data).is_dir() and is_pair_dataset(data)
 
 
 def check_split(data: str, split: str, option: str) -> None:
@@ -76,6 +88,9 @@ def eval_command(
     seed: int = typer.Option(0, help="Seed of the in-batch grouping."),
     device: Optional[str] = typer.Option(None, help="torch device (default: sentence-transformers' choice)."),
     overwrite: bool = typer.Option(False, help="Replace an earlier result in --out."),
+    threshold_split: str = typer.Option(
+        "dev", help="Pair data: split whose pairs choose the classification thresholds (the evaluated split itself "
+                    "gives sentence-transformers' BinaryClassificationEvaluator numbers, optimistic)."),
 ) -> None:
     """Evaluate a model: retrieval, within-question and in-batch metrics (see docs/evaluation.md)."""
     from pydantic import ValidationError
@@ -108,7 +123,17 @@ def eval_command(
     if max_seq_length is not None and max_seq_length < 1:
         raise ConfigError(f"option max_seq_length must be >= 1, got {max_seq_length}")
 
-    if data.startswith(BEIR_PREFIX):
+    pair_data = _is_pair_data(data)
+    if pair_data:
+        from qaembed.data.pairs import read_pair_split
+
+        if distractors is not None:
+            raise ConfigError("--distractors applies to Q&A datasets, not to pair data")
+        check_split(data, threshold_split, "--threshold-split")
+        pairs = read_pair_split(data, split)
+        threshold_pairs = None if threshold_split == split else read_pair_split(data, threshold_split)
+        records = distractor_records = None
+    elif data.startswith(BEIR_PREFIX):
         if distractors is not None:
             raise ConfigError("--distractors applies to Q&A datasets, not to beir: data")
         beir_data = read_beir(data[len(BEIR_PREFIX) :], split)
@@ -122,7 +147,13 @@ def eval_command(
     encoder = load_encoder(model, device=device)
     if max_seq_length is not None:
         encoder.max_seq_length = max_seq_length
-    if records is None:
+    per_pair = None
+    if pair_data:
+        from qaembed.evaluate.pairs import evaluate_pairs
+
+        result, per_pair = evaluate_pairs(encoder, pairs, threshold_pairs=threshold_pairs, config=config)
+        result.info.update(threshold_split=threshold_split)
+    elif records is None:
         result = evaluate_beir(encoder, beir_data, config=config)
     else:
         result = evaluate_model(encoder, records, config=config, distractors=distractor_records)
@@ -136,12 +167,17 @@ def eval_command(
     )
     if out is not None:
         result.save(out)
+        if per_pair is not None:
+            from qaembed.evaluate.pairs import PER_PAIR_FILE
+
+            per_pair.to_parquet(out / PER_PAIR_FILE, index=True)
     if as_json:
         typer.echo(json.dumps({"summary": result.summary, "counts": result.counts}, indent=2))
     else:
         _print_tables(result, f"{model} on {data} ({split})")
         if out is not None:
-            typer.echo(f"saved {out / 'summary.json'} and {out / 'per_question.parquet'}")
+            typer.echo(f"saved {out / 'summary.json'} and {out / 'per_question.parquet'}"
+                       + (f" and {out / 'per_pair.parquet'}" if per_pair is not None else ""))
 
 
 def register(app: typer.Typer) -> None:

@@ -8,5 +8,7 @@
 - :mod:`~qaembed.data.prepare`: the seeded split by question and the dataset writer;
 - :mod:`~qaembed.data.stats`: statistics and the stats table;
 - :mod:`~qaembed.data.dataset`: the prepared dataset layout, read by every later stage;
-- :mod:`~qaembed.data.download`: fetch a Stack Exchange site dump into the cache.
+- :mod:`~qaembed.data.download`: fetch a Stack Exchange site dump into the cache;
+- :mod:`~qaembed.data.pairs`: duplicate-question pairs (QQP, CSV/JSONL/HF pairs, Stack Exchange
+  ``PostLinks.xml``), split by duplicate cluster, written as a pair dataset (docs/pairs.md).
 """
