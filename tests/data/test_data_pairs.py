@@ -172,13 +172,13 @@ def test_cli_prepare_pairs(qaembed_cli, tmp_path):
 def test_real_qqp_10k(shared_data, tmp_path):
     path = shared_data / "pairs" / "qqp" / "dev_10k.tsv"
     out = tmp_path / "qqp"
-    stats = prepare_pairs([path], out, "pairs-qqp", progress=False)
+    stats = prepare_pairs([path], out, "pairs-qqp", split_by="duplicates", progress=False)
     assert stats["total"] == {"pairs": 10000, "positives": 3686, "negatives": 6314, "questions": 19387,
                               "clusters": 15706, "duplicate_clusters": 3278, "largest_cluster": 25}
     assert stats["dropped_cross_split"] == 2224
     assert {s: stats["splits"][s]["pairs"] for s in SPLITS} == {"train": 6967, "dev": 394, "test": 415}
     _assert_disjoint(out)
-    all_pairs = prepare_pairs([path], tmp_path / "all", "pairs-qqp", split_by="all-pairs", progress=False)
+    all_pairs = prepare_pairs([path], tmp_path / "all", "pairs-qqp", progress=False)  # the default
     assert all_pairs["dropped_cross_split"] == 0
     assert {s: all_pairs["splits"][s]["pairs"] for s in SPLITS} == {"train": 8025, "dev": 1005, "test": 970}
     _assert_disjoint(tmp_path / "all")
@@ -277,7 +277,7 @@ def test_se_duplicates_bad_rows(tmp_path):
 def test_real_qqp_base_model_eval(shared_data, tmp_path, qaembed_cli):
     """Base all-MiniLM-L6-v2 on the QQP 10k test split (split by duplicate cluster, seed 13): docs/pairs.md."""
     out = tmp_path / "qqp"
-    prepare_pairs([shared_data / "pairs" / "qqp" / "dev_10k.tsv"], out, "pairs-qqp", progress=False)
+    prepare_pairs([shared_data / "pairs" / "qqp" / "dev_10k.tsv"], out, "pairs-qqp", split_by="duplicates", progress=False)
     result = qaembed_cli("eval", "--model", "minilm", "--data", str(out), "--split", "test", "--json",
                          "--device", "cpu")
     assert result.exit_code == 0, result.stderr

@@ -63,8 +63,8 @@ def prepare(
         help="Pair formats: column mapping FIELD=COLUMN,... (fields: id qid1 qid2 text1 text2 body1 body2 "
              "label).")] = None,
     pair_split_by: Annotated[str, typer.Option(
-        help="Pair formats: split unit, duplicates (duplicate clusters; label-0 pairs across splits are "
-             "dropped and counted) or all-pairs (components of all labelled pairs: nothing dropped).")] = "duplicates",
+        help="Pair formats: split unit, all-pairs (components of all labelled pairs: nothing dropped; the "
+             "default) or duplicates (duplicate clusters; label-0 pairs across splits are dropped and counted).")] = "all-pairs",
 ) -> None:
     """Read SOURCES, split by question, write DIR/{train,dev,test}.jsonl, stats.json, manifest.json.
 
@@ -74,7 +74,7 @@ def prepare(
 
     from qaembed.errors import ConfigError
 
-    if data_format == "qa" and (pair_columns is not None or pair_split_by != "duplicates"):
+    if data_format == "qa" and (pair_columns is not None or pair_split_by != "all-pairs"):
         raise ConfigError("--pair-columns and --pair-split-by apply to pair data: give a pair --format "
                           "(pairs-qqp, pairs-csv, pairs-jsonl, pairs-hf, se-duplicates)")
     if data_format != "qa":
