@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from qaembed import late_interaction
-from qaembed.late_interaction import add_token_projection, save_model, token_embeddings, token_projection
+from qaembed.late_interaction import add_token_projection, load_model, save_model, token_embeddings, token_projection
 
 TEXTS = ["How do I store hops?", "Keep them cold and away from air; vacuum-sealed in a freezer works best.", "hi"]
 
@@ -51,24 +51,28 @@ def test_token_embeddings_are_projected_and_unit_length_and_pooling_is_unchanged
 
 
 def test_maxsim_model_saves_in_pylate_layout_and_reloads_with_equal_tokens(tiny_model_dir, tmp_path):
-    from sentence_transformers import SentenceTransformer
+    from safetensors.torch import load_file
 
     model = _model(tiny_model_dir)
     before, mask = _tokens(model)
     save_model(model, tmp_path / "m", "maxsim", query_length=24)
     modules = json.loads((tmp_path / "m" / "modules.json").read_text())
-    assert [(m["idx"], m["path"]) for m in modules] == [(0, ""), (1, "1_Dense")]
+    assert [(m["idx"], m["path"], m["type"]) for m in modules] == [
+        (0, "", "sentence_transformers.models.Transformer"), (1, "1_Dense", "pylate.models.Dense.Dense")]
     dense = json.loads((tmp_path / "m" / "1_Dense" / "config.json").read_text())
-    assert dense["in_features"] == 32 and dense["out_features"] == 16 and dense["bias"] is False
-    assert dense["module_input_name"] == "token_embeddings"
-    assert dense["activation_function"] == "torch.nn.modules.linear.Identity"
+    assert dense == {"in_features": 32, "out_features": 16, "bias": False,
+                     "activation_function": "torch.nn.modules.linear.Identity", "use_residual": False}
+    assert list(load_file(str(tmp_path / "m" / "1_Dense" / "model.safetensors"))) == ["linear.weight"]
+    transformer = json.loads((tmp_path / "m" / "sentence_bert_config.json").read_text())
+    assert transformer == {"max_seq_length": model.max_seq_length, "do_lower_case": False}  # the 5.x form
     config = json.loads((tmp_path / "m" / "config_sentence_transformers.json").read_text())
     assert {k: config[k] for k in ("query_prefix", "document_prefix", "do_query_expansion", "skiplist_words",
                                    "attend_to_expansion_tokens")} == \
         {"query_prefix": "", "document_prefix": "", "do_query_expansion": False, "skiplist_words": [],
          "attend_to_expansion_tokens": False}
     assert config["query_length"] == 24 and config["document_length"] == model.max_seq_length
-    reloaded = SentenceTransformer(str(tmp_path / "m"), device="cpu")
+    reloaded = load_model(tmp_path / "m", device="cpu")
+    assert [type(m).__name__ for m in reloaded] == ["Transformer", "Dense"]
     after, after_mask = _tokens(reloaded)
     assert torch.equal(after_mask, mask)
     assert (after - before).abs().max() <= 1e-5
@@ -87,6 +91,7 @@ def test_combined_model_keeps_the_pooled_head_and_reloads_with_equal_tokens(tiny
     save_model(model, tmp_path / "m", "combined")
     reloaded = SentenceTransformer(str(tmp_path / "m"), device="cpu")
     assert [type(m).__name__ for m in reloaded] == ["Transformer", "Pooling", "Normalize", "Dense"]
+    assert [type(m).__name__ for m in load_model(tmp_path / "m")] == ["Transformer", "Pooling", "Normalize", "Dense"]
     assert (_tokens(reloaded)[0] - before).abs().max() <= 1e-5
     assert abs(reloaded.encode(TEXTS) - pooled).max() <= 1e-5
 

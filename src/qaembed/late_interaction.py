@@ -130,12 +130,19 @@ def truncate_queries(mask: torch.Tensor, query_length: int | None) -> torch.Tens
     return kept
 
 
+PYLATE_DENSE_TYPE = "pylate.models.Dense.Dense"
+
+
 def save_model(model: SentenceTransformer, path: str | Path, scorer: str, *, query_length: int | None = None) -> None:
     """Save ``model`` for ``scorer`` (``cosine`` | ``maxsim`` | ``combined``); see the module docstring.
 
-    ``cosine``: ``model.save(path)`` as before. ``maxsim``: only the transformer and the token
-    projection (PyLate's layout), plus PyLate's config keys. ``combined``: every module (pooled
-    head first, token ``Dense`` last), plus PyLate's config keys.
+    ``cosine``: ``model.save(path)`` as before. ``maxsim``: PyLate 1.6's ``models.ColBERT`` layout:
+    the transformer at the root, the token projection in ``1_Dense/`` as ``pylate.models.Dense.Dense``
+    (config ``in_features``, ``out_features``, ``bias``, ``activation_function``, ``use_residual``;
+    weight ``linear.weight``), module types and the transformer config in the form
+    sentence-transformers 5 reads, PyLate's keys in ``config_sentence_transformers.json``; read it
+    back with :func:`load_model` (PyLate need not be installed). ``combined``: every module, in
+    sentence-transformers 6's own format (pooled head first, token ``Dense`` last), plus PyLate's keys.
     """
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Transformer
@@ -145,15 +152,18 @@ def save_model(model: SentenceTransformer, path: str | Path, scorer: str, *, que
         model.save(str(path))
         return
     if scorer == "maxsim":
-        projection = token_projection(model)
-        modules = [model[0]] + ([projection] if projection is not None else [])
         if not isinstance(model[0], Transformer):
             raise ConfigError(f"scorer: maxsim: the model's first module is {type(model[0]).__name__}, not a Transformer")
-        to_save = SentenceTransformer(modules=modules, device=str(model.device), trust_remote_code=False)
+        to_save = SentenceTransformer(modules=[model[0]], device=str(model.device), trust_remote_code=False)
         to_save.max_seq_length = model.max_seq_length
+        to_save.save(str(path))
+        projection = token_projection(model)
+        if projection is not None:
+            _save_pylate_dense(projection, path)
+        _portable_module_types(path / "modules.json")
+        _portable_transformer_config(path / "sentence_bert_config.json", model)
     else:
-        to_save = model
-    to_save.save(str(path))
+        model.save(str(path))
     config_path = path / "config_sentence_transformers.json"
     config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
     length = model.max_seq_length
@@ -161,5 +171,92 @@ def save_model(model: SentenceTransformer, path: str | Path, scorer: str, *, que
     config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
 
 
-__all__ = ["TOKEN_KEY", "add_token_projection", "save_model", "token_dimension", "token_embeddings",
+def _save_pylate_dense(projection: Any, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    if projection.bias or type(projection.activation_function).__name__ != "Identity":
+        raise ConfigError("scorer.projection_dim: PyLate's layout needs a linear token projection without bias")
+    folder = path / "1_Dense"
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"in_features": projection.in_features, "out_features": projection.out_features, "bias": False,
+              "activation_function": "torch.nn.modules.linear.Identity", "use_residual": False}
+    (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    save_file({"linear.weight": projection.linear.weight.detach().cpu().contiguous()}, str(folder / "model.safetensors"))
+    modules_json = path / "modules.json"
+    modules = json.loads(modules_json.read_text(encoding="utf-8"))
+    modules.append({"idx": len(modules), "name": str(len(modules)), "path": "1_Dense", "type": PYLATE_DENSE_TYPE})
+    modules_json.write_text(json.dumps(modules, indent=2), encoding="utf-8")
+
+
+def load_model(path: str | Path, device: str | None = None) -> SentenceTransformer:
+    """Load a saved qaembed model, including a ``maxsim`` one in PyLate's layout (without PyLate).
+
+    A folder whose ``modules.json`` names ``pylate.models.Dense.Dense`` is read as the transformer
+    plus a sentence-transformers ``Dense`` on ``token_embeddings`` with the saved weight; any other
+    folder is ``SentenceTransformer(path)``.
+    """
+    from safetensors.torch import load_file
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Dense, Transformer
+    from torch import nn
+
+    path = Path(path)
+    modules_json = path / "modules.json"
+    modules = json.loads(modules_json.read_text(encoding="utf-8")) if modules_json.is_file() else []
+    if not any(m.get("type") == PYLATE_DENSE_TYPE for m in modules):
+        return SentenceTransformer(str(path), device=device, trust_remote_code=False)
+    loaded = []
+    for entry in modules:
+        folder = path / entry["path"]
+        if entry["type"] == PYLATE_DENSE_TYPE:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+            if config.get("use_residual") or config.get("activation_function") != "torch.nn.modules.linear.Identity":
+                raise ConfigError(f"{folder}: only linear PyLate projections (Identity, no residual) are supported")
+            dense = Dense(config["in_features"], config["out_features"], bias=bool(config.get("bias", False)),
+                          activation_function=nn.Identity(), module_input_name=TOKEN_KEY)
+            dense.load_state_dict(load_file(str(folder / "model.safetensors")))
+            loaded.append(dense)
+        elif entry["type"].rsplit(".", 1)[-1] == "Transformer":
+            loaded.append(Transformer.load(str(folder)))
+        else:
+            raise ConfigError(f"{path}: unexpected module {entry['type']} in a PyLate-layout model")
+    model = SentenceTransformer(modules=loaded, device=device, trust_remote_code=False)
+    return model
+
+
+# sentence-transformers 6 writes its new module paths (``sentence_transformers.base.modules...``), which
+# sentence-transformers 5 (and so PyLate 1.6) cannot import; the 5.x names still load in 6 (deprecated aliases)
+_PORTABLE_TYPES = {"Transformer", "Dense", "Pooling", "Normalize"}
+
+
+def _portable_module_types(modules_json: Path) -> None:
+    """Rewrite ``modules.json`` types to ``sentence_transformers.models.<Class>``, loadable by 5.x and 6.x."""
+    modules = json.loads(modules_json.read_text(encoding="utf-8"))
+    for module in modules:
+        name = module["type"].rsplit(".", 1)[-1]
+        if module["type"].startswith("sentence_transformers.") and name in _PORTABLE_TYPES:
+            module["type"] = f"sentence_transformers.models.{name}"
+    modules_json.write_text(json.dumps(modules, indent=2), encoding="utf-8")
+
+
+def _portable_transformer_config(config_path: Path, model: SentenceTransformer) -> None:
+    """Write the transformer's config in the 5.x form (``max_seq_length``, ``do_lower_case``), which 6.x also reads.
+
+    Only for a plain text feature-extraction transformer (the 6.x defaults); anything else is left as saved.
+    """
+    if not config_path.is_file():
+        return
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    text = config.get("modality_config", {}).get("text", {})
+    plain = (config.get("transformer_task", "feature-extraction") == "feature-extraction"
+             and set(config.get("modality_config", {"text": {}})) == {"text"}
+             and text.get("method", "forward") == "forward"
+             and text.get("method_output_name", "last_hidden_state") == "last_hidden_state"
+             and config.get("module_output_name", TOKEN_KEY) == TOKEN_KEY)
+    if plain:
+        legacy = {"max_seq_length": model.max_seq_length, "do_lower_case": bool(getattr(model[0], "do_lower_case", False))}
+        config_path.write_text(json.dumps(legacy, indent=2), encoding="utf-8")
+
+
+__all__ = ["TOKEN_KEY", "add_token_projection", "load_model", "save_model", "token_dimension", "token_embeddings",
            "token_projection", "truncate_queries"]

@@ -169,7 +169,12 @@ def test_maxsim_run_trains_the_projection(tiny_config, tmp_path):
     raw = {**tiny_config, "scorer": {"name": "maxsim", "projection_dim": 16},
            "training": {**tiny_config["training"], "max_steps": 2, "eval_every": None, "save_every": None}}
     train(parse_config(raw), tmp_path / "run")
-    model = SentenceTransformer(str(tmp_path / "run" / "model"), device="cpu")
+    from qaembed.late_interaction import load_model
+
+    model = load_model(tmp_path / "run" / "model", device="cpu")
     assert [type(m).__name__ for m in model] == ["Transformer", "Dense"]
+    base = SentenceTransformer(str(tiny_config["model"]["base"]), device="cpu")
+    trained = dict(model.named_parameters())
+    assert any(not torch.equal(p, trained[n]) for n, p in base.named_parameters() if n in trained)
     tokens = model.encode(["a question?"], output_value="token_embeddings")[0]
     assert tokens.shape[-1] == 16
