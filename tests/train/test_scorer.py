@@ -178,3 +178,26 @@ def test_maxsim_run_trains_the_projection(tiny_config, tmp_path):
     assert any(not torch.equal(p, trained[n]) for n, p in base.named_parameters() if n in trained)
     tokens = model.encode(["a question?"], output_value="token_embeddings")[0]
     assert tokens.shape[-1] == 16
+
+
+def test_killed_and_resumed_combined_run_matches_uninterrupted_run(tiny_config, tmp_path):
+    from qaembed.train import StopTraining, train
+
+    scorer = {**COMBINED, "maxsim_loss": {"name": "pair_bce"}}
+    raw = {**tiny_config, "scorer": scorer,
+           "training": {**tiny_config["training"], "max_steps": 4, "eval_every": None, "save_every": 2}}
+    config = parse_config(raw)
+    train(config, tmp_path / "straight")
+
+    def kill_after_three(step: int) -> None:
+        if step == 3:
+            raise StopTraining
+
+    assert train(config, tmp_path / "killed", step_callback=kill_after_three).status == "stopped"
+    changed = {**raw, "scorer": {**scorer, "projection_dim": 8}}
+    with pytest.raises(ConfigError, match="scorer.projection_dim"):
+        train(parse_config(changed), tmp_path / "killed", resume=True)
+    train(config, tmp_path / "killed", resume=True)
+    straight = [r["loss"] for r in _metrics(tmp_path / "straight") if "loss" in r]
+    resumed = [r["loss"] for r in _metrics(tmp_path / "killed") if "loss" in r]
+    assert resumed == pytest.approx(straight, abs=1e-6)
