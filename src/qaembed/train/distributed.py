@@ -26,8 +26,7 @@ import torch
 import torch.distributed as dist
 
 from qaembed.batching.batch import RankingBatch
-
-Embedded = torch.Tensor | tuple[torch.Tensor, ...]
+from qaembed.train.gradcache import Embedded, pad_to, rows
 
 
 def split_batch(batch: RankingBatch, parts: int) -> list[RankingBatch]:
@@ -146,8 +145,6 @@ def pad_across_processes(tensor: torch.Tensor) -> torch.Tensor:
     One process (or no process group): unchanged. Pooled embeddings have the same shape
     everywhere, so only token tensors and masks grow.
     """
-    from qaembed.train.gradcache import pad_to
-
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1 or tensor.dim() < 2:
         return tensor
     sizes = torch.tensor(tensor.shape[1:], dtype=torch.long, device=tensor.device)
@@ -183,8 +180,6 @@ def gathered_loss_inputs(
     the same seed, so no labels travel between processes, only embeddings). Embeddings are a
     tensor (pooled) or a tuple of row-aligned tensors (MaxSim's tokens and mask).
     """
-    from qaembed.train.gradcache import rows
-
     all_queries = gather_embedded(query_embeddings, [s.num_queries for s in shards])  # (sum n_q, ...)
     all_docs = gather_embedded(doc_embeddings, [s.num_docs for s in shards])  # (sum n_d, ...)
     merged, doc_rows = concat_batches(shards)

@@ -32,8 +32,7 @@ from qaembed.late_interaction import token_embeddings, truncate_queries
 from qaembed.losses.base import LossOutput, RankingLoss
 from qaembed.losses.scores import cosine_scores, maxsim_scores
 from qaembed.train.config import ScorerSection
-
-Embedded = torch.Tensor | tuple[torch.Tensor, ...]
+from qaembed.train.gradcache import Embedded
 
 
 class Scoring:
