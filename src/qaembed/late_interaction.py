@@ -156,7 +156,8 @@ def save_model(model: SentenceTransformer, path: str | Path, scorer: str, *, que
             raise ConfigError(f"scorer: maxsim: the model's first module is {type(model[0]).__name__}, not a Transformer")
         to_save = SentenceTransformer(modules=[model[0]], device=str(model.device), trust_remote_code=False)
         to_save.max_seq_length = model.max_seq_length
-        to_save.save(str(path))
+        # no model card: sentence-transformers' card runs a pooled encode, which a MaxSim-only model has not
+        to_save.save(str(path), create_model_card=False)
         projection = token_projection(model)
         if projection is not None:
             _save_pylate_dense(projection, path)
