@@ -57,6 +57,9 @@ CASES = [
          ideal=lambda b: b.positive.float()),
     Case("cosine_pair", {"labels": "relevance", "in_batch_negatives": True}, "hard_negative",
          ideal=lambda b: b.relevance),
+    Case("pair_bce", {}, "hard_negative", ideal=separated),
+    Case("pair_bce", {"in_batch_negatives": False, "balanced": False}, "mined", excluded=in_batch, ideal=separated),
+    Case("pair_bce", {"hard_negatives": False}, "hard_negative", excluded=lambda b: b.hard_negative, ideal=separated),
     Case("multitask", {"parts": [{"loss": "infonce", "options": {"in_batch_negatives": False}},
                                  {"loss": "triplet", "weight": 0.5}]}, "hard_negative", excluded=in_batch,
          ideal=separated),
@@ -224,6 +227,23 @@ def reference_pair_mse(s, b, use, label):
     return sum(errors) / len(errors)
 
 
+def reference_pair_bce(s, b, tau, offset, balanced, in_batch=True, hard=True):
+    def bce(i, j, label):
+        x = (s[i][j] - offset) / tau
+        return math.log1p(math.exp(-x)) if label else math.log1p(math.exp(x))
+
+    pos, neg = [], []
+    for i in range(b.num_queries):
+        for j in range(b.num_docs):
+            if b.positive[i, j]:
+                pos.append(bce(i, j, 1))
+            elif (b.known[i, j] and hard) or (not b.known[i, j] and in_batch):
+                neg.append(bce(i, j, 0))
+    if balanced:
+        return (sum(pos) / len(pos) + sum(neg) / len(neg)) / 2
+    return (sum(pos) + sum(neg)) / (len(pos) + len(neg))
+
+
 REFERENCES = [
     ("infonce", {"temperature": 0.1}, "hard_negative", lambda s, b: reference_infonce(s, b, 0.1)),
     ("infonce", {"temperature": 0.2, "symmetric": True}, "hard_negative",
@@ -244,6 +264,10 @@ REFERENCES = [
      lambda s, b: reference_pair_mse(s, b, lambda i, j: b.rank[i, j] >= 0, lambda i, j: float(b.relevance[i, j]))),
     ("cosine_pair", {"in_batch_negatives": True}, "hard_negative",
      lambda s, b: reference_pair_mse(s, b, lambda i, j: True, lambda i, j: float(b.positive[i, j]))),
+    ("pair_bce", {"temperature": 0.2, "offset": 0.3}, "hard_negative",
+     lambda s, b: reference_pair_bce(s, b, 0.2, 0.3, balanced=True)),
+    ("pair_bce", {"temperature": 0.5, "balanced": False, "in_batch_negatives": False}, "mined",
+     lambda s, b: reference_pair_bce(s, b, 0.5, 0.0, balanced=False, in_batch=False)),
 ]
 
 

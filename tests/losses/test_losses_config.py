@@ -59,7 +59,8 @@ def test_check_strategy_lists_the_allowed_combinations():
 MODULES = [
     "qaembed.losses.scores", "qaembed.losses.infonce", "qaembed.losses.multiple_positives",
     "qaembed.losses.relaxed_hard_negative", "qaembed.losses.triplet", "qaembed.losses.listwise",
-    "qaembed.losses.mse", "qaembed.losses.cosine_pair", "qaembed.losses.multitask",
+    "qaembed.losses.mse", "qaembed.losses.cosine_pair", "qaembed.losses.multitask", "qaembed.losses.pair_bce",
+    "qaembed.late_interaction",
     "qaembed.batching.relevance", "qaembed.batching.sampler",
 ]
 

@@ -115,3 +115,98 @@ def test_two_processes_match_one_process_on_the_global_batch():
             else:
                 torch.testing.assert_close(grad, d_grad[text], atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(shared_grad, d_grad["shared"], atol=1e-6, rtol=1e-5)
+
+
+# ---- token embeddings (MaxSim): padded to a common length, then gathered like pooled ones ----
+
+TOKEN_DIM = 4
+
+
+def _token_embeddings(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deterministic (n, L, dim) tokens per text, 2-5 real tokens by text, padded to this call's longest."""
+    lengths = [2 + sum(map(ord, text)) % 4 for text in texts]
+    tokens = torch.zeros(len(texts), max(lengths), TOKEN_DIM)
+    for row, (text, length) in enumerate(zip(texts, lengths, strict=True)):
+        generator = torch.Generator().manual_seed(sum(ord(c) * 17**i for i, c in enumerate(text)) % 2**31)
+        tokens[row, :length] = torch.nn.functional.normalize(torch.randn(length, TOKEN_DIM, generator=generator), dim=1)
+    mask = torch.arange(max(lengths))[None, :] < torch.tensor(lengths)[:, None]
+    return tokens, mask
+
+
+def _maxsim_loss(q, d, batch: RankingBatch) -> torch.Tensor:
+    from qaembed.losses import build_loss
+    from qaembed.losses.scores import maxsim_scores
+
+    (q_tok, q_mask), (d_tok, d_mask) = q, d
+    scores = maxsim_scores(q_tok, q_mask, d_tok, d_mask, reduce="mean")
+    return build_loss("infonce", {"temperature": 0.1})(scores, batch).loss
+
+
+def _token_worker(rank: int, world: int, port: int, results) -> None:
+    import torch.distributed as dist
+
+    from qaembed.train.distributed import gathered_loss_inputs
+
+    # a forked child must not enter the OpenMP pool its parent already used (it would wait forever);
+    # MaxSim's einsum is large enough to go parallel, the pooled test's products are not
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        local = split_batch(_global_batch(), world)[rank]
+        q_tok, q_mask = _token_embeddings(local.queries)
+        d_tok, d_mask = _token_embeddings(local.docs)
+        q_tok.requires_grad_()
+        d_tok.requires_grad_()
+        all_q, all_d, merged = gathered_loss_inputs((q_tok, q_mask), (d_tok, d_mask), split_batch(_global_batch(), world))
+        assert all_q[1].dtype == torch.bool and all_q[0].shape[1] == all_q[1].shape[1]
+        loss = _maxsim_loss(all_q, all_d, merged)
+        loss.backward()
+        results[rank] = (loss.item(), local.queries, local.docs, q_tok.grad.clone(), d_tok.grad.clone())
+    finally:
+        dist.destroy_process_group()
+
+
+def test_pad_and_gather_helpers_are_identities_on_one_process():
+    from qaembed.train.distributed import gather_embedded, pad_across_processes
+    from qaembed.train.gradcache import cat_padded, pad_to
+
+    tokens, mask = _token_embeddings(["ab", "abcd", "x"])
+    assert pad_across_processes(tokens) is tokens
+    gathered = gather_embedded((tokens, mask), [3])
+    assert torch.equal(gathered[0], tokens) and torch.equal(gathered[1], mask) and gathered[1].dtype == torch.bool
+    padded = pad_to(tokens, (3, tokens.shape[1] + 2, TOKEN_DIM))
+    assert padded.shape == (3, tokens.shape[1] + 2, TOKEN_DIM) and torch.equal(padded[:, : tokens.shape[1]], tokens)
+    assert bool((padded[:, tokens.shape[1] :] == 0).all())
+    joined = cat_padded([mask[:1], mask[1:, :2]])
+    assert joined.shape == (3, mask.shape[1]) and joined[1:, 2:].sum() == 0
+
+
+def test_two_processes_match_one_process_for_maxsim_token_embeddings():
+    world = 2
+    manager = mp.get_context("fork").Manager()
+    results = manager.dict()
+    mp.start_processes(_token_worker, args=(world, _free_port(), results), nprocs=world, join=True, start_method="fork")
+    batch = _global_batch()
+    q_tok, q_mask = _token_embeddings(batch.queries)
+    d_tok, d_mask = _token_embeddings(batch.docs)
+    q_tok.requires_grad_()
+    d_tok.requires_grad_()
+    expected = _maxsim_loss((q_tok, q_mask), (d_tok, d_mask), batch)
+    expected.backward()
+    q_grad = dict(zip(batch.queries, q_tok.grad))
+    d_grad = dict(zip(batch.docs, d_tok.grad))
+    shared_grad = None
+    for rank in range(world):
+        loss, queries, docs, local_q_grad, local_d_grad = results[rank]
+        assert loss == pytest.approx(expected.item(), abs=1e-6)
+        for text, grad in zip(queries, local_q_grad / world):
+            reference = q_grad[text]
+            torch.testing.assert_close(grad, reference[: grad.shape[0]], atol=1e-6, rtol=1e-5)
+        for text, grad in zip(docs, local_d_grad / world):
+            reference = d_grad[text][: grad.shape[0]]
+            if text == "shared":
+                shared_grad = grad if shared_grad is None else shared_grad + grad
+            else:
+                torch.testing.assert_close(grad, reference, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(shared_grad, d_grad["shared"][: shared_grad.shape[0]], atol=1e-6, rtol=1e-5)

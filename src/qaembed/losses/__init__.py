@@ -15,12 +15,13 @@ A sketch (not run: it needs a model and records)::
 
 * ``LOSSES``: closed dict name -> loss class (``infonce``, ``multiple_positives``,
   ``relaxed_hard_negative``, ``triplet``, ``listwise``, ``mse``, ``cosine_pair``,
-  ``multitask``). Each class has ``name``, ``config_class`` (pydantic, extra keys
+  ``pair_bce``, ``multitask``). Each class has ``name``, ``config_class`` (pydantic, extra keys
   forbidden, ranges validated) and ``strategies`` (accepted batching strategies).
 * ``build_loss(name, options) -> RankingLoss`` validates; ``loss.accepted_strategies()``.
 * ``check_strategy(loss_name, strategy_name, options=None)``: raises ConfigError listing
   the strategies the loss accepts (``options`` matter only for ``multitask``).
-* ``qaembed.losses.scores.cosine_scores(q_emb, d_emb)``: the scorer (MaxSim later).
+* ``qaembed.losses.scores``: the scorers, ``cosine_scores(q_emb, d_emb)`` and
+  ``maxsim_scores(q_tok, q_mask, d_tok, d_mask)`` (late interaction); every loss takes either.
 * ``loss_table()`` / ``strategy_table()``: options, defaults, ranges for the CLI and docs.
 
 Masks are applied with ``torch.where`` and a finite dtype-aware large negative
@@ -42,6 +43,7 @@ from qaembed.losses.listwise import ListwiseLoss
 from qaembed.losses.mse import VoteRegressionLoss
 from qaembed.losses.multiple_positives import MultiplePositivesLoss
 from qaembed.losses.multitask import MultitaskLoss
+from qaembed.losses.pair_bce import PairBCELoss
 from qaembed.losses.relaxed_hard_negative import RelaxedHardNegativeLoss
 from qaembed.losses.triplet import TripletLoss
 
@@ -55,6 +57,7 @@ LOSSES: dict[str, type[RankingLoss]] = {
         ListwiseLoss,
         VoteRegressionLoss,
         CosinePairLoss,
+        PairBCELoss,
         MultitaskLoss,
     )
 }

@@ -82,7 +82,7 @@ def default_entries() -> list[GridEntry]:
     negative, triplet with hard negatives, listwise), the InfoNCE variants (standard, no
     in-batch negatives, no hard negatives: all on the same ``hard_negative`` batches, so
     only the loss's masks differ), MSE on votes, and listwise with and without in-batch
-    negatives.
+    negatives, and ``pair_bce`` (binary cross-entropy, on pooled cosine here).
     """
     rows = [
         ("infonce", "infonce", {}, "hard_negative", {},
@@ -109,6 +109,8 @@ def default_entries() -> list[GridEntry]:
          "cosine similarity regressed onto normalized votes"),
         ("cosine_pair", "cosine_pair", {"labels": "relevance", "in_batch_negatives": True}, "hard_negative", {},
          "cosine regression onto relevance, other questions' answers onto 0"),
+        ("pair_bce", "pair_bce", {}, "hard_negative", {},
+         "binary cross-entropy on labelled pairs (ColTrast's late-interaction loss, here on pooled cosine)"),
         ("multitask_infonce_listwise", "multitask",
          {"parts": [{"loss": "infonce", "weight": 1.0}, {"loss": "listwise", "weight": 0.5}]}, "hard_negative", {},
          "InfoNCE + 0.5 x listwise on the same batches"),

@@ -1,6 +1,6 @@
 """The typed configuration of a training run (``qaembed train --config FILE``).
 
-A config file is YAML or JSON with five sections (every key optional except
+A config file is YAML or JSON with six sections (every key optional except
 ``data.dataset``; unknown keys are errors)::
 
     model:    {base: minilm, max_seq_length: 256, projection_dim: null, pooling: null,
@@ -9,6 +9,7 @@ A config file is YAML or JSON with five sections (every key optional except
                max_dev_questions: null, train_questions_file: null}
     strategy: {name: infonce, options: {}}
     loss:     {name: infonce, options: {temperature: 0.05}}
+    scorer:   {name: cosine}    # or maxsim / combined, see ScorerSection; `scorer: maxsim` is short for {name: maxsim}
     training: {batch_size: 32, mini_batch_size: null, max_steps: null, epochs: 1, lr: 2.0e-5,
                warmup_ratio: 0.1, weight_decay: 0.01, scheduler: linear, max_grad_norm: 1.0,
                budget: null, mixed_precision: "no", seed: 42, eval_every: null, eval_metric: retrieval/ndcg@10,
@@ -69,6 +70,62 @@ class LossSection(_Section):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class CombinedWeights(_Section):
+    pooled: float = Field(ge=0, le=1000)  # weight of the loss on the pooled cosine scores
+    maxsim: float = Field(ge=0, le=1000)  # weight of the loss on the MaxSim scores
+
+    @model_validator(mode="after")
+    def _check(self) -> CombinedWeights:
+        if self.pooled == 0 and self.maxsim == 0:
+            raise ValueError("at least one weight must be > 0")
+        return self
+
+
+ScorerName = Literal["cosine", "maxsim", "combined"]
+
+
+class ScorerSection(_Section):
+    """How embeddings become the (n_q, n_d) score matrix the loss sees.
+
+    * ``cosine`` (default): pooled sentence embeddings, cosine similarity (unchanged behaviour);
+    * ``maxsim``: token embeddings (optional ``projection_dim`` projection, L2 per token) and
+      MaxSim; ``reduce: mean`` (default) divides by the query's real tokens, so scores lie in
+      [-1, 1] like cosines and every loss's defaults apply; ``sum`` is ColBERT's raw sum;
+    * ``combined``: one forward pass, both score matrices; the loss is
+      ``weights.pooled * pooled_loss(cosine) + weights.maxsim * maxsim_loss(MaxSim)``, each part
+      logged (``loss/pooled``, ``loss/maxsim``). ``pooled_loss`` / ``maxsim_loss`` default to the
+      ``loss`` section.
+    """
+
+    name: ScorerName = "cosine"
+    projection_dim: int | None = Field(None, ge=1)  # token projection (Dense, no bias); None: the hidden size
+    reduce: Literal["mean", "sum"] = "mean"  # MaxSim over query tokens: mean (in [-1, 1]) or sum (ColBERT)
+    query_length: int | None = Field(None, ge=1)  # query tokens beyond it take no part in MaxSim
+    doc_chunk_size: int | None = Field(None, ge=1)  # MaxSim over this many documents at a time (memory)
+    weights: CombinedWeights | None = None  # combined only (required there)
+    pooled_loss: LossSection | None = None  # combined only: loss on the pooled cosine scores
+    maxsim_loss: LossSection | None = None  # combined only: loss on the MaxSim scores
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check(self) -> ScorerSection:
+        if self.name == "combined" and self.weights is None:
+            raise ValueError("scorer 'combined' needs weights: {pooled: w, maxsim: w}")
+        if self.name != "combined":
+            extra = [key for key in ("weights", "pooled_loss", "maxsim_loss") if getattr(self, key) is not None]
+            if extra:
+                raise ValueError(f"{', '.join(extra)}: only for scorer 'combined' (scorer is {self.name!r})")
+        if self.name == "cosine":
+            extra = [key for key in ("projection_dim", "query_length", "doc_chunk_size") if getattr(self, key) is not None]
+            if extra:
+                raise ValueError(f"{', '.join(extra)}: only for scorers 'maxsim' and 'combined' (scorer is 'cosine')")
+        return self
+
+
 class TrainingSection(_Section):
     batch_size: int = Field(32, ge=1)  # questions per step (per process)
     mini_batch_size: int | None = Field(None, ge=1)  # GradCache chunk in texts; None = off
@@ -106,6 +163,7 @@ class TrainConfig(_Section):
     data: DataSection
     strategy: StrategySection = Field(default_factory=StrategySection)
     loss: LossSection = Field(default_factory=LossSection)
+    scorer: ScorerSection = Field(default_factory=ScorerSection)
     training: TrainingSection = Field(default_factory=TrainingSection)
 
     def to_dict(self) -> dict[str, Any]:

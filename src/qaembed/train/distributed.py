@@ -13,6 +13,11 @@ tensor over processes and returns each process its own rows. Every process compu
 same loss ``L``, so each process's embedding gradient is ``world_size * dL/de``, and
 DDP's gradient *averaging* over processes then yields exactly ``dL/dtheta`` of the
 single-process global batch (tested in ``tests/train/test_distributed.py``).
+
+Token embeddings (MaxSim, ``qaembed.train.scoring``) come as ``(tokens, mask)``: each process
+pads its batch to its own longest text, so before the gather every tensor is zero-padded to
+the largest size any process has in each dimension after the first (:func:`pad_across_processes`,
+one ``all_reduce(MAX)`` of the shape); padded tokens have mask 0 and never score.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import torch
 import torch.distributed as dist
 
 from qaembed.batching.batch import RankingBatch
+from qaembed.train.gradcache import Embedded, pad_to, rows
 
 
 def split_batch(batch: RankingBatch, parts: int) -> list[RankingBatch]:
@@ -133,15 +139,48 @@ def all_gather_with_grad(tensor: torch.Tensor, sizes: list[int]) -> torch.Tensor
     return _AllGatherWithGrad.apply(tensor, sizes, dist.get_rank())
 
 
+def pad_across_processes(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` zero-padded in every dimension after the first to the largest size of any process.
+
+    One process (or no process group): unchanged. Pooled embeddings have the same shape
+    everywhere, so only token tensors and masks grow.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1 or tensor.dim() < 2:
+        return tensor
+    sizes = torch.tensor(tensor.shape[1:], dtype=torch.long, device=tensor.device)
+    dist.all_reduce(sizes, op=dist.ReduceOp.MAX)
+    return pad_to(tensor, (tensor.shape[0], *sizes.tolist()))
+
+
+def gather_embedded(embedded: Embedded, sizes: list[int]) -> Embedded:
+    """Every process's rows of a tensor or tuple of tensors (padded to a common shape), gradient to own rows.
+
+    Bool masks travel as uint8 (not every backend gathers bool) and come back as bool.
+    """
+    parts = (embedded,) if isinstance(embedded, torch.Tensor) else tuple(embedded)
+    gathered = []
+    for tensor in parts:
+        is_bool = tensor.dtype == torch.bool
+        padded = pad_across_processes(tensor.to(torch.uint8) if is_bool else tensor)
+        result = all_gather_with_grad(padded, sizes)
+        gathered.append(result.bool() if is_bool else result)
+    return gathered[0] if isinstance(embedded, torch.Tensor) else tuple(gathered)
+
+
+def _device(embedded: Embedded) -> torch.device:
+    return (embedded if isinstance(embedded, torch.Tensor) else embedded[0]).device
+
+
 def gathered_loss_inputs(
-    query_embeddings: torch.Tensor, doc_embeddings: torch.Tensor, shards: list[RankingBatch]
-) -> tuple[torch.Tensor, torch.Tensor, RankingBatch]:
+    query_embeddings: Embedded, doc_embeddings: Embedded, shards: list[RankingBatch]
+) -> tuple[Embedded, Embedded, RankingBatch]:
     """The global batch's query and document embeddings and labels, with gradient to local rows.
 
     ``shards`` are every process's batches in rank order (each process builds them all from
-    the same seed, so no labels travel between processes, only embeddings).
+    the same seed, so no labels travel between processes, only embeddings). Embeddings are a
+    tensor (pooled) or a tuple of row-aligned tensors (MaxSim's tokens and mask).
     """
-    all_queries = all_gather_with_grad(query_embeddings, [s.num_queries for s in shards])  # (sum n_q, dim)
-    all_docs = all_gather_with_grad(doc_embeddings, [s.num_docs for s in shards])  # (sum n_d, dim)
+    all_queries = gather_embedded(query_embeddings, [s.num_queries for s in shards])  # (sum n_q, ...)
+    all_docs = gather_embedded(doc_embeddings, [s.num_docs for s in shards])  # (sum n_d, ...)
     merged, doc_rows = concat_batches(shards)
-    return all_queries, all_docs[doc_rows.to(all_docs.device)], merged.to(query_embeddings.device)
+    return all_queries, rows(all_docs, doc_rows.to(_device(all_docs))), merged.to(_device(query_embeddings))

@@ -18,6 +18,13 @@ Batch Size under Memory Limited Setup", https://arxiv.org/abs/2101.06983):
 
 Because losses are pure functions of scores, this works for every loss. Each chunk is
 trimmed to its own longest text (fewer padded tokens than the batch-wide padding).
+
+What is embedded is chosen by ``embed_fn(model, features)`` (default :func:`embed`, the pooled
+sentence embedding): a tensor or a tuple of tensors with one row per text, e.g. MaxSim's
+``(token_embeddings, mask)`` (``qaembed.train.scoring``). Cached chunks of token embeddings
+differ in length (each chunk is trimmed), so they are zero-padded to the longest chunk before
+concatenation, with mask 0 there; every floating tensor gets its cached gradient, and each
+chunk's gradient is cut back to the chunk's own shape for the second pass.
 """
 
 from __future__ import annotations
@@ -31,12 +38,42 @@ from torch import nn
 
 from qaembed.losses.base import LossOutput
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], LossOutput]
+Embedded = torch.Tensor | tuple[torch.Tensor, ...]
+LossFn = Callable[[Embedded, Embedded], LossOutput]
+EmbedFn = Callable[[nn.Module, dict[str, torch.Tensor]], Embedded]
 
 
 def embed(model: nn.Module, features: dict[str, torch.Tensor]) -> torch.Tensor:
     """(n, dim) sentence embeddings of tokenized texts (a SentenceTransformer forward)."""
     return model(dict(features))["sentence_embedding"]
+
+
+def _as_tuple(embedded: Embedded) -> tuple[torch.Tensor, ...]:
+    return (embedded,) if isinstance(embedded, torch.Tensor) else tuple(embedded)
+
+
+def _like(template: Embedded, parts: tuple[torch.Tensor, ...]) -> Embedded:
+    return parts[0] if isinstance(template, torch.Tensor) else parts
+
+
+def rows(embedded: Embedded, index: slice | torch.Tensor) -> Embedded:
+    """The rows ``index`` of every tensor of ``embedded``."""
+    return _like(embedded, tuple(t[index] for t in _as_tuple(embedded)))
+
+
+def pad_to(tensor: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """``tensor`` zero-padded at the end of every dimension after the first up to ``shape[1:]``."""
+    if tuple(tensor.shape[1:]) == tuple(shape[1:]):
+        return tensor
+    padded = tensor.new_zeros((tensor.shape[0], *shape[1:]))
+    padded[tuple(slice(0, size) for size in tensor.shape)] = tensor
+    return padded
+
+
+def cat_padded(parts: list[torch.Tensor]) -> torch.Tensor:
+    """Row-concatenation of tensors whose later dimensions may differ (zero-padded to the largest)."""
+    shape = tuple(max(sizes) for sizes in zip(*(p.shape for p in parts), strict=True))
+    return torch.cat([pad_to(p, shape) for p in parts])
 
 
 def split_features(features: dict[str, torch.Tensor], chunk_size: int) -> list[dict[str, torch.Tensor]]:
@@ -82,34 +119,51 @@ def forward_backward(
     mini_batch_size: int | None = None,
     backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
     no_sync: Callable[[], ContextManager] = contextlib.nullcontext,
+    embed_fn: EmbedFn = embed,
 ) -> LossOutput:
     """Forward all texts, compute the loss, backward; returns the loss output (graph freed).
 
     ``features`` hold ``num_queries`` query rows followed by the document rows.
     ``backward(scalar)`` runs a backward pass (``accelerator.backward`` applies fp16 loss
     scaling); ``no_sync()`` suppresses DDP's gradient all-reduce for all but the last chunk.
+    ``embed_fn`` says what to embed (see the module docstring).
     """
     num_texts = features["attention_mask"].shape[0]
+    queries, docs = slice(0, num_queries), slice(num_queries, None)
     if mini_batch_size is None or mini_batch_size >= num_texts:
-        embeddings = embed(model, features)  # (n_q + n_d, dim)
-        output = compute_loss(embeddings[:num_queries], embeddings[num_queries:])
+        embeddings = embed_fn(model, features)  # (n_q + n_d, dim), or a tuple of such row-aligned tensors
+        output = compute_loss(rows(embeddings, queries), rows(embeddings, docs))
         backward(output.loss)
         return LossOutput(output.loss.detach(), output.metrics)
 
     chunks = split_features(features, mini_batch_size)
     rng_states = []
     with torch.no_grad():
-        parts = []
+        parts, plain = [], True
         for chunk in chunks:
             rng_states.append(_RngState())
-            parts.append(embed(model, chunk))
-    cached = torch.cat(parts).float().requires_grad_()  # (n_q + n_d, dim) leaf
-    output = compute_loss(cached[:num_queries], cached[num_queries:])
-    output.loss.backward()  # fills cached.grad only: no parameter takes part
-    grads = cached.grad.split([len(c["attention_mask"]) for c in chunks])
-    for index, (chunk, rng_state, grad) in enumerate(zip(chunks, rng_states, grads, strict=True)):
+            embedded = embed_fn(model, chunk)
+            plain = isinstance(embedded, torch.Tensor)
+            parts.append(_as_tuple(embedded))
+    cached = []  # one leaf per embedded tensor, (n_q + n_d, ...) over all chunks
+    for position in range(len(parts[0])):
+        joined = cat_padded([part[position] for part in parts])
+        cached.append(joined.float().requires_grad_() if joined.is_floating_point() else joined)
+    cached_embedded = cached[0] if plain else tuple(cached)
+    output = compute_loss(rows(cached_embedded, queries), rows(cached_embedded, docs))
+    output.loss.backward()  # fills the leaves' .grad only: no parameter takes part
+    sizes = [len(c["attention_mask"]) for c in chunks]
+    grads = [leaf.grad.split(sizes) if leaf.requires_grad and leaf.grad is not None else None for leaf in cached]
+    for index, (chunk, rng_state) in enumerate(zip(chunks, rng_states, strict=True)):
         last = index == len(chunks) - 1
         with rng_state.replay(), (contextlib.nullcontext() if last else no_sync()):
-            chunk_embeddings = embed(model, chunk)  # (chunk, dim), with autograd
-            backward(torch.sum(chunk_embeddings.float() * grad))
+            chunk_embedded = _as_tuple(embed_fn(model, chunk))  # with autograd
+            surrogate = None
+            for tensor, grad in zip(chunk_embedded, grads, strict=True):
+                if grad is None:
+                    continue
+                own = grad[index][tuple(slice(0, size) for size in tensor.shape)]  # cut back to this chunk
+                term = torch.sum(tensor.float() * own)
+                surrogate = term if surrogate is None else surrogate + term
+            backward(surrogate)
     return LossOutput(output.loss.detach(), output.metrics)

@@ -12,7 +12,8 @@ Per step:
 3. one forward pass embeds all texts (or GradCache chunks, ``training.mini_batch_size``);
    with ``gather_across_devices`` the embeddings of all processes are gathered with
    gradient and the shards' labels combined, so in-batch negatives span all processes;
-4. ``scores = cosine_scores(q, d)``; ``loss, metrics = loss_fn(scores, batch)``; backward;
+4. ``scores = cosine_scores(q, d)`` (or MaxSim over token embeddings, or both: ``scorer``,
+   ``train/scoring.py``); ``loss, metrics = loss_fn(scores, batch)``; backward;
    a non-finite loss stops the run (:class:`QaembedError` with the step and question ids);
 5. gradient clipping, AdamW step, warmup + linear/cosine decay.
 
@@ -55,6 +56,7 @@ from qaembed.train.budget import TokenCounter, plan_steps
 from qaembed.train.config import TrainConfig, parse_config, save_config
 from qaembed.train.distributed import gathered_loss_inputs, split_batch
 from qaembed.train.gradcache import forward_backward
+from qaembed.train.scoring import Scoring, build_scoring
 
 METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "result.json"
@@ -105,6 +107,14 @@ def build_components(config: TrainConfig) -> tuple[Any, Any]:
     strategy = build_strategy(config.strategy.name, {**config.strategy.options, "query_text": config.data.query_text})
     loss_fn = build_loss(config.loss.name, config.loss.options)
     check_strategy(config.loss.name, config.strategy.name, config.loss.options)
+    for part in ("pooled_loss", "maxsim_loss"):  # scorer: combined may give each score matrix its own loss
+        section = getattr(config.scorer, part)
+        if section is not None:
+            try:
+                build_loss(section.name, section.options)
+                check_strategy(section.name, config.strategy.name, section.options)
+            except ConfigError as exc:
+                raise ConfigError(f"scorer.{part}: {exc}") from exc
     return strategy, loss_fn
 
 
@@ -253,21 +263,28 @@ def _make_accelerator(config: TrainConfig, run_dir: Path) -> Any:
     return accelerator
 
 
-def _freeze_unused_parameters(model: torch.nn.Module, collate: Any) -> list[str]:
-    """Freeze parameters the sentence embedding does not depend on; returns their names.
+def _freeze_unused_parameters(model: torch.nn.Module, collate: Any, scoring: Scoring | None = None) -> list[str]:
+    """Freeze parameters the scorer's embeddings do not depend on; returns their names.
 
     E.g. BERT's pooler: sentence-transformers pools the token embeddings and never uses
     it. Such parameters never get a gradient, so AdamW never touches them either way, but
     DistributedDataParallel would wait for their gradients and fail on the next step. Freezing
     them (found by one probe forward/backward, RNG untouched) is cheaper than DDP's
-    ``find_unused_parameters``, which walks the autograd graph every step.
+    ``find_unused_parameters``, which walks the autograd graph every step. With ``scoring``
+    the probe uses what the scorer embeds (MaxSim: the token projection takes part, a pooled
+    head does not); a model without token outputs fails here, before the first step.
     """
     from qaembed.batching.collate import tokenize
 
     device = next(model.parameters()).device  # the encoder may already sit on a GPU
     features = {k: v.to(device) for k, v in tokenize(collate.tokenizer, ["probe"], collate.max_length).items()}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        model(dict(features))["sentence_embedding"].sum().backward()
+        if scoring is None:
+            model(dict(features))["sentence_embedding"].sum().backward()
+        else:
+            embedded = scoring.embed(model, features)
+            parts = (embedded,) if isinstance(embedded, torch.Tensor) else embedded
+            sum(part.sum() for part in parts if part.is_floating_point()).backward()
     unused = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
     for name, parameter in model.named_parameters():
         if name in unused:
@@ -330,7 +347,7 @@ def train(
     from tqdm.auto import tqdm
 
     from qaembed.batching.collate import Collator
-    from qaembed.losses.scores import cosine_scores
+    from qaembed.late_interaction import add_token_projection, save_model
     from qaembed.model import build_encoder
     from qaembed.provenance import environment, hash_files
 
@@ -349,6 +366,7 @@ def train(
     world = accelerator.num_processes
 
     strategy, loss_fn = build_components(config)
+    scoring = build_scoring(config.scorer, loss_fn)
     train_records = _read_records(config, "train", config.data.max_train_questions)
     dev_records = _read_records(config, "dev", config.data.max_dev_questions)
     global_batch_size = training.batch_size * world
@@ -365,6 +383,11 @@ def train(
         pooling=config.model.pooling,
         max_seq_length=config.model.max_seq_length,
     )
+    if config.scorer.name != "cosine":
+        add_token_projection(model, config.scorer.projection_dim, option="scorer.projection_dim")
+        if config.scorer.name == "maxsim":
+            logger.warning("scorer: maxsim: dev metrics (early stopping, best_model) are computed with the pooled "
+                           "embedding until evaluation supports MaxSim; the saved model is MaxSim-only")
     if config.model.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     collate = Collator(model, config.model.max_seq_length)
@@ -376,10 +399,10 @@ def train(
         total_steps = plan_steps(training.budget, shard_lists, count_tokens)
     else:
         total_steps = training.max_steps or math.ceil(training.epochs * steps_per_epoch)
-    _freeze_unused_parameters(model, collate)
+    _freeze_unused_parameters(model, collate, scoring)
     optimizer, scheduler = _optimizer_and_scheduler(model, config, total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
-    loss_fn = loss_fn.to(accelerator.device)
+    scoring = scoring.to(accelerator.device)
     scaler = accelerator.scaler
 
     state: dict[str, Any] = {
@@ -433,7 +456,8 @@ def train(
         if state["best_metric"] is None or value > state["best_metric"]:
             state.update(best_metric=value, best_step=step, evals_without_improvement=0)
             if main:
-                accelerator.unwrap_model(model).save(str(run_dir / "best_model"))
+                save_model(accelerator.unwrap_model(model), run_dir / "best_model", config.scorer.name,
+                           query_length=config.scorer.query_length)
         else:
             state["evals_without_improvement"] += 1
         state.update(last_dev=summary, last_eval_step=step)
@@ -441,12 +465,12 @@ def train(
         return patience is not None and state["evals_without_improvement"] >= patience
 
     def compute_loss(shards: list[RankingBatch], local: RankingBatch):
-        def loss_of(query_embeddings: torch.Tensor, doc_embeddings: torch.Tensor):
+        def loss_of(query_embeddings, doc_embeddings):  # tensors, or tuples of tensors (scorer)
             if training.gather_across_devices and world > 1:
                 query_embeddings, doc_embeddings, batch = gathered_loss_inputs(query_embeddings, doc_embeddings, shards)
             else:
                 batch = local
-            return loss_fn(cosine_scores(query_embeddings, doc_embeddings), batch)
+            return scoring.loss(query_embeddings, doc_embeddings, batch)
 
         return loss_of
 
@@ -479,7 +503,7 @@ def train(
             output = forward_backward(
                 model, features, local.num_queries, compute_loss(shards, local.to(accelerator.device)),
                 mini_batch_size=training.mini_batch_size, backward=accelerator.backward,
-                no_sync=lambda: accelerator.no_sync(model),
+                no_sync=lambda: accelerator.no_sync(model), embed_fn=scoring.embed,
             )
             loss_value = float(accelerator.reduce(output.loss.detach().reshape(1), reduction="mean").item())
             if not math.isfinite(loss_value):
@@ -543,7 +567,8 @@ def train(
     elif state.get("last_eval_step") != step:
         evaluate_and_track()  # the final model's dev metrics
     if main:
-        accelerator.unwrap_model(model).save(str(run_dir / "model"))
+        save_model(accelerator.unwrap_model(model), run_dir / "model", config.scorer.name,
+                   query_length=config.scorer.query_length)
     result = _result(status, step, state, run_dir, state.get("last_dev"))
     if main:
         write_json(run_dir / RESULT_FILE, result.to_dict())

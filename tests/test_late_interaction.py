@@ -1,0 +1,109 @@
+"""Token embeddings for MaxSim and the saved layout: a MaxSim model saves in PyLate's
+``models.ColBERT`` layout, a combined one keeps its pooled head; both reload with the same
+token embeddings."""
+
+from __future__ import annotations
+
+import doctest
+import json
+
+import pytest
+import torch
+
+from qaembed import late_interaction
+from qaembed.late_interaction import add_token_projection, load_model, save_model, token_embeddings, token_projection
+
+TEXTS = ["How do I store hops?", "Keep them cold and away from air; vacuum-sealed in a freezer works best.", "hi"]
+
+
+def _model(tiny_model_dir, projection_dim=16):
+    from sentence_transformers import SentenceTransformer
+
+    torch.manual_seed(1)
+    model = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    model.eval()
+    return add_token_projection(model, projection_dim, option="scorer.projection_dim")
+
+
+def _tokens(model):
+    features = model.tokenize(TEXTS)
+    with torch.no_grad():
+        return token_embeddings(model(features))
+
+
+def test_docstring_examples_run():
+    assert doctest.testmod(late_interaction).failed == 0
+
+
+def test_token_embeddings_are_projected_and_unit_length_and_pooling_is_unchanged(tiny_model_dir):
+    from sentence_transformers import SentenceTransformer
+
+    plain = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    model = _model(tiny_model_dir)
+    projection = token_projection(model)
+    assert (projection.in_features, projection.out_features, projection.bias) == (32, 16, False)
+    assert projection.linear.bias is None
+    tokens, mask = _tokens(model)
+    assert tokens.shape[:2] == mask.shape and tokens.shape[2] == 16 and mask.dtype == torch.bool
+    torch.testing.assert_close(tokens.norm(dim=-1), torch.ones(mask.shape), atol=1e-5, rtol=0)
+    # the projection sits after the pooling: the pooled embedding is the base model's
+    torch.testing.assert_close(torch.as_tensor(model.encode(TEXTS)), torch.as_tensor(plain.encode(TEXTS)))
+
+
+def test_maxsim_model_saves_in_pylate_layout_and_reloads_with_equal_tokens(tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    model = _model(tiny_model_dir)
+    before, mask = _tokens(model)
+    save_model(model, tmp_path / "m", "maxsim", query_length=24)
+    modules = json.loads((tmp_path / "m" / "modules.json").read_text())
+    assert [(m["idx"], m["path"], m["type"]) for m in modules] == [
+        (0, "", "sentence_transformers.models.Transformer"), (1, "1_Dense", "pylate.models.Dense.Dense")]
+    dense = json.loads((tmp_path / "m" / "1_Dense" / "config.json").read_text())
+    assert dense == {"in_features": 32, "out_features": 16, "bias": False,
+                     "activation_function": "torch.nn.modules.linear.Identity", "use_residual": False}
+    assert list(load_file(str(tmp_path / "m" / "1_Dense" / "model.safetensors"))) == ["linear.weight"]
+    transformer = json.loads((tmp_path / "m" / "sentence_bert_config.json").read_text())
+    assert transformer == {"max_seq_length": model.max_seq_length, "do_lower_case": False}  # the 5.x form
+    config = json.loads((tmp_path / "m" / "config_sentence_transformers.json").read_text())
+    assert {k: config[k] for k in ("query_prefix", "document_prefix", "do_query_expansion", "skiplist_words",
+                                   "attend_to_expansion_tokens")} == \
+        {"query_prefix": "", "document_prefix": "", "do_query_expansion": False, "skiplist_words": [],
+         "attend_to_expansion_tokens": False}
+    assert config["query_length"] == 24 and config["document_length"] == model.max_seq_length
+    reloaded = load_model(tmp_path / "m", device="cpu")
+    assert [type(m).__name__ for m in reloaded] == ["Transformer", "Dense"]
+    after, after_mask = _tokens(reloaded)
+    assert torch.equal(after_mask, mask)
+    assert (after - before).abs().max() <= 1e-5
+    # sentence-transformers' own encode gives the same (unnormalized) projected tokens
+    raw = reloaded.encode(TEXTS[:1], output_value="token_embeddings")[0]
+    torch.testing.assert_close(torch.nn.functional.normalize(torch.as_tensor(raw), dim=-1),
+                               before[0][mask[0]], atol=1e-5, rtol=0)
+
+
+def test_combined_model_keeps_the_pooled_head_and_reloads_with_equal_tokens(tiny_model_dir, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    model = _model(tiny_model_dir)
+    before, _ = _tokens(model)
+    pooled = model.encode(TEXTS)
+    save_model(model, tmp_path / "m", "combined")
+    reloaded = SentenceTransformer(str(tmp_path / "m"), device="cpu")
+    assert [type(m).__name__ for m in reloaded] == ["Transformer", "Pooling", "Normalize", "Dense"]
+    assert [type(m).__name__ for m in load_model(tmp_path / "m")] == ["Transformer", "Pooling", "Normalize", "Dense"]
+    assert (_tokens(reloaded)[0] - before).abs().max() <= 1e-5
+    assert abs(reloaded.encode(TEXTS) - pooled).max() <= 1e-5
+
+
+def test_a_reloaded_model_keeps_its_projection_as_base_of_a_new_run(tiny_model_dir, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    save_model(_model(tiny_model_dir), tmp_path / "m", "combined")
+    reloaded = SentenceTransformer(str(tmp_path / "m"), device="cpu")
+    assert add_token_projection(reloaded, 16, option="scorer.projection_dim") is reloaded
+    assert len(reloaded) == 4  # not a second projection
+    from qaembed.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="scorer.projection_dim: 128 does not match"):
+        add_token_projection(reloaded, 128, option="scorer.projection_dim")
