@@ -142,7 +142,8 @@ def main() -> None:
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--index", type=Path, default=Path("benchmarks/_work/serve_index"), help="Index folder (built if missing).")
     parser.add_argument("--seconds", type=float, default=20.0, help="Duration of each level.")
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 16],
+                        help="Client counts, one level each (16 twice: memory must not grow on the repeat).")
     parser.add_argument("--results", type=Path, default=None)
     args = parser.parse_args()
 
@@ -164,14 +165,18 @@ def main() -> None:
             for query in questions[:32]:  # warm-up
                 http.post("/search", json={"query": query, "k": 10})
         rss_start = rss_mb(process.pid)
+        def counters() -> tuple[int, int]:
+            with httpx.Client(base_url=url, timeout=60) as http:
+                [state] = http.get("/health").json()["indexes"].values()
+            return state["requests"], state["batches"]
+
         for clients in args.clients:
             before = rss_mb(process.pid)
+            requests_before, batches_before = counters()
             level = load_level(url, questions, clients, args.seconds)
             level.update(clients=clients, rss_before=before, rss_after=rss_mb(process.pid))
-            with httpx.Client(base_url=url, timeout=60) as http:
-                health = http.get("/health").json()["indexes"]
-            [state] = health.values()
-            level["requests_per_pass"] = state["requests"] / max(state["batches"], 1)
+            requests_after, batches_after = counters()
+            level["requests_per_pass"] = (requests_after - requests_before) / max(batches_after - batches_before, 1)
             rows.append(level)
         rss_end = rss_mb(process.pid)
     finally:
