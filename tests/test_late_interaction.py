@@ -107,3 +107,25 @@ def test_a_reloaded_model_keeps_its_projection_as_base_of_a_new_run(tiny_model_d
 
     with pytest.raises(ConfigError, match="scorer.projection_dim: 128 does not match"):
         add_token_projection(reloaded, 128, option="scorer.projection_dim")
+
+
+def test_single_vector_commands_refuse_a_maxsim_only_model_clearly(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """index build / search / eval score with pooled cosine: a MaxSim-only folder is a clear error, not an import failure."""
+    import sys as sys_module
+
+    from qaembed.cli import main
+    from qaembed.late_interaction import is_maxsim_only
+
+    save_model(_model(tiny_model_dir), tmp_path / "m", "maxsim", query_length=24)
+    save_model(_model(tiny_model_dir), tmp_path / "c", "combined")
+    assert is_maxsim_only(tmp_path / "m") and not is_maxsim_only(tmp_path / "c") and not is_maxsim_only(tiny_model_dir)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text('{"id": "q", "title": "t", "answers": [{"id": "a", "text": "x", "score": 1}]}\n')
+    for command in (["index", "build", "--data", str(data), "--split", "train", "--out", str(tmp_path / "i")],
+                    ["eval", "--data", str(data), "--split", "train"]):
+        monkeypatch.setattr(sys_module, "argv", ["qaembed", *command, "--model", str(tmp_path / "m")])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and "late-interaction (MaxSim-only) model" in err and "Traceback" not in err, err

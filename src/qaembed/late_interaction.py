@@ -189,6 +189,16 @@ def _save_pylate_dense(projection: Any, path: Path) -> None:
     modules_json.write_text(json.dumps(modules, indent=2), encoding="utf-8")
 
 
+def is_maxsim_only(path: str | Path) -> bool:
+    """Whether ``path`` is a saved ``maxsim`` model (PyLate's layout: token embeddings, no pooled embedding)."""
+    modules_json = Path(path) / "modules.json"
+    try:
+        modules = json.loads(modules_json.read_text(encoding="utf-8")) if modules_json.is_file() else []
+    except (OSError, ValueError):
+        return False
+    return isinstance(modules, list) and any(isinstance(m, dict) and m.get("type") == PYLATE_DENSE_TYPE for m in modules)
+
+
 def load_model(path: str | Path, device: str | None = None) -> SentenceTransformer:
     """Load a saved qaembed model, including a ``maxsim`` one in PyLate's layout (without PyLate).
 

@@ -118,6 +118,14 @@ def load_encoder(name: str = DEFAULT_MODEL, device: str | None = None, **kwargs)
         raise ValueError("qaembed does not run a model's remote code (trust_remote_code=True)")
     check_device(device)
     resolved = resolve_model(name)
+    from qaembed.late_interaction import is_maxsim_only
+
+    if is_maxsim_only(resolved):
+        raise ConfigError(
+            f"model {name!r} is a late-interaction (MaxSim-only) model in PyLate's layout: it gives token embeddings, "
+            "no pooled sentence embedding, and this command scores with pooled cosine (MaxSim evaluation and search "
+            "are not built yet); train with scorer: combined to keep a pooled head beside the MaxSim one"
+        )
     try:
         return SentenceTransformer(resolved, device=device, trust_remote_code=False, **kwargs)
     except Exception as exc:  # the hub client raises many types; re-raise with what was tried
