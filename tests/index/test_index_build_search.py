@@ -221,3 +221,25 @@ def test_index_of_a_chunk_folder(tiny_model_dir, tmp_path):
     splits = {row["document_id"]: row["split"] for row in map(json_module.loads, (chunks_dir / "qa.jsonl").read_text().splitlines())}
     only_train = build_index(str(tiny_model_dir), chunks_dir, tmp_path / "train-index", splits=["train"], progress=False)
     assert only_train.count == 3 * sum(split == "train" for split in splits.values())
+
+
+def test_index_of_a_pair_dataset(tiny_model_dir, tmp_path):
+    """A pair dataset's distinct questions are the documents: search finds a question's duplicates."""
+    from pathlib import Path as PathType
+
+    from qaembed.data.pairs import prepare_pairs, read_pair_split
+    from qaembed.index import build_index, load_index
+
+    fixture = PathType(__file__).resolve().parents[1] / "data" / "fixtures" / "pairs" / "qqp.tsv"
+    data = tmp_path / "pairs"
+    prepare_pairs([fixture], data, "pairs-qqp", split=(1.0, 0.0, 0.0), progress=False)
+    pairs = read_pair_split(data, "train")
+    questions = {q.id: q.text for pair in pairs for q in (pair.question1, pair.question2)}
+    manifest = build_index(str(tiny_model_dir), data, tmp_path / "index", splits=["train"], progress=False)
+    assert manifest.count == len(questions)
+    index = load_index(tmp_path / "index")
+    some_id, some_text = next(iter(questions.items()))
+    [result] = index.search([some_text], k=len(questions))
+    assert {hit.id for hit in result.hits} == set(questions)
+    top = result.hits[0]
+    assert top.id == some_id and top.question_id == some_id and top.text == some_text and top.split == "train"

@@ -81,6 +81,10 @@ def read_documents_of(data_dir: Path, splits: Sequence[str]) -> tuple[list[dict]
         raise DataError("no such dataset folder (give a folder written by qaembed data prepare)", path=str(data_dir))
     if (data_dir / "chunking.json").is_file():
         return read_chunk_documents(data_dir, splits)
+    from qaembed.data.pairs import is_pair_dataset
+
+    if is_pair_dataset(data_dir):
+        return read_pair_documents(data_dir, splits)
     documents: list[dict] = []
     hashes: dict[str, str] = {}
     first_seen: dict[str, str] = {}
@@ -97,6 +101,40 @@ def read_documents_of(data_dir: Path, splits: Sequence[str]) -> tuple[list[dict]
         hashes[split] = hash_files([path])
     if not documents:
         raise DataError(f"no answers to index in splits {', '.join(splits)}", path=str(data_dir))
+    return documents, hashes
+
+
+def read_pair_documents(data_dir: Path, splits: Sequence[str]) -> tuple[list[dict], dict[str, str]]:
+    """The distinct questions of a pair dataset (``qaembed data prepare --format pairs-...``) as documents:
+    searching it finds a question's duplicates. ``question_id`` / ``question_title`` are the question's
+    own id and text; votes 0; link, author and license from its provenance (Stack Exchange)."""
+    from qaembed.data.pairs import iter_pair_split, pair_dataset_path
+    from qaembed.provenance import hash_files
+
+    documents: list[dict] = []
+    seen: set[str] = set()
+    hashes: dict[str, str] = {}
+    for split in splits:
+        path = pair_dataset_path(data_dir, split)
+        for pair in iter_pair_split(data_dir, split):
+            for question in (pair.question1, pair.question2):
+                if question.id in seen:
+                    continue
+                seen.add(question.id)
+                origin = question.provenance
+                author = origin.author if origin else None
+                documents.append({
+                    "id": question.id, "text": question.text, "votes": 0.0, "accepted": False,
+                    "question_id": question.id, "question_title": question.text.split("\n", 1)[0][:300],
+                    "url": origin.url if origin else None, "question_url": origin.url if origin else None,
+                    "author": (author.name or (f"user {author.id}" if author.id else None)) if author else None,
+                    "author_url": author.url if author else None, "license": origin.license if origin else None,
+                    "site": origin.site if origin else None, "created": origin.created if origin else None,
+                    "split": split,
+                })
+        hashes[split] = hash_files([path])
+    if not documents:
+        raise DataError(f"no questions to index in splits {', '.join(splits)}", path=str(data_dir))
     return documents, hashes
 
 
