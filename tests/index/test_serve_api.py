@@ -259,6 +259,6 @@ def test_the_documented_response_schema_has_every_hit_field(client):
     from qaembed.index import Hit
 
     schema = client.get("/openapi.json").json()["components"]["schemas"]
-    assert list(schema["HitModel"]["properties"]) == [field.name for field in fields(Hit)]
+    assert list(schema["Hit"]["properties"]) == [field.name for field in fields(Hit)]
     assert schema["SearchResponse"]["required"] == ["index", "model", "k", "results"]
 

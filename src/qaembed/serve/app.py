@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qaembed.errors import QaembedError
-from qaembed.index import SearchIndex
+from qaembed.index import Hit, SearchIndex
 from qaembed.serve.batcher import Batcher, Busy
 from qaembed.serve.limits import ServerLimits
 
@@ -68,30 +68,9 @@ class EmbedRequest(BaseModel):
     index: StrictStr | None = Field(None, description="Whose model encodes (default: the first index).")
 
 
-class HitModel(BaseModel):
-    """One answer: rank (1 = best), cosine score and the document's metadata (docs/index.md)."""
-
-    rank: int
-    score: float
-    id: str
-    text: str
-    votes: float
-    accepted: bool
-    question_id: str
-    question_title: str
-    url: str | None
-    question_url: str | None
-    author: str | None
-    author_url: str | None
-    license: str | None
-    site: str | None
-    created: str | None
-    split: str
-
-
 class ResultModel(BaseModel):
     query: str
-    hits: list[HitModel]
+    hits: list[Hit]  # the library's dataclass: one definition for the search results and the API schema
 
 
 class SearchResponse(BaseModel):
