@@ -62,7 +62,7 @@ def test_unknown_loss_name_exits_2_with_the_known_names(tiny_dataset: Path, tmp_
     assert "unknown entries ['nope']" in completed.stderr and "listwise_in_batch" in completed.stderr
 
 
-def test_date_split_and_base_model_notes_reach_suite_json_and_report(tmp_path: Path):
+def test_date_split_and_base_model_notes_reach_suite_json_and_report(tmp_path: Path, shared_data: Path):
     import json
 
     from qaembed.report import build_report
