@@ -25,15 +25,10 @@ def parse_columns(value: str | None) -> dict[str, str] | None:
     >>> parse_columns("question=q,document=readme")
     {'question': 'q', 'document': 'readme'}
     """
-    if not value:
-        return None
-    mapping = {}
-    for part in value.split(","):
-        name, sep, column = part.partition("=")
-        if not sep or name.strip() not in ("question", "answer", "document") or not column.strip():
-            raise ConfigError(f"--qa-columns {value!r}: give FIELD=COLUMN,... with FIELD one of question, answer, document")
-        mapping[name.strip()] = column.strip()
-    return mapping
+    from qaembed.chunking.sources import QA_FIELDS
+    from qaembed.data.hf import parse_column_mapping
+
+    return parse_column_mapping(value, QA_FIELDS, "--qa-columns") or None
 
 
 def chunk_command(

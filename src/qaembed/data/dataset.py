@@ -47,8 +47,13 @@ def iter_jsonl_records(path: str | Path) -> Iterator[QARecord]:
 
 def record_from_json_line(line: str, path: str | Path, line_no: int) -> QARecord:
     """One QARecord from one canonical JSONL line; invalid content raises DataError (file, line, field)."""
+    return model_from_json_line(QARecord, line, path, line_no)
+
+
+def model_from_json_line(model_class, line: str, path: str | Path, line_no: int):
+    """One ``model_class`` (pydantic) from one JSONL line; invalid content raises DataError (file, line, field)."""
     try:
-        return QARecord.model_validate_json(line)
+        return model_class.model_validate_json(line)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first.get("loc", ())) or None

@@ -36,8 +36,10 @@ COLUMN_FIELDS = ("id", "title", "body", "tags", "score", "answers",
 _DEFAULT_COLUMNS = {"answer_id": "id", "answer_text": "text", "answer_score": "score", "answer_accepted": "accepted"}
 
 
-def parse_column_mapping(text: str | None) -> dict[str, str]:
-    """``"id=qid,answer_text=body"`` -> ``{"id": "qid", "answer_text": "body"}``; unknown fields are a ConfigError."""
+def parse_column_mapping(text: str | None, fields: tuple[str, ...] = COLUMN_FIELDS,
+                         option: str = "hf column mapping") -> dict[str, str]:
+    """``"id=qid,answer_text=body"`` -> ``{"id": "qid", "answer_text": "body"}``; a field not in ``fields``
+    is a ConfigError naming ``option`` (pair data and chunking use it with their own fields)."""
     mapping: dict[str, str] = {}
     for part in (text or "").split(","):
         if not part.strip():
@@ -45,9 +47,9 @@ def parse_column_mapping(text: str | None) -> dict[str, str]:
         field, sep, column = part.partition("=")
         field, column = field.strip(), column.strip()
         if not sep or not column:
-            raise ConfigError(f"hf column mapping: expected FIELD=COLUMN, got {part!r}")
-        if field not in COLUMN_FIELDS:
-            raise ConfigError(f"hf column mapping: unknown field {field!r}; allowed: {', '.join(COLUMN_FIELDS)}")
+            raise ConfigError(f"{option}: expected FIELD=COLUMN, got {part!r}")
+        if field not in fields:
+            raise ConfigError(f"{option}: unknown field {field!r}; allowed: {', '.join(fields)}")
         mapping[field] = column
     return mapping
 

@@ -65,12 +65,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from qaembed.data.adapter import BadRow, SourceAdapter, date_field, int_field, parse_native_id
 from qaembed.data.bad_records import BadRecordPolicy
 from qaembed.data.clean import HtmlLimitError, clean_html, normalize_whitespace
-from qaembed.data.dataset import SPLITS, read_json, write_json, write_jsonl_lines
+from qaembed.data.dataset import SPLITS, model_from_json_line, read_json, write_json, write_jsonl_lines
+from qaembed.data.hf import parse_column_mapping
 from qaembed.errors import ConfigError, DataError
 from qaembed.records import Author, Provenance, license_for_date
 
@@ -151,12 +152,7 @@ def iter_pair_split(dataset_dir: str | Path, split: str) -> Iterator[PairRecord]
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            try:
-                yield PairRecord.model_validate_json(line)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                field = ".".join(str(p) for p in first.get("loc", ())) or None
-                raise DataError(first.get("msg", str(exc)), path=str(path), line=line_no, field=field) from exc
+            yield model_from_json_line(PairRecord, line, path, line_no)
 
 
 def read_pair_split(dataset_dir: str | Path, split: str) -> list[PairRecord]:
@@ -165,18 +161,7 @@ def read_pair_split(dataset_dir: str | Path, split: str) -> list[PairRecord]:
 
 def parse_pair_columns(text: str | None) -> dict[str, str]:
     """``"text1=q1_title,label=duplicate_label"`` -> mapping; an unknown field is a ConfigError."""
-    mapping: dict[str, str] = {}
-    for part in (text or "").split(","):
-        if not part.strip():
-            continue
-        field, sep, column = part.partition("=")
-        field, column = field.strip(), column.strip()
-        if not sep or not column:
-            raise ConfigError(f"--pair-columns: expected FIELD=COLUMN, got {part!r}")
-        if field not in PAIR_FIELDS:
-            raise ConfigError(f"--pair-columns: unknown field {field!r}; allowed: {', '.join(PAIR_FIELDS)}")
-        mapping[field] = column
-    return mapping
+    return parse_column_mapping(text, PAIR_FIELDS, "--pair-columns")
 
 
 def parse_label(raw: object) -> int:
