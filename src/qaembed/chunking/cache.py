@@ -50,7 +50,7 @@ class SentenceCache:
         self._connection.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (model_key,))
         self._connection.commit()
 
-    def get(self, texts: Iterable[str]) -> dict[str, tuple[int, np.ndarray]]:
+    def get(self, texts: Iterable[str], *, count: bool = True) -> dict[str, tuple[int, np.ndarray]]:
         texts = list(dict.fromkeys(texts))
         keys = {_key(text): text for text in texts}
         found: dict[str, tuple[int, np.ndarray]] = {}
@@ -60,8 +60,9 @@ class SentenceCache:
             query = f"SELECT key, tokens, vector FROM sentences WHERE key IN ({','.join('?' * len(part))})"
             for key, tokens, vector in self._connection.execute(query, part):
                 found[keys[key]] = (int(tokens), np.frombuffer(vector, dtype=np.float32))
-        self.hits += len(found)
-        self.misses += len(texts) - len(found)
+        if count:  # hits and misses count sentence lookups (chunk texts are looked up uncounted)
+            self.hits += len(found)
+            self.misses += len(texts) - len(found)
         return found
 
     def put(self, items: Mapping[str, tuple[int, np.ndarray]]) -> None:

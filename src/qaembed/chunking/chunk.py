@@ -64,19 +64,20 @@ def token_counts(model, texts: list[str]) -> list[int]:
     return [len(ids) for ids in encoded]
 
 
-def sentence_table(texts: list[str], model, config: ChunkingConfig, cache=None) -> tuple[np.ndarray, list[int], int]:
+def sentence_table(texts: list[str], model, config: ChunkingConfig, cache=None, *,
+                   sentences: bool = True) -> tuple[np.ndarray, list[int], int]:
     """(embeddings, token counts) of distinct ``texts`` in order, and how many had to be encoded.
 
-    With a :class:`~qaembed.chunking.cache.SentenceCache`, texts it holds are not encoded again and
-    the new ones are added to it.
+    With a :class:`~qaembed.chunking.cache.SentenceCache`, texts it holds are not encoded again; new
+    sentences are added to it. ``sentences=False`` (chunk texts): the cache is only read, uncounted.
     """
-    known = cache.get(texts) if cache is not None else {}
+    known = cache.get(texts, count=sentences) if cache is not None else {}
     missing = [text for text in texts if text not in known]
     if missing:
         new_counts = token_counts(model, missing)
         new_vectors = _encode(model, missing, config.batch_size)
         fresh = {text: (count, vector) for text, count, vector in zip(missing, new_counts, new_vectors)}
-        if cache is not None:
+        if cache is not None and sentences:
             cache.put(fresh)
         known = {**known, **fresh}
     if not texts:
@@ -137,15 +138,25 @@ def chunk_documents(
     return chunks, {"skipped_documents": sorted(skipped), **stats}
 
 
-def select_positives(pairs: list[QAPair], chunks: list[Chunk], model, config: ChunkingConfig) -> tuple[list[dict], dict]:
-    """Each pair with its positive chunk (or the answer-text fallback), and the counts of both outcomes."""
+def select_positives(pairs: list[QAPair], chunks: list[Chunk], model, config: ChunkingConfig,
+                     cache=None) -> tuple[list[dict], dict]:
+    """Each pair with its positive chunk (or the answer-text fallback), and the counts of both outcomes.
+
+    Only chunks of documents that some pair points to are embedded, through the sentence cache when
+    one is given: a one-sentence chunk (most of them at the default threshold) is its cached sentence.
+    """
+    wanted = {pair.document_id for pair in pairs}
+    chunks = [chunk for chunk in chunks if chunk.document_id in wanted]
     by_document: dict[str, list[int]] = {}
     for number, chunk in enumerate(chunks):
         by_document.setdefault(chunk.document_id, []).append(number)
     pairs = [pair for pair in pairs if pair.document_id in by_document]
     if not pairs:
         return [], {"pairs": 0, "positive_chunk": 0, "answer_fallback": 0}
-    chunk_embeddings = _encode(model, [chunk.text for chunk in chunks], config.batch_size)
+    distinct = list(dict.fromkeys(chunk.text for chunk in chunks))
+    table, _, _ = sentence_table(distinct, model, config, cache, sentences=False)
+    row = {text: number for number, text in enumerate(distinct)}
+    chunk_embeddings = table[[row[chunk.text] for chunk in chunks]]  # (n_chunks, dim)
     pair_embeddings = _encode(model, [f"{pair.question} {pair.answer}".strip() for pair in pairs], config.batch_size)
     rows, fallback = [], 0
     for pair, embedding in zip(pairs, pair_embeddings):

@@ -204,7 +204,7 @@ def run_chunking(
                 chunks, group_stats = chunk_documents(group, encoder, config, policy, cache=cache)
                 skipped.update(group_stats["skipped_documents"])
                 group_pairs = [pair for d in group if d.id not in skipped for pair in pairs_of.pop(d.id, [])]
-                rows, positive_stats = select_positives(group_pairs, chunks, encoder, config)
+                rows, positive_stats = select_positives(group_pairs, chunks, encoder, config, cache=cache)
                 for row in rows:
                     row["split"] = row.get("split") or document_split(row["document_id"], seed, fractions)
                     qa_file.write(json.dumps(row, ensure_ascii=False) + "\n")
