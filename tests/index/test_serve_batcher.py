@@ -26,7 +26,7 @@ class RecordingIndex:
     def _encode(self, kind, texts):
         if not self.gate.is_set():
             self.entered.set()
-            assert self.gate.wait(10)
+            assert self.gate.wait(120)
         self.passes.append((kind, list(texts)))
         return np.array([[len(text), i] for i, text in enumerate(texts)], dtype=np.float32)
 

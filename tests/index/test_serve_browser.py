@@ -58,7 +58,7 @@ def browser():
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000"):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)  # no driver download
-    driver.set_page_load_timeout(60)
+    driver.set_page_load_timeout(120)
     yield driver
     driver.quit()
 
@@ -70,7 +70,7 @@ def test_page_searches_compares_two_indexes_and_never_runs_answer_html(indexes, 
 
     from qaembed.serve import ServerLimits, create_app
 
-    wait = WebDriverWait(browser, 30)
+    wait = WebDriverWait(browser, 120)  # waits for a state; generous for a loaded machine
     with running_server(create_app(indexes, ServerLimits(max_k=30, max_query_chars=60))) as url:
         browser.get(url + "/")
         wait.until(lambda driver: driver.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
