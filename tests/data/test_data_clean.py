@@ -40,3 +40,97 @@ def test_both_tag_formats_parse():
     assert parse_tags("<python><c++>") == ["python", "c++"]
     assert parse_tags("|python|c++|") == ["python", "c++"]
     assert parse_tags(None) == []
+
+
+# --- the fast walker against a plain recursive reference of the same rules -------------------------
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from qaembed.data.clean import _LINE_TAGS, _PARAGRAPH_TAGS, _PARSER
+
+
+def _reference(html: str) -> str:
+    """The module's rules written the obvious way: recursion, a flat list of pieces, then assembly."""
+    if not html or not html.strip():
+        return ""
+    if "<" not in html and "&" not in html:
+        return " ".join(html.split())
+    pieces: list[object] = []  # str: inline text; ("code", str): a code block; int: a break (1 line, 2 paragraph)
+
+    def visit(element, is_root=False):
+        tag = element.tag if isinstance(element.tag, str) else None
+        if tag is not None and tag not in ("script", "style"):
+            if tag == "pre":
+                pieces.extend([2, ("code", "".join(element.itertext())), 2])
+            else:
+                brk = 2 if tag in _PARAGRAPH_TAGS else 1 if tag in _LINE_TAGS else 0
+                pieces.extend([brk] if brk else [])
+                pieces.append(element.text or "")
+                for child in element:
+                    visit(child)
+                pieces.extend([brk] if brk else [])
+        if not is_root:
+            pieces.append(element.tail or "")
+
+    document = etree.fromstring(f"<div>{html}</div>", _PARSER)
+    if document is not None:
+        visit(document, is_root=True)
+    blocks: list[str] = []
+    pending, inline = 0, []
+    for piece in pieces + [0]:  # a final break flushes the last inline text
+        if isinstance(piece, str):
+            inline.append(piece)
+            continue
+        text = " ".join("".join(inline).split())
+        inline = []
+        if text:
+            blocks.append(("\n\n" if pending == 2 else "\n") if blocks else "")
+            blocks.append(text)
+            pending = 0
+        if isinstance(piece, tuple):
+            code = "\n".join(line.rstrip() for line in piece[1].strip("\n").split("\n"))
+            if code.strip():
+                blocks.append("\n\n" if blocks else "")
+                blocks.append(code)
+            pending = 2
+        else:
+            pending = max(pending, piece)
+    return "".join(blocks)
+
+
+_TAGS = ["p", "div", "b", "code", "a", "li", "ul", "br", "pre", "h2", "blockquote", "script", "span", "tr", "td"]
+_TEXTS = st.sampled_from(["", " ", "word", "  two  words ", "\n", "x\u00a0y", "&amp;", "&lt;b&gt;", "tab\tend",
+                          "  indented\n    code\n", "\u2003em space", "&nbsp;"])
+
+
+@st.composite
+def _html(draw, depth=0):
+    parts = []
+    for _ in range(draw(st.integers(0, 4))):
+        if depth < 4 and draw(st.booleans()):
+            tag = draw(st.sampled_from(_TAGS))
+            inner = draw(_html(depth + 1))
+            closed = draw(st.integers(0, 9)) > 0  # sometimes unclosed: the parser's repairs are walked too
+            parts.append(f"<{tag}>{inner}" + (f"</{tag}>" if closed else ""))
+        else:
+            parts.append(draw(_TEXTS))
+    return "".join(parts)
+
+
+@settings(max_examples=300, deadline=None, database=None, derandomize=True)
+@given(_html())
+def test_clean_html_equals_the_plain_reference_on_generated_html(html):
+    assert clean_html(html) == _reference(html)
+
+
+def test_clean_html_equals_the_plain_reference_on_real_bodies(shared_data):
+    bodies = []
+    for posts in sorted((shared_data / "stackexchange").glob("*/Posts.xml"))[:2]:
+        for _, row in etree.iterparse(str(posts), tag="row"):
+            if row.get("Body"):
+                bodies.append(row.get("Body"))
+            row.clear()
+    assert len(bodies) > 1000
+    assert [clean_html(b) for b in bodies] == [_reference(b) for b in bodies]

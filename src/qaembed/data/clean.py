@@ -31,7 +31,6 @@ _PARAGRAPH_TAGS = frozenset(
 )
 _LINE_TAGS = frozenset("li dt dd tr br caption".split())
 _DROPPED_TAGS = frozenset(("script", "style"))
-_WHITESPACE = re.compile(r"\s+")
 _TAG_SPLIT = re.compile(r"[<>|]+")
 # A plain lxml HTML parser (no HtmlElement class lookup: faster); comments and PIs dropped while parsing.
 # huge_tree lifts libxml2's 10 MB text-node and 256-level depth limits (to 1 GB and 2048 levels).
@@ -44,51 +43,93 @@ class HtmlLimitError(ValueError):
     """The HTML parser stopped (at one of its limits, or at text it cannot encode such as a lone
     surrogate): the body cannot be cleaned whole."""
 
-# Break strengths between text pieces: a line break or a paragraph (blank line).
-_LINE, _PARAGRAPH = 1, 2
+# Break strengths between text pieces: none, a line break, a paragraph (blank line).
+_NONE, _LINE, _PARAGRAPH = 0, 1, 2
+_SEPARATOR = {_NONE: "\n", _LINE: "\n", _PARAGRAPH: "\n\n"}
 
 
-class _Verbatim(str):
-    """Text from a code block: emitted as is, whitespace included."""
+class _Text:
+    """The cleaned text as it is built: blocks joined by the strongest break seen between them.
+
+    Inline text is gathered until the next break and then collapsed (whitespace runs to one
+    space, ``str.split``: the same Unicode whitespace as the regex ``\\s``, four times faster);
+    a block that is empty after collapsing leaves its break pending, so breaks never pile up.
+    """
+
+    __slots__ = ("blocks", "inline", "pending")
+
+    def __init__(self) -> None:
+        self.blocks: list[str] = []
+        self.inline: list[str] = []
+        self.pending = _NONE
+
+    def brk(self, strength: int) -> None:
+        if self.inline:
+            self._emit(" ".join("".join(self.inline).split()))
+            self.inline.clear()
+        if strength > self.pending:
+            self.pending = strength
+
+    def verbatim(self, code: str) -> None:
+        """A code block: its own paragraph, line breaks and indentation kept (trailing spaces dropped)."""
+        self.brk(_PARAGRAPH)
+        code = "\n".join(line.rstrip() for line in code.strip("\n").split("\n"))
+        if code.strip():
+            self._emit(code)
+        self.pending = _PARAGRAPH
+
+    def _emit(self, text: str) -> None:
+        if text:
+            if self.blocks:
+                self.blocks.append(_SEPARATOR[self.pending])
+            self.blocks.append(text)
+            self.pending = _NONE
+
+    def result(self) -> str:
+        self.brk(_NONE)
+        return "".join(self.blocks)
 
 
-def _collect(root: etree._Element, out: list[object]) -> None:
-    """Append text pieces (str), verbatim pieces and break strengths (int) in document order.
+def _walk(root: etree._Element, text: _Text) -> None:
+    """Feed the text, code blocks and breaks of ``root`` to ``text`` in document order.
 
     Iterative (an explicit stack, not recursion), so the depth of the HTML does not matter.
     """
-    # Stack items: an element to open, or a ("close", break, tail) marker to emit after its children.
+    # Stack items: an element to open, or a (break, tail) pair to emit after its children.
     stack: list[object] = [root]
+    inline = text.inline
     while stack:
         item = stack.pop()
-        if isinstance(item, tuple):
-            _, brk, tail = item
+        if item.__class__ is tuple:
+            brk, tail = item
             if brk:
-                out.append(brk)
+                text.brk(brk)
             if tail:
-                out.append(tail)
+                inline.append(tail)
             continue
         element = item
-        tag = element.tag if isinstance(element.tag, str) else None  # comments / PIs have no str tag
+        tag = element.tag
         tail = element.tail if element is not root else None
-        if tag is None or tag in _DROPPED_TAGS:
+        if tag.__class__ is not str or tag in _DROPPED_TAGS:  # comments / PIs have no str tag
             if tail:
-                out.append(tail)
+                inline.append(tail)
             continue
         if tag == "pre":
-            out.append(_PARAGRAPH)
-            out.append(_Verbatim("".join(element.itertext())))
-            out.append(_PARAGRAPH)
-            if tail:
-                out.append(tail)
-            continue
-        brk = _PARAGRAPH if tag in _PARAGRAPH_TAGS else _LINE if tag in _LINE_TAGS else 0
-        if brk:
-            out.append(brk)
-        if element.text:
-            out.append(element.text)
-        stack.append(("close", brk, tail))
-        stack.extend(reversed(list(element)))
+            text.verbatim("".join(element.itertext()))
+        else:
+            brk = _PARAGRAPH if tag in _PARAGRAPH_TAGS else _LINE if tag in _LINE_TAGS else _NONE
+            if brk:
+                text.brk(brk)
+            if element.text:
+                inline.append(element.text)
+            if len(element):
+                stack.append((brk, tail))
+                stack.extend(reversed(element))
+                continue
+            if brk:
+                text.brk(brk)
+        if tail:
+            inline.append(tail)
 
 
 def clean_html(html: str | None) -> str:
@@ -101,6 +142,15 @@ def clean_html(html: str | None) -> str:
     if "<" not in html and "&" not in html:
         return normalize_whitespace(html)
     document = etree.fromstring(f"<div>{html}</div>", _PARSER)
+    if len(_PARSER.error_log):
+        _check_parse_errors()
+    text = _Text()
+    if document is not None:
+        _walk(document, text)
+    return text.result()
+
+
+def _check_parse_errors() -> None:
     limits = [e for e in _PARSER.error_log if e.type_name == "ERR_RESOURCE_LIMIT" or e.level_name == "FATAL"]
     if limits:
         error = limits[0]
@@ -111,49 +161,11 @@ def clean_html(html: str | None) -> str:
         else:
             what = error.message.strip()
         raise HtmlLimitError(f"HTML cannot be cleaned whole: {what}; nothing is truncated silently")
-    pieces: list[object] = []
-    if document is not None:
-        _collect(document, pieces)
-
-    output: list[str] = []
-    inline: list[str] = []
-    pending_break = 0
-
-    def emit(text: str) -> None:
-        nonlocal pending_break
-        if output:
-            output.append("\n" * max(pending_break, _LINE))
-        output.append(text)
-        pending_break = 0
-
-    def flush_inline() -> None:
-        if not inline:
-            return
-        text = _WHITESPACE.sub(" ", "".join(inline)).strip()
-        inline.clear()
-        if text:
-            emit(text)
-
-    for piece in pieces:
-        if isinstance(piece, int):
-            flush_inline()
-            pending_break = max(pending_break, piece)
-        elif isinstance(piece, _Verbatim):
-            flush_inline()
-            code = "\n".join(line.rstrip() for line in piece.strip("\n").split("\n"))
-            if code.strip():
-                pending_break = _PARAGRAPH
-                emit(code)
-                pending_break = _PARAGRAPH
-        else:
-            inline.append(piece)
-    flush_inline()
-    return "".join(output)
 
 
 def normalize_whitespace(text: str | None) -> str:
     """Plain text (titles are not HTML in the dumps) with whitespace runs collapsed to one space."""
-    return _WHITESPACE.sub(" ", text).strip() if text else ""
+    return " ".join(text.split()) if text else ""
 
 
 def parse_tags(raw: str | None) -> list[str]:
