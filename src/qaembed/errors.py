@@ -11,7 +11,7 @@ class DataError(QaembedError):
     """Bad input data, located as precisely as possible (file, line or row, field)."""
 
     def __init__(self, message: str, *, path: str | None = None, line: int | None = None, field: str | None = None):
-        self.path, self.line, self.field = path, line, field
+        self.message, self.path, self.line, self.field = message, path, line, field
         where = ":".join(str(p) for p in (path, line) if p is not None)
         parts = [where] if where else []
         if field:

@@ -65,6 +65,10 @@ def prepare(
     pair_split_by: Annotated[str, typer.Option(
         help="Pair formats: split unit, all-pairs (components of all labelled pairs: nothing dropped; the "
              "default) or duplicates (duplicate clusters; label-0 pairs across splits are dropped and counted).")] = "all-pairs",
+    workers: Annotated[Optional[int], typer.Option(
+        min=1, help="Processes that clean and validate Posts.xml rows (files of 16 MB and more; the output "
+                    "is the same for any number). Default: the CPUs available, at most 8.",
+        show_default=False)] = None,
 ) -> None:
     """Read SOURCES, split by question, write DIR/{train,dev,test}.jsonl, stats.json, manifest.json.
 
@@ -110,7 +114,7 @@ def prepare(
             raise DataError(str(exc)) from exc
         typer.echo(default.line("give SOURCES or run `qaembed data download SITE` for your own data"), err=True)
         sources = default.sources
-    stats = prepare_dataset(sources, out, config, overwrite=overwrite)
+    stats = prepare_dataset(sources, out, config, overwrite=overwrite, workers=workers)
     _print_stats(stats)
     if config.split_mode == "by-date":
         rest = (f"dev = created on/after {config.dev_after}, train = older" if config.dev_after else

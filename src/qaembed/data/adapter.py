@@ -81,6 +81,9 @@ def int_field(
     qaembed.data.adapter.BadRow: Posts.xml:2, field 'Score': not an integer: '1e3' (expected ASCII digits 0-9 with an optional leading '-')
     """
     raw = values.get(name)
+    # The common case first, fast: up to 18 ASCII digits is always within int64 (zero ids go the long way).
+    if raw.__class__ is str and raw.isdigit() and raw.isascii() and len(raw) < 19 and (raw.strip("0") or not positive):
+        return int(raw)
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         if not required:
             return None

@@ -119,7 +119,10 @@ def _walk(root: etree._Element, text: _Text) -> None:
         else:
             brk = _PARAGRAPH if tag in _PARAGRAPH_TAGS else _LINE if tag in _LINE_TAGS else _NONE
             if brk:
-                text.brk(brk)
+                if inline:
+                    text.brk(brk)
+                elif brk > text.pending:  # nothing to flush: only the break is kept (saves a call)
+                    text.pending = brk
             if element.text:
                 inline.append(element.text)
             if len(element):

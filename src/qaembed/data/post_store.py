@@ -50,12 +50,14 @@ class PostStore:
         self._conn.close()
         self._tmp.cleanup()
 
-    def add_post(self, post_id: int, kind: int, parent_id: int | None, line: int | None, data: dict) -> int | None:
-        """Store one post; returns None, or the line of an earlier post with the same id (nothing stored)."""
+    def add_post(self, post_id: int, kind: int, parent_id: int | None, line: int | None, data: dict | str,
+                 ) -> int | None:
+        """Store one post (``data`` a dict, or its JSON already encoded by a worker); returns None, or
+        the line of an earlier post with the same id (nothing stored)."""
         try:
             self._conn.execute(
                 "INSERT INTO posts (id, kind, parent_id, line, data) VALUES (?, ?, ?, ?, ?)",
-                (post_id, kind, parent_id, line, json.dumps(data, ensure_ascii=False)),
+                (post_id, kind, parent_id, line, data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)),
             )
         except sqlite3.IntegrityError:
             row = self._conn.execute("SELECT line FROM posts WHERE id = ?", (post_id,)).fetchone()

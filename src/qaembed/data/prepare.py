@@ -50,6 +50,7 @@ from qaembed.data.adapter import SourceAdapter
 from qaembed.data.dataset import SPLITS, split_path, write_json, write_jsonl_lines
 from qaembed.data.sources import open_source
 from qaembed.data.stats import STATS_FILE, StatsAccumulator
+from qaembed.data.workers import default_workers
 from qaembed.errors import ConfigError, DataError
 from qaembed.records import QARecord
 
@@ -233,14 +234,16 @@ def _unique_name(name: str, taken: dict) -> str:
 
 def prepare_dataset(
     sources: Sequence[str | Path] | None, out_dir: str | Path, config: PrepareConfig | None = None,
-    *, progress: bool = True, overwrite: bool = False,
+    *, progress: bool = True, overwrite: bool = False, workers: int | None = None,
 ) -> dict[str, object]:
     """Build a prepared dataset in ``out_dir`` from ``sources``; returns the stats (also in stats.json).
 
     With no sources, the default data is used (:func:`qaembed.paths.default_data_sources`:
     the Stack Exchange sites on the data search path, else the embedded sample).
     ``out_dir`` must be new or empty unless ``overwrite`` (see :func:`check_output_dir`).
-    Bad input raises :class:`~qaembed.errors.DataError` unless ``config.skip_bad``.
+    Bad input raises :class:`~qaembed.errors.DataError` unless ``config.skip_bad``. ``workers``:
+    processes that clean large ``Posts.xml`` files (default :func:`~qaembed.data.workers.default_workers`;
+    the output does not depend on it).
     """
     config = config or PrepareConfig()
     out_dir = Path(out_dir)
@@ -259,7 +262,8 @@ def prepare_dataset(
     except OSError as exc:
         raise ConfigError(f"--out {out_dir}: cannot write there ({exc.strerror or exc})") from exc
     try:
-        stats = _prepare_into(sources, staging, config, progress=progress)
+        stats = _prepare_into(sources, staging, config, progress=progress,
+                              workers=default_workers() if workers is None else workers)
         for name in OUTPUT_FILES:  # manifest.json last: a reader trusts files whose hashes it lists
             os.replace(staging / name, out_dir / name)
     except BaseException:
@@ -282,7 +286,9 @@ def _remove_empty_dirs(folder: Path, top: Path) -> None:
             return
 
 
-def _prepare_into(sources: Sequence[str | Path], staging: Path, config: PrepareConfig, *, progress: bool) -> dict:
+def _prepare_into(
+    sources: Sequence[str | Path], staging: Path, config: PrepareConfig, *, progress: bool, workers: int,
+) -> dict:
     """Read the sources, split, and write the five output files into ``staging``."""
     source_stats: dict[str, dict] = {}
     source_descriptions = []
@@ -300,7 +306,7 @@ def _prepare_into(sources: Sequence[str | Path], staging: Path, config: PrepareC
     try:
         for spec in sources:
             adapter = open_source(spec, skip_bad=config.skip_bad, encoding=config.encoding,
-                                  hf_columns=config.hf_columns, spill_dir=staging, progress=progress)
+                                  hf_columns=config.hf_columns, spill_dir=staging, progress=progress, workers=workers)
             name = _unique_name(adapter.name, source_stats)
             accumulator, filtered, yielded = _ingest(adapter, name, store, config, split_accumulators)
             if yielded == 0:

@@ -27,9 +27,10 @@ from qaembed.errors import DataError
 
 def open_source(
     spec: str | Path, *, skip_bad: bool = False, encoding: str | None = None, hf_columns: dict[str, str] | None = None,
-    spill_dir: str | Path | None = None, progress: bool = True,
+    spill_dir: str | Path | None = None, progress: bool = True, workers: int = 1,
 ) -> SourceAdapter:
-    """The adapter for one SOURCE argument (see the module docstring), with its own bad-record policy."""
+    """The adapter for one SOURCE argument (see the module docstring), with its own bad-record policy;
+    ``workers``: processes for the per-row work of a large Stack Exchange ``Posts.xml``."""
     policy = BadRecordPolicy(skip=skip_bad)
     text = str(spec)
     if text.startswith("hf:"):
@@ -53,7 +54,7 @@ def open_source(
         if (path / "Posts.xml").is_file():
             from qaembed.data.stackexchange import StackExchangeDump
 
-            return StackExchangeDump(path, policy=policy, spill_dir=spill_dir, progress=progress)
+            return StackExchangeDump(path, policy=policy, spill_dir=spill_dir, progress=progress, workers=workers)
         if (path / "Questions.csv").is_file() and (path / "Answers.csv").is_file():
             from qaembed.data.kaggle import KaggleCsvPair
 

@@ -35,8 +35,9 @@ Example
 from __future__ import annotations
 
 import io
+import json
 import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
@@ -47,6 +48,7 @@ from qaembed.data.adapter import BadRow, SourceAdapter, date_field, int_field, o
 from qaembed.data.bad_records import BadRecordPolicy
 from qaembed.data.clean import HtmlLimitError, clean_html, normalize_whitespace, parse_tags
 from qaembed.data.post_store import ANSWER, QUESTION, PostStore
+from qaembed.data.workers import ordered_map
 from qaembed.errors import DataError
 from qaembed.records import Answer, Author, Provenance, QARecord, license_for_date
 
@@ -137,16 +139,15 @@ def build_record(
     )
 
 
-def spill_post(
-    store: PostStore, values: Mapping[str, str | None], kind: int, path: Path, line: int | None,
-    *, tags_of: Callable[[int], list[str]], notes: Counter[str],
-) -> None:
-    """Validate one question or answer row (dump column names: ``Id``, ``Score``, ``ParentId``, ``Title``,
-    ``Body``, ``OwnerUserId``, ``OwnerDisplayName``, ``CreationDate``, ``AcceptedAnswerId``) and spill it.
+def post_payload(
+    values: Mapping[str, str | None], kind: int, path: Path, line: int | None, *, tags_of: Callable[[int], list[str]],
+) -> tuple[int, int | None, dict | None]:
+    """Validate and clean one question or answer row: ``(post_id, parent_id, payload)``.
 
-    Raises :class:`BadRow` for a missing or malformed number or date, an empty title or question
-    body, HTML beyond the parser's limits, or a duplicate id. An answer whose body is empty after
-    cleaning is not stored and is counted in ``notes["answer_empty_after_cleaning"]``.
+    Dump column names: ``Id``, ``Score``, ``ParentId``, ``Title``, ``Body``, ``OwnerUserId``,
+    ``OwnerDisplayName``, ``CreationDate``, ``AcceptedAnswerId``. Raises :class:`BadRow` for a
+    missing or malformed number or date, an empty title or question body, or HTML beyond the
+    parser's limits. ``payload`` is None for an answer whose body is empty after cleaning.
     """
     post_id = int_field(values, "Id", path, line, positive=True)
     score = int_field(values, "Score", path, line)
@@ -154,22 +155,67 @@ def spill_post(
               "owner_name": values.get("OwnerDisplayName"), "created": date_field(values, "CreationDate", path, line),
               "path": path, "line": line}
     if kind == QUESTION:
-        parent_id = None
         accepted = int_field(values, "AcceptedAnswerId", path, line, required=False, positive=True)
-        data = _question_payload(
+        return post_id, None, _question_payload(
             title=values.get("Title"), body_html=values.get("Body"), tags=tags_of(post_id), score=score,
             accepted_answer_id=accepted, **common,
         )
-    else:
-        parent_id = int_field(values, "ParentId", path, line, positive=True)
-        data = _answer_payload(body_html=values.get("Body"), score=score, **common)
-        if data is None:
-            notes["answer_empty_after_cleaning"] += 1
-            return
+    parent_id = int_field(values, "ParentId", path, line, positive=True)
+    return post_id, parent_id, _answer_payload(body_html=values.get("Body"), score=score, **common)
+
+
+def store_post(store: PostStore, post_id: int, kind: int, parent_id: int | None, line: int | None,
+               data: dict | str, path: Path) -> None:
+    """Spill one validated post (``data`` as a dict or already JSON); a duplicate id raises :class:`BadRow`."""
     earlier = store.add_post(post_id, kind, parent_id, line, data)
     if earlier is not None:
         message = f"duplicate Id {post_id} (first seen on line {earlier})"
         raise BadRow(DataError(message, path=str(path), line=line, field="Id"), "duplicate_id")
+
+
+def spill_post(
+    store: PostStore, values: Mapping[str, str | None], kind: int, path: Path, line: int | None,
+    *, tags_of: Callable[[int], list[str]], notes: Counter[str],
+) -> None:
+    """:func:`post_payload` then :func:`store_post`; an answer whose body is empty after cleaning is
+    not stored and is counted in ``notes["answer_empty_after_cleaning"]``."""
+    post_id, parent_id, data = post_payload(values, kind, path, line, tags_of=tags_of)
+    if data is None:
+        notes["answer_empty_after_cleaning"] += 1
+        return
+    store_post(store, post_id, kind, parent_id, line, data, path)
+
+
+# Rows handed to a worker at once: large enough that pickling and scheduling cost little per row.
+_BATCH_ROWS = 512
+# Below this size a Posts.xml is read in this process: starting workers would cost more than they save.
+PARALLEL_MIN_BYTES = 16 << 20
+
+
+def clean_post_rows(job: tuple[str, list[tuple[int | None, dict[str, str]]]]) -> list[tuple]:
+    """The per-row work of ``Posts.xml`` for one batch ``(path, [(line, attributes), ...])``; runs in a
+    worker process (see :mod:`qaembed.data.workers`). One result per row, in order:
+    ``("post", id, kind, parent_id, json)``, ``("empty_answer",)``, ``("ignored", post_type)`` or
+    ``("bad", reason, message, field)`` (plain tuples: they cross the process boundary)."""
+    path_text, rows = job
+    path = Path(path_text)
+    results: list[tuple] = []
+    for line, values in rows:
+        try:
+            int_field(values, "Id", path, line, positive=True)  # every row needs an Id, even of an ignored type
+            post_type = int_field(values, "PostTypeId", path, line, positive=True)
+            if post_type not in (QUESTION, ANSWER):
+                results.append(("ignored", post_type))
+                continue
+            post_id, parent_id, data = post_payload(values, post_type, path, line,
+                                                    tags_of=lambda _: parse_tags(values.get("Tags")))
+            if data is None:
+                results.append(("empty_answer",))
+            else:
+                results.append(("post", post_id, post_type, parent_id, json.dumps(data, ensure_ascii=False)))
+        except BadRow as bad:
+            results.append(("bad", bad.reason, bad.error.message, bad.error.field))
+    return results
 
 
 def records_from_store(store: PostStore, adapter: SourceAdapter, *, site: str, source: str) -> Iterator[QARecord]:
@@ -378,14 +424,14 @@ class StackExchangeDump(SourceAdapter):
 
     def __init__(
         self, folder: str | Path, *, site: str | None = None, policy: BadRecordPolicy | None = None,
-        spill_dir: str | Path | None = None, progress: bool = True,
+        spill_dir: str | Path | None = None, progress: bool = True, workers: int = 1,
     ):
         folder = Path(folder)
         super().__init__(folder, name=site or folder.name, policy=policy)
         self.site = site or folder.name
         self.posts_path = folder / "Posts.xml"
         self.users_path = folder / "Users.xml"
-        self.spill_dir, self.progress = spill_dir, progress
+        self.spill_dir, self.progress, self.workers = spill_dir, progress, workers
         if not self.posts_path.is_file():
             raise DataError("no Posts.xml in this Stack Exchange site folder", path=str(folder))
 
@@ -417,17 +463,70 @@ class StackExchangeDump(SourceAdapter):
                 store.add_user(user_id, name)
 
     def _load_posts(self, store: PostStore) -> None:
+        """Rows are streamed here and cleaned and validated in worker processes, batch by batch
+        (:func:`clean_post_rows`); results are stored and bad rows and bad lines reported here, in
+        file order, exactly as a sequential run does them."""
         path = self.posts_path
-        for row in self._rows(path):
-            line = row.sourceline
+        workers = self.workers if path.stat().st_size >= PARALLEL_MIN_BYTES else 1
+        batches = _PostBatches(path, progress=self.progress)
+        for results in ordered_map(clean_post_rows, batches.jobs(), workers=workers):
+            rows = iter(results)
+            for event in batches.events.popleft():
+                if event[0] == "row":
+                    self._store_result(store, next(rows), path, event[1])
+                elif event[0] == "line":
+                    _, line, message, reason = event
+                    self.policy.reject(DataError(message, path=str(path), line=line), reason)
+                else:  # the parser stopped: what it could not read is counted
+                    bad = event[1]
+                    self.policy.reject(bad.error, bad.reason, count=bad.count)
+
+    def _store_result(self, store: PostStore, result: tuple, path: Path, line: int | None) -> None:
+        kind = result[0]
+        if kind == "post":
+            _, post_id, post_type, parent_id, data = result
             try:
-                attrib = row.attrib
-                int_field(attrib, "Id", path, line, positive=True)  # every row needs an Id, even of an ignored type
-                post_type = int_field(attrib, "PostTypeId", path, line, positive=True)
-                if post_type not in (QUESTION, ANSWER):
-                    self.notes[f"ignored_post_type_{post_type}"] += 1
-                    continue
-                spill_post(store, attrib, post_type, path, line, tags_of=lambda _: parse_tags(attrib.get("Tags")),
-                           notes=self.notes)
+                store_post(store, post_id, post_type, parent_id, line, data, path)
             except BadRow as bad:
                 self.policy.reject(bad.error, bad.reason)
+        elif kind == "empty_answer":
+            self.notes["answer_empty_after_cleaning"] += 1
+        elif kind == "ignored":
+            self.notes[f"ignored_post_type_{result[1]}"] += 1
+        else:
+            _, reason, message, field = result
+            self.policy.reject(DataError(message, path=str(path), line=line, field=field), reason)
+
+
+class _PostBatches:
+    """``Posts.xml`` rows in batches for :func:`clean_post_rows`, with the parser's own events.
+
+    :meth:`jobs` yields ``(path, [(line, attributes), ...])``; for each job it first appends
+    to :attr:`events` the batch's events in file order: ``("row", line)`` per row,
+    ``("line", line, message, reason)`` for a bad line the parser reported between rows, and
+    ``("stop", BadRow)`` when the XML breaks (in the last batch, which may hold no rows).
+    """
+
+    def __init__(self, path: Path, *, progress: bool):
+        self.path, self.progress = path, progress
+        self.events: deque[list[tuple]] = deque()
+
+    def jobs(self) -> Iterator[tuple[str, list[tuple[int | None, dict[str, str]]]]]:
+        rows: list[tuple[int | None, dict[str, str]]] = []
+        events: list[tuple] = []
+
+        def bad_line(line: int, message: str, reason: str) -> None:
+            events.append(("line", line, message, reason))
+
+        try:
+            for row in iter_xml_rows(self.path, progress=self.progress, on_bad_line=bad_line):
+                rows.append((row.sourceline, dict(row.attrib)))
+                events.append(("row", row.sourceline))
+                if len(rows) >= _BATCH_ROWS:
+                    self.events.append(events)
+                    yield str(self.path), rows
+                    rows, events = [], []
+        except BadRow as bad:
+            events.append(("stop", bad))
+        self.events.append(events)
+        yield str(self.path), rows

@@ -1,0 +1,123 @@
+"""Posts.xml rows cleaned in worker processes: the same records, notes and errors, in the same order,
+as a sequential read; the pool keeps results in order and bounds what is in flight."""
+
+from pathlib import Path
+
+import pytest
+
+from qaembed.data import stackexchange
+from qaembed.data.bad_records import BadRecordPolicy
+from qaembed.data.stackexchange import StackExchangeDump
+from qaembed.data.workers import ordered_map
+from qaembed.errors import DataError
+
+
+def _row(i: int) -> str:
+    """Rows of every kind, and damage of every kind the adapter reports, spread over many batches."""
+    if i % 97 == 5:
+        return f'<row Id="{i}" PostTypeId="2" ParentId="{i - 1}" Score="1e3" Body="&lt;p&gt;bad score&lt;/p&gt;" />'
+    if i % 89 == 7:
+        return f'<row Id="{i}" PostTypeId="2" ParentId="{i - 1}" Score="2" Body="&lt;img src=x&gt;" />'  # empty
+    if i % 83 == 3:
+        return f'<row Id="{i - 1}" PostTypeId="2" ParentId="{i - 2}" Score="2" Body="dup" />'  # duplicate id
+    if i % 79 == 11:
+        return f'<row Id="{i}" PostTypeId="5" Score="0" Body="tag wiki" />'
+    if i % 71 == 13:
+        return f'<row Id="{i}" PostTypeId="1" Score="3" Title="" Body="no title" />'
+    if i % 61 == 17:
+        return f'rox Id="{i}" stray text'  # text outside any row
+    if i % 3 == 0:
+        return (f'<row Id="{i}" PostTypeId="1" Score="{i % 7}" CreationDate="2020-01-0{1 + i % 9}T10:00:00.000" '
+                f'Title="Question {i}?" Tags="&lt;t{i % 5}&gt;" Body="&lt;p&gt;Body of &lt;b&gt;{i}&lt;/b&gt;&lt;/p&gt;" />')
+    return (f'<row Id="{i}" PostTypeId="2" ParentId="{i - i % 3}" Score="{i % 11 - 3}" '
+            f'Body="&lt;p&gt;Answer {i}&lt;/p&gt;&lt;pre&gt;&lt;code&gt;x = {i}\n  y&lt;/code&gt;&lt;/pre&gt;" />')
+
+
+def _site(tmp_path: Path, rows: int, *, bad_bytes: bool = True, truncate: bool = False) -> Path:
+    folder = tmp_path / "site.stackexchange.com"
+    folder.mkdir()
+    lines = [_row(i) for i in range(3, rows + 3)]
+    data = ('<?xml version="1.0" encoding="utf-8"?>\n<posts>\n' + "\n".join(lines) + "\n</posts>\n").encode()
+    if bad_bytes:  # one line that is not UTF-8, in the middle of a batch
+        marker = b'Title="Question 900?"'
+        data = data.replace(marker, b'Title="Question \xff900?"')
+    if truncate:
+        data = data[: int(len(data) * 0.8)]
+    (folder / "Posts.xml").write_bytes(data)
+    return folder
+
+
+def _read(folder: Path, workers: int, skip: bool):
+    adapter = StackExchangeDump(folder, policy=BadRecordPolicy(skip=skip), progress=False, workers=workers)
+    records = [r.model_dump() for r in adapter.records()]
+    return records, adapter.policy.summary(), dict(adapter.notes)
+
+
+@pytest.fixture()
+def always_parallel(monkeypatch):
+    monkeypatch.setattr(stackexchange, "PARALLEL_MIN_BYTES", 0)
+
+
+@pytest.mark.parametrize("truncate", [False, True])
+def test_workers_give_the_same_records_counts_and_examples_when_skipping(tmp_path, always_parallel, truncate):
+    folder = _site(tmp_path, 3000, truncate=truncate)
+    sequential = _read(folder, workers=1, skip=True)
+    parallel = _read(folder, workers=2, skip=True)
+    assert parallel == sequential
+    records, summary, notes = sequential
+    assert len(records) > 700 and summary["counts"]["non_numeric"] > 10 and summary["counts"]["invalid_encoding"] == 1
+    assert notes["answer_empty_after_cleaning"] > 10 and "ignored_post_type_5" in notes
+    assert summary["counts"]["malformed_xml"] > 10  # the stray-text lines (and the cut, when truncated)
+    assert (len(records) < 850) == truncate  # ~930 questions whole; a cut at 80 % loses the last ~190
+
+
+def test_workers_stop_at_the_same_first_error(tmp_path, always_parallel):
+    folder = _site(tmp_path, 3000)
+    messages = []
+    for workers in (1, 2):
+        with pytest.raises(DataError) as caught:
+            _read(folder, workers=workers, skip=False)
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]
+    assert "Posts.xml:" in messages[0] and "field 'Score'" in messages[0]
+
+
+def test_small_files_are_read_in_this_process(tmp_path, monkeypatch):
+    calls = []
+    real = stackexchange.ordered_map
+    monkeypatch.setattr(stackexchange, "ordered_map", lambda fn, items, workers: calls.append(workers) or real(fn, items, workers=workers))
+    _read(_site(tmp_path, 60, bad_bytes=False), workers=4, skip=True)
+    assert calls == [1]
+
+
+def _square_slowly(x: int) -> int:
+    return x * x
+
+
+def test_ordered_map_keeps_order_and_bounds_what_is_in_flight():
+    taken = []
+
+    def items():
+        for i in range(40):
+            taken.append(i)
+            yield i
+
+    results = []
+    for result in ordered_map(_square_slowly, items(), workers=2, window=3):
+        results.append(result)
+        assert len(taken) - len(results) <= 3  # never more than the window read ahead
+    assert results == [i * i for i in range(40)]
+
+
+def _fail_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError("three")
+    return x
+
+
+def test_ordered_map_raises_a_worker_error_in_its_turn():
+    seen = []
+    with pytest.raises(ValueError, match="three"):
+        for result in ordered_map(_fail_on_three, range(10), workers=2):
+            seen.append(result)
+    assert seen == [0, 1, 2]
