@@ -16,7 +16,7 @@ is the claim being measured.
 
 Run::
 
-    python benchmarks/bench_parse.py --sizes-mb 250 1000 --results benchmarks/results/data.md
+    python benchmarks/bench_parse.py --sizes-mb 250 1000 --workers 1 2 --results benchmarks/results/data.md
 """
 
 from __future__ import annotations
@@ -120,17 +120,22 @@ def _child(mode: str, folder: str, out: str) -> None:
     else:
         from qaembed.data.prepare import prepare_dataset
 
-        stats = prepare_dataset([folder], out, progress=False)
+        workers = int(mode.split(":")[1]) if ":" in mode else 1
+        stats = prepare_dataset([folder], out, progress=False, workers=workers)
         extra = {"questions_written": sum(s["questions"] for s in stats["splits"].values()),
                  "orphans": stats["sources"][SITE]["notes"].get("orphan_answers", 0)}
     seconds = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the worker processes (reaped at pool shutdown)
     peak_mb = usage.ru_maxrss / 1024  # KiB on Linux
-    cpu_seconds = usage.ru_utime + usage.ru_stime  # robust to other load on a shared box (includes imports)
-    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mb": peak_mb, **extra}))
+    # CPU-seconds are robust to other load on a shared box (they include imports)
+    cpu_seconds = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mb": peak_mb,
+                      "children_peak_rss_mb": children.ru_maxrss / 1024, **extra}))
 
 
 def _measure(mode: str, folder: Path, out: Path) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
     proc = subprocess.run([sys.executable, __file__, "--child", mode, str(folder), str(out)],
                           capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -141,6 +146,8 @@ def main() -> None:
     parser.add_argument("--sizes-mb", type=int, nargs="+", default=[250, 1000])
     parser.add_argument("--workdir", type=Path, default=None, help="Where to generate (default: a temp folder).")
     parser.add_argument("--results", type=Path, default=None, help="Append a markdown table here.")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                        help="Worker counts of `prepare` to measure side by side (default 1 2).")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "FOLDER", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -157,7 +164,8 @@ def main() -> None:
             generation_s = time.perf_counter() - t0
             size = (folder / "Posts.xml").stat().st_size
             baseline = _measure("baseline", folder, workdir / "unused")
-            prepared = _measure("prepare", folder, workdir / f"{size_mb}mb" / "prepared")
+            prepared = {w: _measure(f"prepare:{w}", folder, workdir / f"{size_mb}mb" / "prepared")
+                        for w in args.workers}
             row = {"size_mb": size / 1e6, **counts, "generation_s": generation_s, "baseline": baseline,
                    "prepare": prepared}
             rows.append(row)
@@ -171,19 +179,20 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/bench_parse.py --sizes-mb {' '.join(map(str, args.sizes_mb))}`",
         "",
-        "| Posts.xml | rows (q / a / other) | baseline iterparse MB/s (wall) | prepare MB/s (wall) "
-        "| prepare MB per CPU-second | prepare / baseline (wall) | baseline peak RSS | prepare peak RSS |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Posts.xml | rows (q / a / other) | baseline iterparse MB/s (wall) | workers | prepare MB/s (wall) "
+        "| prepare MB per CPU-second | prepare / baseline (wall) | baseline peak RSS | prepare peak RSS (main / worker) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         base_speed = row["size_mb"] / row["baseline"]["seconds"]
-        prep_speed = row["size_mb"] / row["prepare"]["seconds"]
-        lines.append(
-            f"| {row['size_mb']:.0f} MB | {row['questions']:,} / {row['answers']:,} / {row['other']:,} "
-            f"| {base_speed:.1f} | {prep_speed:.2f} | {row['size_mb'] / row['prepare']['cpu_seconds']:.2f} "
-            f"| {prep_speed / base_speed:.3f} "
-            f"| {row['baseline']['peak_rss_mb']:.0f} MB | {row['prepare']['peak_rss_mb']:.0f} MB |"
-        )
+        for workers, run in row["prepare"].items():
+            prep_speed = row["size_mb"] / run["seconds"]
+            lines.append(
+                f"| {row['size_mb']:.0f} MB | {row['questions']:,} / {row['answers']:,} / {row['other']:,} "
+                f"| {base_speed:.1f} | {workers} | {prep_speed:.2f} | {row['size_mb'] / run['cpu_seconds']:.2f} "
+                f"| {prep_speed / base_speed:.3f} "
+                f"| {row['baseline']['peak_rss_mb']:.0f} MB | {run['peak_rss_mb']:.0f} / {run['children_peak_rss_mb']:.0f} MB |"
+            )
     table = "\n".join(lines) + "\n"
     print(table)
     if args.results:

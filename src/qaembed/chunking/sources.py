@@ -235,23 +235,25 @@ def check_documents_named(pairs: list[QAPair], known: set[str], policy: BadRecor
 
 def read_prepared_answers(dataset: Path, min_chars: int = 0) -> tuple[list[Document], list[QAPair]]:
     """Answers of a prepared dataset as documents, and each question → its top answer's passages."""
-    from qaembed.data.dataset import SPLITS, iter_split, split_path
+    from qaembed.data.dataset import SPLITS, iter_split, split_files
     from qaembed.records import question_text
 
     documents, pairs = [], []
     for split in SPLITS:
-        if not split_path(dataset, split).is_file():
+        files = split_files(dataset, split)
+        if not files:
             continue
+        where_split = files[0] if len(files) == 1 else f"{dataset}/parquet/{split}-*.parquet"
         for record in iter_split(dataset, split):
             for answer in record.answers:
                 if len(answer.text) >= min_chars and answer.text.strip():
-                    documents.append(Document(id=answer.id, text=answer.text, path=f"{split_path(dataset, split)} (answer {answer.id})"))
+                    documents.append(Document(id=answer.id, text=answer.text, path=f"{where_split} (answer {answer.id})"))
             if not record.answers:
                 continue
             top = record.top_answer()
             if len(top.text) >= min_chars and top.text.strip():
                 pairs.append(QAPair(id=record.id, question=question_text(record), answer="", document_id=top.id,
-                                    where=f"{split_path(dataset, split)} (question {record.id})", split=split))
+                                    where=f"{where_split} (question {record.id})", split=split))
     if not documents:
         raise DataError(f"holds no answers of at least {min_chars} characters", path=str(dataset))
     return documents, pairs

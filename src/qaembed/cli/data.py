@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from qaembed.data.download import ARCHIVE_URL
+from qaembed.data.parquet import SHARD_RECORDS
 
 data_app = typer.Typer(name="data", help="Prepare Q&A datasets from sources, show their statistics, download dumps.",
                        no_args_is_help=True)
@@ -65,6 +66,10 @@ def prepare(
     pair_split_by: Annotated[str, typer.Option(
         help="Pair formats: split unit, all-pairs (components of all labelled pairs: nothing dropped; the "
              "default) or duplicates (duplicate clusters; label-0 pairs across splits are dropped and counted).")] = "all-pairs",
+    output: Annotated[str, typer.Option(
+        help="jsonl (DIR/SPLIT.jsonl) or parquet (DIR/parquet/SPLIT-00000.parquet, ...: sharded, for large "
+             "dumps; every qaembed stage, datasets and Ray Data read it).")] = "jsonl",
+    shard_records: Annotated[int, typer.Option(help="--output parquet: records per shard.")] = SHARD_RECORDS,
     workers: Annotated[Optional[int], typer.Option(
         min=1, help="Processes that clean and validate Posts.xml rows (files of 16 MB and more; the output "
                     "is the same for any number). Default: the CPUs available, at most 8.",
@@ -98,7 +103,8 @@ def prepare(
             options[key] = _parse_day(value, option)
     try:
         config = PrepareConfig(seed=seed, min_answers=min_answers, skip_bad=skip_bad, encoding=encoding,
-                               hf_columns=parse_column_mapping(hf_columns), **options)
+                               hf_columns=parse_column_mapping(hf_columns), output=output,
+                               shard_records=shard_records, **options)
     except ValidationError as exc:
         first = exc.errors()[0]
         message = first["msg"].removeprefix("Value error, ")

@@ -5,11 +5,14 @@ Layout of a dataset folder::
     DIR/train.jsonl   one QARecord per line (QARecord.model_dump_json())
     DIR/dev.jsonl
     DIR/test.jsonl
+      (or, with ``data prepare --output parquet``: DIR/parquet/SPLIT-00000.parquet, ... instead;
+      see qaembed.data.parquet)
     DIR/stats.json    statistics (see qaembed.data.stats) and skipped-record counts
     DIR/manifest.json seed, split fractions, sources, per-split data hashes
 
 Every downstream stage (batching, mining, training, evaluation) reads splits through
-:func:`read_split` / :func:`iter_split` and never re-parses raw sources.
+:func:`read_split` / :func:`iter_split` (either layout) and never re-parses raw sources;
+:func:`split_files` lists the files that hold a split (for existence checks and hashes).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from qaembed.data.parquet import iter_parquet_records, shard_files
 from qaembed.errors import DataError
 from qaembed.records import QARecord
 
@@ -60,9 +64,23 @@ def model_from_json_line(model_class, line: str, path: str | Path, line_no: int)
         raise DataError(first.get("msg", str(exc)), path=str(path), line=line_no, field=field) from exc
 
 
+def split_files(dataset_dir: str | Path, split: str) -> list[Path]:
+    """The files that hold one split: ``[DIR/SPLIT.jsonl]``, else its Parquet shards, else ``[]``."""
+    jsonl = split_path(dataset_dir, split)
+    return [jsonl] if jsonl.is_file() else shard_files(dataset_dir, split)
+
+
 def iter_split(dataset_dir: str | Path, split: str) -> Iterator[QARecord]:
-    """Stream the records of one split of a prepared dataset."""
-    return iter_jsonl_records(split_path(dataset_dir, split))
+    """Stream the records of one split of a prepared dataset (JSONL or Parquet shards)."""
+    files = split_files(dataset_dir, split)
+    if not files:
+        raise DataError(f"no {split} split here (neither {split}.jsonl nor parquet/{split}-*.parquet)",
+                        path=str(dataset_dir))
+    if files[0].suffix == ".jsonl":
+        yield from iter_jsonl_records(files[0])
+        return
+    for path in files:
+        yield from iter_parquet_records(path)
 
 
 def read_split(dataset_dir: str | Path, split: str) -> list[QARecord]:

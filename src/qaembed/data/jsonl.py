@@ -2,7 +2,7 @@
 
 The source is either one ``*.jsonl`` file, one gzipped ``*.jsonl.gz`` file (streamed; the
 embedded default data is one), or a prepared dataset folder (its ``train``/``dev``/``test``
-splits are read in that order). Records are taken as they are (ids are already
+splits are read in that order, as JSONL or as Parquet shards, :mod:`qaembed.data.parquet`). Records are taken as they are (ids are already
 namespaced); a line that is not a valid record, or a record with an empty answer text, is
 a :class:`~qaembed.errors.DataError` naming the file, line and field. A corrupt or
 truncated ``.gz`` file is an error naming the last line read (``malformed_gzip``: with
@@ -19,7 +19,8 @@ from typing import BinaryIO
 
 from qaembed.data.adapter import BadRow, SourceAdapter
 from qaembed.data.bad_records import BadRecordPolicy
-from qaembed.data.dataset import SPLITS, record_from_json_line, split_path
+from qaembed.data.dataset import SPLITS, record_from_json_line, split_files
+from qaembed.data.parquet import iter_parquet_records
 from qaembed.errors import DataError
 from qaembed.records import QARecord
 
@@ -41,9 +42,10 @@ class CanonicalJsonl(SourceAdapter):
     def __init__(self, path: str | Path, *, policy: BadRecordPolicy | None = None):
         super().__init__(path, policy=policy)
         if self.path.is_dir():
-            self.files = [split_path(self.path, split) for split in SPLITS if split_path(self.path, split).is_file()]
+            self.files = [path for split in SPLITS for path in split_files(self.path, split)]
             if not self.files:
-                raise DataError("not a prepared dataset folder (no train/dev/test.jsonl)", path=str(self.path))
+                raise DataError("not a prepared dataset folder (no train/dev/test.jsonl, no parquet/ shards)",
+                                path=str(self.path))
         elif self.path.is_file():
             self.files = [self.path]
         else:
@@ -51,11 +53,27 @@ class CanonicalJsonl(SourceAdapter):
 
     def records(self) -> Iterator[QARecord]:
         for path in self.files:
+            if path.suffix == ".parquet":
+                yield from self._shard_records(path)
+                continue
             with _open_lines(path) as fh:
                 try:
                     yield from self._file_records(_numbered_lines(fh, path), path)
                 except BadRow as bad:  # damaged gzip stream: nothing after it can be read
                     self.policy.reject(bad.error, bad.reason)
+
+    def _shard_records(self, path: Path) -> Iterator[QARecord]:
+        """A shard's records, checked as JSONL lines are; a damaged shard is one error (counted with --skip-bad)."""
+        try:
+            for row, record in enumerate(iter_parquet_records(path), start=1):
+                try:
+                    _check_texts(record, path, row)
+                except BadRow as bad:
+                    self.policy.reject(bad.error, bad.reason)
+                    continue
+                yield record
+        except DataError as error:
+            self.policy.reject(error, "invalid_record")
 
     def _file_records(self, lines: Iterator[tuple[int, bytes]], path: Path) -> Iterator[QARecord]:
         for line_no, raw in lines:

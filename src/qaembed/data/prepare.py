@@ -47,7 +47,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from qaembed import paths
 from qaembed.data.adapter import SourceAdapter
-from qaembed.data.dataset import SPLITS, split_path, write_json, write_jsonl_lines
+from qaembed.data.dataset import SPLITS, split_files, split_path, write_json, write_jsonl_lines
+from qaembed.data.parquet import PARQUET_DIR, SHARD_RECORDS, is_shard_name, write_parquet_shards
 from qaembed.data.sources import open_source
 from qaembed.data.stats import STATS_FILE, StatsAccumulator
 from qaembed.data.workers import default_workers
@@ -56,10 +57,13 @@ from qaembed.records import QARecord
 
 MANIFEST_FILE = "manifest.json"
 OUTPUT_FILES = tuple(f"{split}.jsonl" for split in SPLITS) + (STATS_FILE, MANIFEST_FILE)  # manifest last
+PARQUET_OUTPUT_FILES = (PARQUET_DIR, STATS_FILE, MANIFEST_FILE)  # --output parquet: the shards' folder
 TEMP_PREFIX = ".prepare-"
 # ".prepare-<pid>-<8 chars>" (this version) or ".prepare-<8 chars>" (earlier versions, no pid)
 _TEMP_NAME = re.compile(r"^\.prepare-(?:(\d+)-)?[a-z0-9_]{8}$")
-_TEMP_CONTENT = re.compile(r"^(records\.sqlite.*|qaembed-spill-.*|(train|dev|test)\.jsonl(\.tmp)?|(stats|manifest)\.json(\.tmp)?)$")
+_TEMP_CONTENT = re.compile(
+    r"^(records\.sqlite.*|qaembed-spill-.*|(train|dev|test)\.jsonl(\.tmp)?|(stats|manifest)\.json(\.tmp)?|parquet)$")
+OutputFormat = Literal["jsonl", "parquet"]
 SplitMode = Literal["random", "by-date"]
 STALE_REMOVED = "removed {} (temporary folder of an interrupted prepare)"
 
@@ -78,6 +82,8 @@ class PrepareConfig(BaseModel):
     skip_bad: bool = False
     encoding: str | None = None  # CSV sources (Kaggle); default UTF-8
     hf_columns: dict[str, str] = Field(default_factory=dict)
+    output: OutputFormat = "jsonl"  # parquet: DIR/parquet/SPLIT-00000.parquet, ... (qaembed.data.parquet)
+    shard_records: int = Field(SHARD_RECORDS, ge=1)  # --output parquet: records per shard
 
     @field_validator("split")
     @classmethod
@@ -183,6 +189,11 @@ def check_output_dir(out_dir: Path, *, overwrite: bool) -> list[Path]:
     for name in OUTPUT_FILES:
         if (out_dir / name).exists() and not (out_dir / name).is_file():
             raise ConfigError(f"--out {out_dir}: {name} there is not a file; cannot write the dataset")
+    shards = out_dir / PARQUET_DIR
+    if shards.is_symlink() or (shards.exists() and (
+            not shards.is_dir() or not all(is_shard_name(p.name) for p in shards.iterdir()))):
+        raise ConfigError(f"--out {out_dir}: {PARQUET_DIR} there is not a folder of qaembed shards only; "
+                          "cannot write the dataset")
     if out_dir.is_dir() and not overwrite:
         content = sorted(p.name for p in out_dir.iterdir() if not _TEMP_NAME.match(p.name))
         if content:
@@ -264,8 +275,11 @@ def prepare_dataset(
     try:
         stats = _prepare_into(sources, staging, config, progress=progress,
                               workers=default_workers() if workers is None else workers)
-        for name in OUTPUT_FILES:  # manifest.json last: a reader trusts files whose hashes it lists
-            os.replace(staging / name, out_dir / name)
+        _remove_other_layout(out_dir, config.output)
+        for name in PARQUET_OUTPUT_FILES if config.output == "parquet" else OUTPUT_FILES:
+            if name == PARQUET_DIR and (out_dir / name).is_dir():
+                shutil.rmtree(out_dir / name)  # only shards (checked in check_output_dir)
+            os.replace(staging / name, out_dir / name)  # manifest.json last: a reader trusts files it lists
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if created_top is not None:  # leave no empty folders behind for a run that wrote nothing
@@ -273,6 +287,16 @@ def prepare_dataset(
         raise
     shutil.rmtree(staging, ignore_errors=True)
     return stats
+
+
+def _remove_other_layout(out_dir: Path, output: OutputFormat) -> None:
+    """``--overwrite`` from one layout to the other: the earlier layout's split files go (readers
+    take ``SPLIT.jsonl`` before shards, so a stale one would be read instead of the new shards)."""
+    if output == "parquet":
+        for split in SPLITS:
+            split_path(out_dir, split).unlink(missing_ok=True)
+    elif (out_dir / PARQUET_DIR).is_dir():
+        shutil.rmtree(out_dir / PARQUET_DIR)
 
 
 def _remove_empty_dirs(folder: Path, top: Path) -> None:
@@ -331,8 +355,12 @@ def _prepare_into(
         files = {}
         for split in SPLITS:
             rows = store.execute("SELECT data FROM records WHERE split = ? ORDER BY key, id", (split,))
-            count = write_jsonl_lines(split_path(staging, split), (row[0] for row in rows))
-            files[split] = {"records": count}
+            lines = (row[0] for row in rows)
+            if config.output == "parquet":
+                count, shards = write_parquet_shards(staging, split, lines, shard_records=config.shard_records)
+                files[split] = {"records": count, "files": [f"{PARQUET_DIR}/{path.name}" for path in shards]}
+            else:
+                files[split] = {"records": write_jsonl_lines(split_path(staging, split), lines)}
     finally:
         store.close()
     (staging / "records.sqlite").unlink()
@@ -340,7 +368,7 @@ def _prepare_into(
     from qaembed.provenance import git_state, hash_files, library_versions
 
     for split in SPLITS:
-        files[split]["sha256_16"] = hash_files([split_path(staging, split)])
+        files[split]["sha256_16"] = hash_files(split_files(staging, split))
     stats = {
         "sources": source_stats,
         "total": total.summary(),

@@ -21,7 +21,7 @@ from pathlib import Path
 from qaembed import paths
 from qaembed.data.adapter import SourceAdapter
 from qaembed.data.bad_records import BadRecordPolicy
-from qaembed.data.dataset import SPLITS, split_path
+from qaembed.data.dataset import SPLITS, split_files
 from qaembed.errors import DataError
 
 
@@ -59,7 +59,7 @@ def open_source(
             from qaembed.data.kaggle import KaggleCsvPair
 
             return KaggleCsvPair(path, encoding=encoding, policy=policy, spill_dir=spill_dir, progress=progress)
-        if any(split_path(path, split).is_file() for split in SPLITS):
+        if any(split_files(path, split) for split in SPLITS):
             from qaembed.data.jsonl import CanonicalJsonl
 
             return CanonicalJsonl(path, policy=policy)

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from qaembed.data.dataset import SPLITS, iter_split, read_json, split_path
+from qaembed.data.dataset import SPLITS, iter_split, read_json, split_files
 from qaembed.errors import DataError
 from qaembed.records import QARecord
 
@@ -98,9 +98,9 @@ def compute_stats(records: Iterable[QARecord]) -> dict[str, float | int | None]:
 def dataset_stats(dataset_dir: str | Path) -> dict[str, object]:
     """Statistics of a prepared dataset: splits recomputed from the JSONL, the rest from ``stats.json``."""
     dataset_dir = Path(dataset_dir)
-    present = [split for split in SPLITS if split_path(dataset_dir, split).is_file()]
+    present = [split for split in SPLITS if split_files(dataset_dir, split)]
     if not present:
-        raise DataError("not a prepared dataset folder (no train/dev/test.jsonl)", path=str(dataset_dir))
+        raise DataError("not a prepared dataset folder (no train/dev/test.jsonl, no parquet/ shards)", path=str(dataset_dir))
     stored_path = dataset_dir / STATS_FILE
     stored = read_json(stored_path) if stored_path.is_file() else {}
     splits = {split: compute_stats(iter_split(dataset_dir, split)) for split in present}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qaembed.data.dataset import SPLITS, iter_split, split_path, write_json
+from qaembed.data.dataset import SPLITS, iter_split, split_files, split_path, write_json
 from qaembed.errors import ConfigError, DataError
 from qaembed.index.documents import documents_from_records, documents_table, read_documents, write_documents
 from qaembed.index.store import (
@@ -89,9 +89,11 @@ def read_documents_of(data_dir: Path, splits: Sequence[str]) -> tuple[list[dict]
     hashes: dict[str, str] = {}
     first_seen: dict[str, str] = {}
     for split in splits:
-        path = split_path(data_dir, split)
-        if not path.is_file():
-            raise DataError(f"split {split!r} is missing from the dataset (choose others with --split)", path=str(path))
+        files = split_files(data_dir, split)
+        path = files[0] if len(files) == 1 else Path(data_dir) / f"parquet/{split}-*.parquet"
+        if not files:
+            raise DataError(f"split {split!r} is missing from the dataset (choose others with --split)",
+                            path=str(split_path(data_dir, split)))
         for document in documents_from_records(iter_split(data_dir, split), split):
             if document["id"] in first_seen:
                 where = first_seen[document["id"]]

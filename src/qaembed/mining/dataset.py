@@ -14,7 +14,8 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from qaembed.data.dataset import SPLITS, read_split, split_path, write_json, write_jsonl_records
+from qaembed.data.dataset import SPLITS, read_split, split_files, split_path, write_json, write_jsonl_records
+from qaembed.data.parquet import PARQUET_DIR
 from qaembed.errors import ConfigError, DataError
 from qaembed.mining.config import MiningConfig
 from qaembed.mining.embed import model_fingerprint
@@ -28,8 +29,9 @@ MINING_FILE = "mining.json"
 
 
 def _check_folders(data_dir: Path, out_dir: Path, overwrite: bool) -> None:
-    if not split_path(data_dir, "train").is_file():
-        raise DataError("not a prepared dataset folder: train.jsonl is missing", path=str(data_dir))
+    if not split_files(data_dir, "train"):
+        raise DataError("not a prepared dataset folder: train.jsonl is missing (nor parquet/train-*.parquet)",
+                        path=str(data_dir))
     if out_dir.resolve() == data_dir.resolve():
         raise ConfigError(f"--out must differ from --data ({data_dir}); mining writes a new dataset folder")
     check_output_dir(out_dir)
@@ -53,7 +55,7 @@ def mine_dataset(
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     _check_folders(data_dir, out_dir, overwrite)
-    train_path = split_path(data_dir, "train")
+    train_files = split_files(data_dir, "train")
     records = read_split(data_dir, "train")
 
     model_id = None
@@ -64,7 +66,7 @@ def mine_dataset(
     cache_folder = cache_dir() / "mining" if model_id is not None and config.cache else None
     result = mine_negatives(
         records, encoder, config, cache_folder=cache_folder, model_id=model_id,
-        source_path=str(train_path), progress=progress,
+        source_path=", ".join(str(path) for path in train_files), progress=progress,
     )
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -72,13 +74,15 @@ def mine_dataset(
         if item.name in ("train.jsonl", MINING_FILE):
             continue
         target = out_dir / item.name
-        if item.is_dir():
-            shutil.copytree(item, target, dirs_exist_ok=True)
+        if item.is_dir():  # the mined train.jsonl replaces train shards: they are not copied
+            skip_train = item.name == PARQUET_DIR
+            shutil.copytree(item, target, dirs_exist_ok=True,
+                            ignore=lambda _, names: [n for n in names if skip_train and n.startswith("train-")])
         else:
             shutil.copy2(item, target)
     write_jsonl_records(split_path(out_dir, "train"), result.records)
 
-    input_hashes = {s: hash_files([split_path(data_dir, s)]) for s in SPLITS if split_path(data_dir, s).is_file()}
+    input_hashes = {s: hash_files(split_files(data_dir, s)) for s in SPLITS if split_files(data_dir, s)}
     payload = {
         "provenance": {
             "command": "qaembed mine",

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qaembed.data.dataset import SPLITS, read_json, split_path, write_json
+from qaembed.data.dataset import SPLITS, read_json, split_files, split_path, write_json
+from qaembed.data.parquet import count_parquet_records
 from qaembed.errors import ConfigError, DataError
 from qaembed.provenance import hash_files
 
@@ -39,7 +40,7 @@ class PreparedData:
 
 
 def is_prepared_dataset(path: Path) -> bool:
-    return path.is_dir() and all(split_path(path, s).is_file() for s in SPLITS)
+    return path.is_dir() and all(split_files(path, s) for s in SPLITS)
 
 
 def _manifest_matches_files(dataset_dir: Path) -> bool:
@@ -48,14 +49,17 @@ def _manifest_matches_files(dataset_dir: Path) -> bool:
         return False
     files = read_json(manifest_path).get("files", {})
     return all(
-        split_path(dataset_dir, s).is_file() and files.get(s, {}).get("sha256_16") == hash_files([split_path(dataset_dir, s)])
+        split_files(dataset_dir, s) and files.get(s, {}).get("sha256_16") == hash_files(split_files(dataset_dir, s))
         for s in SPLITS
     )
 
 
-def _count_lines(path: Path) -> int:
-    with path.open("rb") as fh:
-        return sum(1 for line in fh if line.strip())
+def _count_records(files: list[Path]) -> int:
+    """Records of one split: non-empty JSONL lines, or the rows in the Parquet shards' footers."""
+    if files and files[0].suffix == ".jsonl":
+        with files[0].open("rb") as fh:
+            return sum(1 for line in fh if line.strip())
+    return count_parquet_records(files)
 
 
 def _describe(dataset_dir: Path) -> str:
@@ -114,12 +118,12 @@ def resolve_suite_data(
             # the suite's own folder: replacing what an earlier suite prepared there is intended
             prepare_dataset(sources, dataset_dir, prepare, progress=progress, overwrite=True)
             write_json(request_path, request)
-    files = [split_path(dataset_dir, s) for s in SPLITS]
+    files = {s: split_files(dataset_dir, s) for s in SPLITS}
     return PreparedData(
         dataset_dir=dataset_dir,
-        hash=hash_files(files),
+        hash=hash_files([path for s in SPLITS for path in files[s]]),
         description=description or _describe(dataset_dir),
-        counts={s: _count_lines(f) for s, f in zip(SPLITS, files)},
+        counts={s: _count_records(files[s]) for s in SPLITS},
         notice=notice,
     )
 
@@ -142,7 +146,7 @@ def mine_suite_data(data: PreparedData, out_dir: Path, model: str) -> PreparedDa
     current = False
     if mining_file.is_file() and split_path(mined_dir, "train").is_file():
         provenance = read_json(mining_file)["provenance"]
-        inputs = {s: hash_files([split_path(data.dataset_dir, s)]) for s in SPLITS}
+        inputs = {s: hash_files(split_files(data.dataset_dir, s)) for s in SPLITS}
         current = (
             provenance["data"]["input_hashes"] == inputs
             and provenance["settings"] == json.loads(config.model_dump_json())
@@ -150,10 +154,9 @@ def mine_suite_data(data: PreparedData, out_dir: Path, model: str) -> PreparedDa
         )
     if not current:
         mine_dataset(data.dataset_dir, mined_dir, config, overwrite=True)
-    files = [split_path(mined_dir, s) for s in SPLITS]
     return PreparedData(
         dataset_dir=mined_dir,
-        hash=hash_files(files),
+        hash=hash_files([path for s in SPLITS for path in split_files(mined_dir, s)]),
         description=f"{data.description}, train negatives mined by {model}",
         counts=data.counts,
         notice=data.notice,

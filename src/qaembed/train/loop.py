@@ -48,7 +48,7 @@ from typing import Any
 import torch
 
 from qaembed.batching.batch import RankingBatch
-from qaembed.data.dataset import read_json, read_split, split_path, write_json
+from qaembed.data.dataset import read_json, read_split, split_files, write_json
 from qaembed.errors import ConfigError, DataError, QaembedError
 from qaembed.records import QARecord
 from qaembed.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -119,9 +119,9 @@ def build_components(config: TrainConfig) -> tuple[Any, Any]:
 
 
 def _read_records(config: TrainConfig, split: str, limit: int | None) -> list[QARecord]:
-    path = split_path(config.data.dataset, split)
-    if not path.is_file():
-        raise ConfigError(f"data.dataset: {config.data.dataset} has no {path.name} (is it a prepared dataset folder?)")
+    if not split_files(config.data.dataset, split):
+        raise ConfigError(f"data.dataset: {config.data.dataset} has no {split} split ({split}.jsonl or "
+                          f"parquet/{split}-*.parquet: is it a prepared dataset folder?)")
     records = read_split(config.data.dataset, split)
     if split == "train" and config.data.train_questions_file is not None:
         records = _only_listed(records, config.data.train_questions_file)
@@ -424,7 +424,7 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         metrics_path.write_text("", encoding="utf-8")
         save_config(config, run_dir / "config.yaml")
-        data_files = [split_path(config.data.dataset, s) for s in ("train", "dev")]
+        data_files = [path for s in ("train", "dev") for path in split_files(config.data.dataset, s)]
         write_json(run_dir / "provenance.json", {**environment(), "data_hash": hash_files(data_files),
                                                  "data_files": [str(p) for p in data_files]})
     accelerator.wait_for_everyone()
