@@ -18,8 +18,8 @@ A sketch (not run: it needs a model and records)::
   batch_size, seed, epoch=0, drop_last=False)`` yields :class:`RankingBatch`;
   ``batch_size`` counts questions; the same arguments give the same batches;
   ``strategy.num_batches(records, batch_size, drop_last)`` counts them.
-* ``Collator(model_or_tokenizer, max_length=None)(batch)`` / ``tokenize_batch(model, batch,
-  max_length)`` / ``tokenize(model, texts, max_length)``: features dict for a
+* ``Collator(model_or_tokenizer, max_length=None)(batch)`` / ``tokenize(model, texts,
+  max_length)``: features dict for a
   SentenceTransformer forward, padded to the longest text of the call.
 * ``RankingBatch`` (``batch.py``): queries, unique docs, (n_q, n_d) relevance / positive /
   known / rank, query_ids, doc_ids; ``batch.to(device)``.
@@ -29,7 +29,7 @@ A sketch (not run: it needs a model and records)::
 
 from qaembed.batching.assemble import DocChoice, assemble_batch
 from qaembed.batching.batch import RankingBatch
-from qaembed.batching.collate import Collator, tokenize, tokenize_batch
+from qaembed.batching.collate import Collator, tokenize
 from qaembed.batching.relevance import RELEVANCE_METHODS, normalize_votes
 from qaembed.batching.sampler import length_aware_batches
 from qaembed.batching.strategies import STRATEGIES, BatchStrategy, StrategyConfig, build_strategy
@@ -50,5 +50,4 @@ __all__ = [
     "length_aware_batches",
     "normalize_votes",
     "tokenize",
-    "tokenize_batch",
 ]

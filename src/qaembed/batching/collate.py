@@ -58,7 +58,3 @@ class Collator:
         """Features of ``batch.queries + batch.docs`` (queries first)."""
         return tokenize(self.tokenizer, batch.queries + batch.docs, self.max_length)
 
-
-def tokenize_batch(model_or_tokenizer: Any, batch: RankingBatch, max_length: int) -> dict[str, torch.Tensor]:
-    """Features of ``batch.queries + batch.docs`` (see :class:`Collator`)."""
-    return tokenize(model_or_tokenizer, batch.queries + batch.docs, max_length)

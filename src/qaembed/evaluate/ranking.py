@@ -159,10 +159,6 @@ class Qrels:
         ideal[query, column] = self.gain[order]
         return ideal
 
-    def relevant_count(self) -> np.ndarray:
-        """(n_q,) number of relevant documents per query."""
-        return np.bincount(self.query_index, minlength=self.num_queries)
-
     def binary(self) -> Qrels:
         """The same judgments with every gain set to 1."""
         return Qrels(self.query_index, self.doc_index, np.ones_like(self.gain), self.num_queries, self.num_docs)

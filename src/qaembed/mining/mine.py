@@ -7,7 +7,7 @@ question's top-voted answer) or above ``max_score``, then keep ``num_negatives``
 rank window ``[range_min, range_max)`` of what survives, by ``top`` or ``random`` sampling.
 
 The candidate window follows sentence-transformers' ``mine_hard_negatives`` exactly, so the
-two agree on the same inputs (tests/mining/test_equivalence.py): the search retrieves the
+two agree on the same inputs (tests/mining/test_mining_equivalence.py): the search retrieves the
 ``range_max + max_answers`` most similar answers (``max_answers`` = most answers of any one
 question, room for the question's own answers); filtered candidates are removed; the
 survivors are ranked by similarity; the first ``range_min`` survivors are skipped and
