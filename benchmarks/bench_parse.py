@@ -177,7 +177,8 @@ def main() -> None:
     lines = [
         f"### Stack Exchange dump ingestion ({datetime.now(timezone.utc):%Y-%m-%d}, 2-core CPU, no GPU, shared box)",
         "",
-        f"Command: `python benchmarks/bench_parse.py --sizes-mb {' '.join(map(str, args.sizes_mb))}`",
+        f"Command: `python benchmarks/bench_parse.py --sizes-mb {' '.join(map(str, args.sizes_mb))} "
+        f"--workers {' '.join(map(str, args.workers))}`",
         "",
         "| Posts.xml | rows (q / a / other) | baseline iterparse MB/s (wall) | workers | prepare MB/s (wall) "
         "| prepare MB per CPU-second | prepare / baseline (wall) | baseline peak RSS | prepare peak RSS (main / worker) |",
