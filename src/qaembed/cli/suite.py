@@ -180,6 +180,14 @@ def register(app: typer.Typer) -> None:
             None, "--test-after", help="Date split (YYYY-MM-DD): test on questions created on/after this day."),
         out: Path = typer.Option(DEFAULT_OUT, "--out", help="Suite folder (runs, data, report)."),
         report_only: bool = typer.Option(False, "--report-only", help="Only rebuild the report from --out."),
+        executor: str = typer.Option(
+            "local", "--executor", help="local (one run after another here) or ray (each run a Ray task; "
+            "needs qaembed[ray]; see docs/scale.md)."),
+        ray_address: Optional[str] = typer.Option(
+            None, "--ray-address", help="--executor ray: a running cluster (auto, or HOST:PORT); default: a "
+            "local Ray started for this suite."),
+        cpus_per_run: float = typer.Option(1.0, "--cpus-per-run", help="--executor ray: CPUs each run asks for."),
+        gpus_per_run: float = typer.Option(0.0, "--gpus-per-run", help="--executor ray: GPUs each run asks for."),
     ) -> None:
         """Run the loss-comparison grid (skipping finished runs), then write the report."""
         if ctx.invoked_subcommand is not None:
@@ -199,6 +207,7 @@ def register(app: typer.Typer) -> None:
             TimeRemainingColumn,
         )
 
+        from qaembed.errors import ConfigError
         from qaembed.suite.grid import build_suite_config
         from qaembed.suite.runner import run_suite
 
@@ -207,14 +216,25 @@ def register(app: typer.Typer) -> None:
         suite_config = build_suite_config(preset=preset, file=config, overrides=overrides)
         if losses:
             suite_config = suite_config.select([name.strip() for name in losses.split(",") if name.strip()])
+        run_executor = None
+        if executor == "ray":
+            from qaembed.suite.ray_executor import RayExecutor
+
+            run_executor = RayExecutor(address=ray_address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
+        elif executor != "local":
+            raise ConfigError(f"--executor {executor!r}: expected local or ray")
+        elif ray_address is not None:
+            raise ConfigError("--ray-address applies to --executor ray")
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("ETA"), TimeRemainingColumn())
         try:
             if console.is_terminal:
                 with Progress(*columns, console=console) as progress:
-                    result = run_suite(suite_config, out, progress=RichSuiteProgress(progress), log_to_file=True)
+                    result = run_suite(suite_config, out, progress=RichSuiteProgress(progress), log_to_file=True,
+                                       executor=run_executor)
             else:
-                result = run_suite(suite_config, out, progress=PlainSuiteProgress(typer.echo), log_to_file=True)
+                result = run_suite(suite_config, out, progress=PlainSuiteProgress(typer.echo), log_to_file=True,
+                                   executor=run_executor)
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/yellow]: finished runs are kept; run the same command to continue.")
             sys.exit(130)

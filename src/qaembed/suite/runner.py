@@ -261,11 +261,13 @@ def run_suite(
     run_fn: RunFunction | None = None,
     progress: SuiteProgress | None = None,
     log_to_file: bool = False,
+    executor: RunExecutor | None = None,
 ) -> SuiteResult:
     """Prepare (or reuse) the data, write ``suite.json``, then run every run not finished yet.
 
     ``run_fn`` defaults to :func:`train_and_evaluate`. Entries are validated against the
-    loss and strategy registries before anything runs.
+    loss and strategy registries before anything runs. ``executor`` (None: one run after
+    another here) runs the pending runs elsewhere, e.g. on Ray (:mod:`qaembed.suite.ray_executor`).
     """
     out_dir = Path(out_dir)
     progress = progress or NoProgress()
@@ -304,7 +306,7 @@ def run_suite(
         "written_at": _now(),
     })
     return execute_runs(config, out_dir, runs, data.dataset_dir, run_fn=run_fn, progress=progress,
-                        log_to_file=log_to_file, train_questions_file=train_file)
+                        log_to_file=log_to_file, train_questions_file=train_file, executor=executor)
 
 
 def _prepare_config(config: SuiteConfig):
@@ -327,49 +329,80 @@ def execute_runs(
     progress: SuiteProgress | None = None,
     log_to_file: bool = False,
     train_questions_file: Path | None = None,
+    executor: RunExecutor | None = None,
 ) -> SuiteResult:
-    """Run every spec not finished yet, one after another; returns every run's status."""
+    """Run every spec not finished yet; returns every run's status, in the order of ``runs``.
+
+    Without ``executor`` the runs go one after another in this process; with one (e.g.
+    :class:`qaembed.suite.ray_executor.RayExecutor`) the runs not finished yet are handed to it.
+    """
     run_fn = run_fn or train_and_evaluate
     progress = progress or NoProgress()
     context = RunContext(config=config, dataset_dir=dataset_dir, train_questions_file=train_questions_file,
                          progress=progress, log_to_file=log_to_file)
-    statuses: list[RunStatus] = []
+    statuses: dict[str, RunStatus] = {}
     skipped: list[str] = []
+    pending: list[tuple[RunSpec, Path, bool]] = []
     progress.suite_started(len(runs))
     for spec in runs:
         run_dir = out_dir / "runs" / spec.run_id
         finished, resume = _prepare_run_dir(spec, run_dir, progress)
         if finished is not None:
-            statuses.append(finished)
+            statuses[spec.run_id] = finished
             skipped.append(spec.run_id)
             progress.run_finished(spec, "skipped")
-            continue
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / SPEC_FILE, spec.model_dump(mode="json"))
-        progress.run_started(spec)
-        start, cpu_start = time.perf_counter(), time.process_time()
-        try:
-            outcome = run_fn(spec, context, run_dir, resume)
-        except Exception as exc:  # a failing run is recorded and the suite goes on
-            status = RunStatus(
-                run_id=spec.run_id, label=spec.label, kind=spec.kind, seed=spec.seed,
-                config_hash=spec.config_hash, status="failed", error=f"{type(exc).__name__}: {exc}",
-                traceback=traceback.format_exc(limit=20), wall_time_s=time.perf_counter() - start,
-                cpu_time_s=time.process_time() - cpu_start, finished_at=_now(),
-            )
+        elif executor is not None:
+            pending.append((spec, run_dir, resume))
         else:
-            status = RunStatus(
-                run_id=spec.run_id, label=spec.label, kind=spec.kind, seed=spec.seed,
-                config_hash=spec.config_hash, status="ok", summary=outcome.summary,
-                wall_time_s=time.perf_counter() - start, cpu_time_s=time.process_time() - cpu_start,
-                train_time_s=outcome.train_time_s,
-                eval_time_s=outcome.eval_time_s, texts_per_s=outcome.texts_per_s, finished_at=_now(),
-                **outcome.spent,
-            )
-        write_json(run_dir / STATUS_FILE, status.model_dump(mode="json"))
-        statuses.append(status)
-        progress.run_finished(spec, status.status)
-    return SuiteResult(statuses=statuses, skipped=skipped)
+            progress.run_started(spec)
+            statuses[spec.run_id] = run_one(spec, context, run_dir, resume, run_fn)
+            progress.run_finished(spec, statuses[spec.run_id].status)
+    if pending:
+        for spec, status in executor.run(pending, context, run_fn):
+            statuses[spec.run_id] = status
+            progress.run_finished(spec, status.status)
+    return SuiteResult(statuses=[statuses[spec.run_id] for spec in runs], skipped=skipped)
+
+
+class RunExecutor(Protocol):
+    """Runs specs elsewhere (other processes or machines); yields ``(spec, status)`` as each finishes."""
+
+    def run(self, pending: list[tuple[RunSpec, Path, bool]], context: RunContext,
+            run_fn: RunFunction) -> Iterator[tuple[RunSpec, RunStatus]]: ...
+
+
+def run_one(spec: RunSpec, context: RunContext, run_dir: Path, resume: bool, run_fn: RunFunction) -> RunStatus:
+    """One run into ``run_dir``: its spec, then ``run_fn``, then its status (a failure is recorded, not raised)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / SPEC_FILE, spec.model_dump(mode="json"))
+    start, cpu_start = time.perf_counter(), time.process_time()
+    try:
+        outcome = run_fn(spec, context, run_dir, resume)
+    except Exception as exc:  # a failing run is recorded and the suite goes on
+        status = RunStatus(
+            run_id=spec.run_id, label=spec.label, kind=spec.kind, seed=spec.seed,
+            config_hash=spec.config_hash, status="failed", error=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(limit=20), wall_time_s=time.perf_counter() - start,
+            cpu_time_s=time.process_time() - cpu_start, finished_at=_now(),
+        )
+    else:
+        status = RunStatus(
+            run_id=spec.run_id, label=spec.label, kind=spec.kind, seed=spec.seed,
+            config_hash=spec.config_hash, status="ok", summary=outcome.summary,
+            wall_time_s=time.perf_counter() - start, cpu_time_s=time.process_time() - cpu_start,
+            train_time_s=outcome.train_time_s,
+            eval_time_s=outcome.eval_time_s, texts_per_s=outcome.texts_per_s, finished_at=_now(),
+            **outcome.spent,
+        )
+    write_json(run_dir / STATUS_FILE, status.model_dump(mode="json"))
+    return status
+
+
+def failed_status(spec: RunSpec, error: str, wall_time_s: float) -> RunStatus:
+    """The status of a run that could not report one itself (its worker died, every retry too)."""
+    return RunStatus(run_id=spec.run_id, label=spec.label, kind=spec.kind, seed=spec.seed,
+                     config_hash=spec.config_hash, status="failed", error=error, wall_time_s=wall_time_s,
+                     finished_at=_now())
 
 
 @contextlib.contextmanager

@@ -1,0 +1,104 @@
+"""The suite on Ray: the same numbers as the local executor (a real tiny-model grid on a 2-CPU local
+Ray cluster started by the test), finished runs never redone, a killed worker retried and resumed,
+and a clear error without Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from qaembed.data.dataset import write_jsonl_records
+from qaembed.errors import ConfigError
+from qaembed.records import Answer, QARecord
+from qaembed.suite.grid import GridEntry, SuiteConfig
+from qaembed.suite.runner import RunOutcome, read_status, run_suite
+
+ray = pytest.importorskip("ray")
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers need not import this test file
+
+from qaembed.suite.ray_executor import RayExecutor  # noqa: E402
+
+
+def _dataset(folder: Path) -> Path:
+    records = [QARecord(id=f"r:{i}", title=f"question {i} about topic {i % 5}?", body="details",
+                        answers=[Answer(id=f"r:{i}-{k}", text=f"answer {k} of {i} on topic {i % 5} " + "w " * k,
+                                        score=float(3 - k)) for k in range(1 + i % 3)]) for i in range(60)]
+    write_jsonl_records(folder / "train.jsonl", records[:36])
+    write_jsonl_records(folder / "dev.jsonl", records[36:44])
+    write_jsonl_records(folder / "test.jsonl", records[44:])
+    return folder
+
+
+def _executor() -> RayExecutor:
+    return RayExecutor(init_options={"num_cpus": 2})
+
+
+def test_ray_gives_the_numbers_of_a_local_run(tiny_model_dir, tmp_path):
+    data = _dataset(tmp_path / "data")
+    config = SuiteConfig(
+        model=str(tiny_model_dir), data=str(data), seeds=[0], budget=48, budget_unit="texts", batch_size=6,
+        learning_rate=1e-3, max_seq_length=32, eval_every=None, train_questions=None, dev_questions=None,
+        test_questions=None, entries=[GridEntry(name="infonce", loss="infonce", strategy="hard_negative"),
+                                      GridEntry(name="listwise", loss="listwise", strategy="listwise")])
+    local = run_suite(config, tmp_path / "local")
+    on_ray = run_suite(config, tmp_path / "ray", executor=_executor())
+    assert not local.failed and not on_ray.failed, [s.error for s in on_ray.failed]
+    assert [s.run_id for s in on_ray.statuses] == [s.run_id for s in local.statuses]
+    assert len(on_ray.statuses) == 3  # the baseline and 2 entries
+    for ours, theirs in zip(on_ray.statuses, local.statuses):
+        assert ours.summary.keys() == theirs.summary.keys() and ours.summary
+        for key, value in theirs.summary.items():
+            assert ours.summary[key] == pytest.approx(value, abs=1e-6), (ours.run_id, key)
+        assert (ours.steps, ours.texts, ours.question_order) == (theirs.steps, theirs.texts, theirs.question_order)
+    # finished runs are never redone: a second invocation submits nothing
+    again = run_suite(config, tmp_path / "ray", executor=_executor())
+    assert sorted(again.skipped) == sorted(s.run_id for s in local.statuses)
+
+
+def _dies_once(spec, context, run_dir: Path, resume: bool) -> RunOutcome:
+    """A run whose worker process is killed the first time (as an OOM kill or a lost node would)."""
+    marker = run_dir / "attempts.jsonl"
+    attempts = marker.read_text().splitlines() if marker.exists() else []
+    with marker.open("a") as fh:
+        fh.write(json.dumps({"resume": resume, "pid": os.getpid()}) + "\n")
+    if not attempts:
+        os._exit(1)
+    return RunOutcome(summary={"retrieval/ndcg@10": 0.5}, train_time_s=0.0, eval_time_s=0.0, texts_per_s=None)
+
+
+def _always_dies(spec, context, run_dir: Path, resume: bool) -> RunOutcome:
+    os._exit(1)
+
+
+def _config(data: Path) -> SuiteConfig:
+    return SuiteConfig(data=str(data), seeds=[0], budget=2, budget_unit="steps", baseline=False,
+                       entries=[GridEntry(name="infonce", loss="infonce", strategy="hard_negative")])
+
+
+def test_a_killed_worker_is_retried_and_resumes(tmp_path):
+    config = _config(_dataset(tmp_path / "data"))
+    result = run_suite(config, tmp_path / "suite", run_fn=_dies_once, executor=_executor())
+    (status,) = result.statuses
+    assert status.status == "ok", status.error
+    attempts = [json.loads(line) for line in (tmp_path / "suite" / "runs" / status.run_id / "attempts.jsonl")
+                .read_text().splitlines()]
+    assert [a["resume"] for a in attempts] == [False, True]  # the retry resumes (spec there, no status)
+    assert attempts[0]["pid"] != attempts[1]["pid"]
+
+
+def test_a_worker_that_always_dies_is_a_failed_run_with_its_status_written(tmp_path):
+    config = _config(_dataset(tmp_path / "data"))
+    executor = RayExecutor(max_retries=1, init_options={"num_cpus": 2})
+    (status,) = run_suite(config, tmp_path / "suite", run_fn=_always_dies, executor=executor).statuses
+    assert status.status == "failed" and "died 2 time(s)" in status.error
+    assert read_status(tmp_path / "suite" / "runs" / status.run_id).status == "failed"
+
+
+def test_without_ray_the_error_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ConfigError, match=r"pip install 'qaembed\[ray\]'"):
+        RayExecutor()
