@@ -76,6 +76,10 @@ class RayExecutor:
     def __post_init__(self) -> None:
         if self.cpus_per_run <= 0 or self.gpus_per_run < 0 or self.max_retries < 0:
             raise ConfigError("ray executor: cpus per run must be > 0, gpus per run and retries >= 0")
+        if self.gpus_per_run > 1:
+            raise ConfigError("ray executor: a run is one process and uses one GPU (--gpus-per-run <= 1, fractions "
+                              "share a GPU); for one run on several GPUs use `accelerate launch -m qaembed train` "
+                              "(docs/training.md)")
         _import_ray()  # fail before any work when Ray is missing
 
     def run(self, pending: list[tuple[RunSpec, Path, bool]], context: RunContext,
