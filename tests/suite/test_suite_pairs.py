@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def test_pair_suite_trains_evaluates_and_reports_ap_with_seed_aware_intervals(ti
     config = build_suite_config(preset="quick", overrides={
         "data": str(tiny_pair_dataset), "model": str(tiny_model_dir), "seeds": [0, 1]})
     config = config.model_copy(update={"entries": entries, "budget": 3, "budget_unit": "steps", "batch_size": 6,
-                                       "max_seq_length": 32, "eval_every": 2})
+                                       "max_seq_length": 32, "eval_every": 2, "map_points": 30})
     out = tmp_path / "suite"
     result = run_suite(config, out)
     assert [s.status for s in result.statuses] == ["ok"] * 5, [s.error for s in result.statuses]
@@ -83,6 +84,20 @@ def test_pair_suite_trains_evaluates_and_reports_ap_with_seed_aware_intervals(ti
     seeds = [read_status(out / "runs" / "multitask" / f"seed{k}").summary["classification/average_precision"]
              for k in (0, 1)]
     assert rows["multitask"]["average_precision"]["mean"] == pytest.approx(np.mean(seeds), rel=1e-12)
+    # embedding maps: base vs the best loss on the stored bounded sample (or the reason they are skipped)
+    assert "## Embedding maps" in markdown
+    if importlib.util.find_spec("umap") is not None:
+        sidecar = json.loads((out / "plots" / "maps" / "maps.json").read_text())
+        assert sidecar["sample"]["points"] <= 30 and sidecar["best"]["label"] in ("infonce", "multitask")
+        assert sorted(sidecar["models"]) == sorted(["base", f"best_{sidecar['best']['label']}"])
+        assert "plots/maps/base.png" in markdown
+    import qaembed.embedding_maps as maps
+
+    original, maps.umap_available = maps.umap_available, lambda: False
+    try:
+        assert "umap-learn is not installed (pip install 'qaembed[maps]'" in build_report(out).markdown.read_text()
+    finally:
+        maps.umap_available = original
     main = {r["label"]: r for r in results["losses"]}
     assert main["infonce"]["intervals"]["retrieval/mrr@10"]["n_seeds"] == 2
     assert "retrieval/mrr@10" in main["infonce"]["vs_baseline"]

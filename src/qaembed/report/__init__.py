@@ -225,6 +225,17 @@ def build_report(suite_dir: str | Path) -> ReportPaths:
     blocks += [Heading("Training curves"), Image(loss_png, "Training loss per step, every run"),
                Image(dev_png, f"Dev {analysis.primary} at each evaluation, every run")]
     blocks += [Heading("Compute"), TableBlock(cost_table(suite)), Image(cost_png, "Wall time and throughput per run")]
+    from qaembed.report.maps import report_maps
+
+    maps = report_maps(suite, analysis, plots_dir / "maps")
+    blocks.append(Heading("Embedding maps"))
+    if maps.skipped:
+        blocks.append(Paragraph(maps.skipped + "."))
+    else:
+        blocks.append(Paragraph("Base model vs the best loss (by the headline metric) on the same bounded, seeded test "
+                                "sample; each map is its own UMAP projection, so compare structure, not axes "
+                                "(numbers per map in plots/maps/maps.json; `qaembed serve --maps` shows the folder)."))
+        blocks += [Image(path, caption) for path, caption in maps.images]
     if failures.rows:
         blocks += [Heading("Failures"), TableBlock(failures)]
     blocks += _setup_block(suite, analysis) + [TableBlock(grid_table(suite))]
@@ -259,4 +270,5 @@ def build_report(suite_dir: str | Path) -> ReportPaths:
         "data": suite.data,
         "environment": suite.environment,
     })
-    return ReportPaths(md_path, html_path, csv_path, json_path, [metrics_png, loss_png, dev_png, cost_png])
+    return ReportPaths(md_path, html_path, csv_path, json_path,
+                       [metrics_png, loss_png, dev_png, cost_png] + [path for path, _ in maps.images])

@@ -400,6 +400,7 @@ def expand_runs(config: SuiteConfig, data_hash: str, train_set_hash: str = "") -
     if config.baseline:
         baseline_key = {"kind": "baseline", "model": config.model, "max_seq_length": config.max_seq_length,
                         "query_text": config.query_text, "test_questions": config.test_questions, "data": data_hash,
+                        "dev_questions": config.dev_questions,  # pair data: the dev pairs choose its thresholds
                         "corpus": config.corpus, "distractor_questions": config.distractor_questions}
         runs.append(RunSpec(kind="baseline", entry=None, seed=0, run_id=BASELINE_NAME,
                             config_hash=_hash(baseline_key)))
