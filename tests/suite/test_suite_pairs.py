@@ -101,3 +101,41 @@ def test_pair_suite_trains_evaluates_and_reports_ap_with_seed_aware_intervals(ti
     main = {r["label"]: r for r in results["losses"]}
     assert main["infonce"]["intervals"]["retrieval/mrr@10"]["n_seeds"] == 2
     assert "retrieval/mrr@10" in main["infonce"]["vs_baseline"]
+
+
+def test_weighted_average_precision_equals_sklearn_on_resamples():
+    from sklearn.metrics import average_precision_score
+
+    from qaembed.suite.stats import weighted_average_precision
+
+    rng = np.random.default_rng(0)
+    scores = np.round(rng.uniform(size=200), 2)  # ties included
+    labels = (rng.uniform(size=200) < 0.4).astype(np.int64)
+    weights = rng.multinomial(200, np.full(200, 1 / 200), size=6).astype(np.float64)
+    ours = weighted_average_precision(scores, labels, weights)
+    for row, w in zip(ours, weights):
+        assert row == pytest.approx(average_precision_score(labels, scores, sample_weight=w), abs=1e-12)
+        repeated = w.astype(np.int64)
+        assert row == pytest.approx(average_precision_score(np.repeat(labels, repeated), np.repeat(scores, repeated)),
+                                    abs=1e-12)
+
+
+def test_pair_bootstrap_resamples_seeds_then_pairs_and_pairs_the_reference():
+    from qaembed.suite.stats import pair_classification_bootstrap
+
+    rng = np.random.default_rng(1)
+    labels = (rng.uniform(size=300) < 0.4).astype(np.int64)
+    base = labels * 0.3 + rng.uniform(size=300)
+    same = pair_classification_bootstrap(base[None], labels, base[None] > 0.6, base[None] > 0.6,
+                                         reference=(base[None], base[None] > 0.6, base[None] > 0.6), n_resamples=500)
+    ap = same["average_precision"]
+    assert ap.difference == 0 and ap.difference_low == ap.difference_high == 0 and ap.p_value == 1
+    assert ap.low < ap.mean < ap.high and ap.n_pairs == 300
+    # three seeds that differ from each other: a wider interval than one seed on the same pairs
+    seeds = np.stack([base + labels * shift for shift in (0.0, 0.4, 0.8)])
+    wide = pair_classification_bootstrap(seeds, labels, seeds > 0.6, seeds > 0.6, n_resamples=500)
+    one = pair_classification_bootstrap(seeds[1:2], labels, seeds[1:2] > 0.6, seeds[1:2] > 0.6, n_resamples=500)
+    width = lambda b: b["average_precision"].high - b["average_precision"].low  # noqa: E731
+    assert width(wide) > width(one)
+    with pytest.raises(ValueError, match="same seeds and pairs"):
+        pair_classification_bootstrap(seeds, labels[:10], seeds > 0.6, seeds > 0.6)

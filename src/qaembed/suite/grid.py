@@ -15,6 +15,9 @@ Presets (:data:`PRESETS`):
   capped splits, one seed. It shows the machinery works; its differences are mostly noise.
 * ``cpu`` — an answer on a 2-core CPU in under an hour: the main losses, three seeds, a
   budget and learning rate chosen by a measured sweep (``benchmarks/results/suite.md``).
+On a prepared duplicate-question pair dataset (``docs/pairs.md``) the grid is :func:`pair_entries`
+(unless a file lists its own entries) and the caps count pairs.
+
 * ``full`` — for a GPU: all data, longer sequences, a larger budget, three seeds, and two
   extra runs on negatives mined by the base model (mining runs once per suite).
 
@@ -276,6 +279,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "dev_questions": 40,
         "test_questions": 300,
         "distractor_questions": 100,
+        "map_points": 300,
     },
     "cpu": {
         "seeds": [0, 1, 2],
