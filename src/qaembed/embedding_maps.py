@@ -22,10 +22,10 @@ Example
 >>> from qaembed.data.pairs import PairQuestion, PairRecord
 >>> q = lambda i: PairQuestion(id=f"q{i}", text=f"question {i}")
 >>> pairs = [PairRecord(id=f"p{i}", question1=q(2 * i), question2=q(2 * i + 1), label=i % 2, source="t")
-...          for i in range(10)]
->>> sample = pair_sample(pairs, max_points=7, seed=0)
->>> len(sample.ids) <= 7, len(sample.segments) == 3, sample == pair_sample(pairs, max_points=7, seed=0)
-(True, True, True)
+...          for i in range(20)]
+>>> sample = pair_sample(pairs, max_points=13, seed=0)
+>>> len(sample.ids), len(sample.segments), sample == pair_sample(pairs, max_points=13, seed=0)
+(12, 6, True)
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def pair_sample(pairs: Sequence[Any], max_points: int = MAX_POINTS, seed: int = 
     """Whole pairs in a seeded order while the distinct questions stay within ``max_points``."""
     from qaembed.data.pairs import duplicate_clusters
 
-    if max_points < MIN_POINTS and len(pairs) * 2 >= MIN_POINTS:
+    if max_points < MIN_POINTS:
         raise ConfigError(f"--max-points {max_points}: a map needs at least {MIN_POINTS} points")
     ordered = sorted(pairs, key=lambda p: p.id)
     order = np.random.default_rng(seed).permutation(len(ordered))
