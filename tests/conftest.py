@@ -111,3 +111,38 @@ def pause_when():
             time.sleep(0.01)  # the slice the process may use; it only sets the test's pace
 
     return pause
+
+
+def write_tiny_qqp(path: Path, clusters: int = 60) -> Path:
+    """A QQP-format TSV: ``clusters`` duplicate clusters of 2-3 questions, and labelled non-duplicates."""
+    topics = ["python", "coffee", "qubits", "rice", "sky", "guitar", "taxes", "cats", "rust", "bread"]
+    rows, qid, pair_id, firsts = [], 0, 0, []
+    for c in range(clusters):
+        topic = topics[c % len(topics)]
+        size = 2 + c % 2
+        ids = list(range(qid + 1, qid + size + 1))
+        qid += size
+        texts = [f"how do I {verb} {topic} number {c}?" for verb in ("learn", "master", "study")[:size]]
+        firsts.append((ids[0], texts[0]))
+        for k in range(1, size):
+            pair_id += 1
+            rows.append((pair_id, ids[0], ids[k], texts[0], texts[k], 1))
+    for c in range(0, clusters - 1, 2):  # cluster 2k's first question vs cluster 2k+1's: a non-duplicate
+        (a, ta), (b, tb) = firsts[c], firsts[c + 1]
+        pair_id += 1
+        rows.append((pair_id, a, b, ta, tb, 0))
+    lines = ["id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate"] + ["\t".join(map(str, r)) for r in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_pair_dataset(tmp_path_factory) -> Path:
+    """A prepared pair dataset (``prepare_pairs``, all-pairs split 0.6/0.2/0.2) from :func:`write_tiny_qqp`."""
+    from qaembed.data.pairs import prepare_pairs
+
+    root = tmp_path_factory.mktemp("tiny_pairs")
+    tsv = write_tiny_qqp(root / "tiny_qqp.tsv")
+    out = root / "prepared"
+    prepare_pairs([tsv], out, "pairs-qqp", seed=1, split=(0.6, 0.2, 0.2), progress=False)
+    return out

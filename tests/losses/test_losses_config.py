@@ -48,8 +48,8 @@ def test_check_strategy_lists_the_allowed_combinations():
     check_strategy("listwise", "listwise")
     with pytest.raises(ConfigError, match="loss 'listwise' does not accept batching strategy 'infonce'; it accepts: listwise, hard_negative"):
         check_strategy("listwise", "infonce")
-    with pytest.raises(ConfigError, match="unknown batching strategy 'pairs'; allowed: hard_negative"):
-        check_strategy("infonce", "pairs")
+    with pytest.raises(ConfigError, match="unknown batching strategy 'pair'; allowed: hard_negative"):
+        check_strategy("infonce", "pair")
     parts = {"parts": [{"loss": "infonce"}, {"loss": "listwise"}]}
     check_strategy("multitask", "hard_negative", parts)
     with pytest.raises(ConfigError, match="it accepts: hard_negative$"):

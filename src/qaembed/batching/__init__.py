@@ -12,8 +12,9 @@ A sketch (not run: it needs a model and records)::
         q_emb, d_emb = emb[: batch.num_queries], emb[batch.num_queries :]
 
 * ``STRATEGIES``: closed dict name -> strategy class (``infonce``, ``multiple_positives``,
-  ``hard_negative``, ``triplet``, ``listwise``, and ``mined`` from ``mined.py``); each class has ``config_class`` (pydantic,
-  extra keys forbidden) and ``name``.
+  ``hard_negative``, ``triplet``, ``listwise``, ``mined`` from ``mined.py``, and ``pairs`` from ``pairs.py`` for duplicate-pair data);
+  each class has ``config_class`` (pydantic, extra keys forbidden), ``name`` and ``data_kind``
+  (``"qa"`` or ``"pairs"``: which records it batches).
 * ``build_strategy(name, options) -> BatchStrategy``; ``strategy.batches(records,
   batch_size, seed, epoch=0, drop_last=False)`` yields :class:`RankingBatch`;
   ``batch_size`` counts questions; the same arguments give the same batches;
@@ -34,8 +35,10 @@ from qaembed.batching.relevance import RELEVANCE_METHODS, normalize_votes
 from qaembed.batching.sampler import length_aware_batches
 from qaembed.batching.strategies import STRATEGIES, BatchStrategy, StrategyConfig, build_strategy
 from qaembed.batching.mined import MinedStrategy  # noqa: E402  (imports strategies; registered below)
+from qaembed.batching.pairs import PairsStrategy  # noqa: E402
 
 STRATEGIES[MinedStrategy.name] = MinedStrategy
+STRATEGIES[PairsStrategy.name] = PairsStrategy  # pair data (PairRecords): data_kind "pairs"
 
 __all__ = [
     "RELEVANCE_METHODS",

@@ -63,9 +63,11 @@ class PairExample:
 
 
 class PairsStrategy:
-    """Batches of (anchor, positive, hard negatives) from pair records (see the module docstring)."""
+    """Duplicate pairs as (anchor, positive) both ways, labelled non-duplicates as hard negatives (pair data)."""
 
     name = "pairs"
+    config_class = PairsConfig
+    data_kind = "pairs"  # batches PairRecords (qaembed.data.pairs), not QARecords
 
     def __init__(self, config: PairsConfig | None = None) -> None:
         self.config = config or PairsConfig()
@@ -122,6 +124,10 @@ class PairsStrategy:
             if drop_last and len(batch) < batch_size:
                 return
             yield self.build_batch(batch)
+
+    def num_batches(self, pairs: Sequence[PairRecord], batch_size: int, drop_last: bool = False) -> int:
+        """Batches of epoch 0 for seed 0 (the loop's epoch length; cluster deferral may change it by one per epoch)."""
+        return sum(1 for _ in self.batches(pairs, batch_size, seed=0, drop_last=drop_last))
 
     @staticmethod
     def build_batch(examples: Sequence[PairExample]) -> RankingBatch:

@@ -15,7 +15,12 @@ Closed set of names (``STRATEGIES``):
 ``triplet``               one positive and one negative per question (``neg_strategy``)
 ``listwise``              up to ``max_answers`` graded answers (questions with 2+ answers only)
 ``mined``                 top answer positive plus mined negatives (``mined.py``; ``qaembed mine``)
+``pairs``                 pair data: duplicates (anchor, positive) both ways, labelled non-duplicates
+                          as hard negatives (``pairs.py``; the only strategy for pair datasets)
 ========================  ===================================================================
+
+Every strategy says which records it batches in ``data_kind``: ``"qa"`` (:class:`QARecord`) or
+``"pairs"`` (:class:`~qaembed.data.pairs.PairRecord`).
 
 Labels: ``relevance`` is the answer's vote gain within its question (``relevance.py``,
 computed over all the question's answers); ``rank`` its position among the question's
@@ -56,6 +61,7 @@ class BatchStrategy:
 
     name: ClassVar[str]
     config_class: ClassVar[type[StrategyConfig]] = StrategyConfig
+    data_kind: ClassVar[str] = "qa"  # batches QARecords; the ``pairs`` strategy batches PairRecords
     min_answers: ClassVar[int] = 1  # questions with fewer answers are skipped (see eligible)
 
     def __init__(self, config: StrategyConfig | None = None) -> None:

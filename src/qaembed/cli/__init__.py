@@ -59,6 +59,10 @@ from qaembed.cli import losses as _losses_cli  # noqa: E402
 
 _losses_cli.register(app)
 
+from qaembed.cli import map as _map_cli  # noqa: E402
+
+_map_cli.register(app)
+
 from qaembed.cli import mine as _mine_cli  # noqa: E402
 
 _mine_cli.register(app)

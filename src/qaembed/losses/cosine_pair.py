@@ -14,7 +14,11 @@ Reimers & Gurevych, *Sentence-BERT* (2019), arXiv:1908.10084 (``CosineSimilarity
 
 Strategies
 ----------
-All of them: it only needs the known pairs' labels.
+All of them: it only needs the known pairs' labels. On ``pairs`` batches (duplicate-question
+data) with ``labels: binary`` the known pairs are each anchor's duplicate (label 1) and its
+labelled non-duplicates (label 0), so the loss is sentence-transformers' ``CosineSimilarityLoss``
+(MSE of the cosine onto the pair label) on exactly those pairs
+(``tests/losses/test_losses_pairs.py``).
 
 Recommendations
 ---------------
@@ -55,7 +59,7 @@ class CosinePairConfig(LossConfig):
 class CosinePairLoss(RankingLoss):
     name = "cosine_pair"
     config_class = CosinePairConfig
-    strategies = ("infonce", "multiple_positives", "hard_negative", "triplet", "listwise", "mined")
+    strategies = ("infonce", "multiple_positives", "hard_negative", "triplet", "listwise", "mined", "pairs")
 
     def forward(self, scores: torch.Tensor, batch: RankingBatch) -> LossOutput:
         config: CosinePairConfig = self.config

@@ -35,7 +35,10 @@ Strategies
 ----------
 ``infonce`` (top or random answer), ``hard_negative`` (own lower answers as hard
 negatives), ``triplet`` (one explicit negative), ``mined`` (mined negatives as hard
-negatives). Needs exactly one positive per query.
+negatives), ``pairs`` (duplicate-question pairs: the duplicate positive, labelled non-duplicates
+as hard negatives; with one negative per anchor it equals sentence-transformers'
+``MultipleNegativesRankingLoss`` on (anchor, positive, negative) triples). Needs exactly one
+positive per query.
 
 Recommendations
 ---------------
@@ -74,7 +77,7 @@ class InfoNCEConfig(LossConfig):
 class InfoNCELoss(RankingLoss):
     name = "infonce"
     config_class = InfoNCEConfig
-    strategies = ("infonce", "hard_negative", "triplet", "mined")
+    strategies = ("infonce", "hard_negative", "triplet", "mined", "pairs")
 
     def forward(self, scores: torch.Tensor, batch: RankingBatch) -> LossOutput:
         config: InfoNCEConfig = self.config

@@ -19,7 +19,9 @@ Those that every part accepts (``accepted_strategies()``; ``check_strategy`` use
 Recommendations
 ---------------
 A contrastive loss plus a small graded auxiliary term, e.g. ``infonce`` (weight 1) +
-``listwise`` or ``mse`` (weight 0.1-0.5) on ``hard_negative`` batches.
+``listwise`` or ``mse`` (weight 0.1-0.5) on ``hard_negative`` batches. On duplicate-question
+pairs (``pairs`` batches), the original project's multi-task setup: ``infonce`` (MNRL) plus
+``cosine_pair`` on the pair labels.
 
 Example
 -------
@@ -62,7 +64,7 @@ class MultitaskConfig(LossConfig):
 class MultitaskLoss(RankingLoss):
     name = "multitask"
     config_class = MultitaskConfig
-    strategies = ("infonce", "multiple_positives", "hard_negative", "triplet", "listwise", "mined")
+    strategies = ("infonce", "multiple_positives", "hard_negative", "triplet", "listwise", "mined", "pairs")
 
     def __init__(self, config: MultitaskConfig) -> None:
         super().__init__(config)

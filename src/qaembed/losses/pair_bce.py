@@ -71,7 +71,7 @@ class PairBCEConfig(LossConfig):
 class PairBCELoss(RankingLoss):
     name = "pair_bce"
     config_class = PairBCEConfig
-    strategies = ("infonce", "multiple_positives", "hard_negative", "triplet", "listwise", "mined")
+    strategies = ("infonce", "multiple_positives", "hard_negative", "triplet", "listwise", "mined", "pairs")
 
     def forward(self, scores: torch.Tensor, batch: RankingBatch) -> LossOutput:
         config: PairBCEConfig = self.config

@@ -5,7 +5,12 @@
 
 * ``report.md`` and a self-contained ``report.html`` (plots embedded as base64 PNG);
 * ``results.csv`` (one row per run) and ``results.json`` (runs, per-loss intervals and tests);
-* ``plots/metrics.png``, ``plots/loss_curves.png``, ``plots/dev_curves.png``, ``plots/cost.png``.
+* ``plots/metrics.png``, ``plots/loss_curves.png``, ``plots/dev_curves.png``, ``plots/cost.png``;
+* on duplicate-question pair data (``docs/pairs.md``): MRR@10 as the headline, and a pair
+  classification table (AP, F1 and accuracy at the dev thresholds, with seed x pair bootstrap
+  intervals; :mod:`qaembed.report.pairs`);
+* ``plots/maps/``: UMAP maps of the base model and the best loss on a bounded test sample
+  (:mod:`qaembed.report.maps`), or a stated reason why they were skipped.
 
 Statistics are described in :mod:`qaembed.report.analysis`. Regenerate at any time with
 ``qaembed suite report DIR``.
@@ -27,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from qaembed.data.dataset import SPLITS, read_split, write_json
-from qaembed.report.analysis import METRIC_EXPLANATIONS, PRIMARY_METRIC, Analysis, analyze, plain_summary
+from qaembed.report.analysis import Analysis, analyze, metrics_for, plain_summary
 from qaembed.report.collect import SuiteData, load_suite
 from qaembed.report.document import Block, Bullets, Code, Heading, Image, Paragraph, TableBlock
 from qaembed.report.html import render_html
@@ -37,6 +42,7 @@ from qaembed.report.tables import cost_table, failures_table, grid_table, main_t
 from qaembed.suite.grid import BASELINE_NAME
 
 TITLE = "Loss comparison on Q&A retrieval"
+PAIR_TITLE = "Loss comparison on duplicate-question retrieval"
 EXAMPLES_PER_SIDE = 3
 
 
@@ -78,14 +84,22 @@ def _setup_block(suite: SuiteData, analysis: Analysis) -> list[Block]:
         corpus = "every answer of the prepared data (train, dev and test answers; other questions' answers have gain 0)"
     train_questions = (data.get("train_questions") or {}).get("description") or "train split"
     budget, unit = config.get("budget"), config.get("budget_unit", "texts")
+    _, _, explanations = metrics_for(analysis.kind)
+    pairs = analysis.kind == "pairs"
+    unit_name = "pairs" if pairs else "questions"
+    test_text = (f"test: **{max(evaluated) if evaluated else '?'} query questions** (those with a labelled duplicate "
+                 f"in the test split), each ranked against the {int(documents):,} questions of the evaluated test "
+                 "pairs (itself excluded); the same pairs for every run, the baseline included"
+                 if pairs else
+                 f"test: **{max(evaluated) if evaluated else '?'} questions**, each ranked against a corpus of "
+                 f"{int(documents):,} documents: {corpus}")
     items = [
         f"base model: **{config.get('model')}**; every run starts from the same weights",
-        f"data: {data.get('description', 'prepared dataset')} — questions per split: {split_text or 'unknown'}"
-        + (f"; caps (first N questions of a split): {caps}" if caps else ""),
-        f"training questions: {train_questions}; the same seeded order for every entry",
-        f"test: **{max(evaluated) if evaluated else '?'} questions**, each ranked against a corpus of "
-        f"{int(documents):,} documents: {corpus}",
-        f"metrics: " + "; ".join(f"**{analysis.metrics[m]}**: {text}" for m, text in METRIC_EXPLANATIONS.items()),
+        f"data: {data.get('description', 'prepared dataset')} — {unit_name} per split: {split_text or 'unknown'}"
+        + (f"; caps (first N {unit_name} of a split): {caps}" if caps else ""),
+        f"training {unit_name}: {train_questions}; the same seeded order for every entry",
+        test_text,
+        f"metrics: " + "; ".join(f"**{analysis.metrics[m]}**: {text}" for m, text in explanations.items()),
         f"compute budget, equal for every loss: {budget:,} {unit} per run (the compute table shows what each run "
         f"spent); {config.get('batch_size')} questions per batch, learning rate {config.get('learning_rate')}, "
         f"linear warm-up over {config.get('warmup_ratio')} of the steps, max sequence length {config.get('max_seq_length')}",
@@ -111,15 +125,16 @@ def _examples_and_sites(suite: SuiteData, analysis: Analysis) -> tuple[list[Bloc
     sites = {r.provenance.site for r in records.values() if r.provenance and r.provenance.site}
     licenses = sorted({r.provenance.license for r in records.values() if r.provenance and r.provenance.license})
     baseline = analysis.row(BASELINE_NAME)
-    trained = [r for r in analysis.rows if r.label != BASELINE_NAME and PRIMARY_METRIC in r.intervals
+    primary = analysis.primary
+    trained = [r for r in analysis.rows if r.label != BASELINE_NAME and primary in r.intervals
                and r.per_question is not None]
     if baseline is None or baseline.per_question is None or not trained:
         return [], sites, licenses
-    best = max(trained, key=lambda r: r.intervals[PRIMARY_METRIC].mean)
-    paired = pd.concat([best.per_question[PRIMARY_METRIC], baseline.per_question[PRIMARY_METRIC]],
+    best = max(trained, key=lambda r: r.intervals[primary].mean)
+    paired = pd.concat([best.per_question[primary], baseline.per_question[primary]],
                        axis=1, join="inner", keys=["best", "baseline"]).dropna()
     gain = (paired["best"] - paired["baseline"]).sort_values(kind="stable")
-    metric_name = analysis.metrics[PRIMARY_METRIC]
+    metric_name = analysis.metrics[primary]
 
     def quote(question_id: str) -> str:
         record = records[question_id]
@@ -188,20 +203,39 @@ def build_report(suite_dir: str | Path) -> ReportPaths:
     plots_dir = suite_dir / "plots"
     metrics_png = plot_metrics(analysis, plots_dir / "metrics.png")
     loss_png = plot_loss_curves(suite, plots_dir / "loss_curves.png")
-    dev_png = plot_dev_curves(suite, plots_dir / "dev_curves.png")
+    dev_png = plot_dev_curves(suite, plots_dir / "dev_curves.png", analysis.primary)
     cost_png = plot_cost(suite, plots_dir / "cost.png")
 
     examples, sites, licenses = _examples_and_sites(suite, analysis)
     failures = failures_table(suite)
-    blocks: list[Block] = [Heading(TITLE, level=1), Heading("Summary"), Bullets(plain_summary(analysis))]
+    title = PAIR_TITLE if analysis.kind == "pairs" else TITLE
+    blocks: list[Block] = [Heading(title, level=1), Heading("Summary"), Bullets(plain_summary(analysis))]
     blocks += [Heading("Main metrics"), TableBlock(main_table(analysis)),
                Image(metrics_png, "Test metrics per loss, mean and 95% interval")]
     blocks += [Heading("Significance"), TableBlock(significance_table(analysis, "baseline"))]
     if analysis.reference is not None:
         blocks.append(TableBlock(significance_table(analysis, "reference")))
+    classification = None
+    if analysis.kind == "pairs":
+        from qaembed.report.pairs import pair_classification, pair_table
+
+        classification = pair_classification(suite)
+        blocks += [Heading("Pair classification"), TableBlock(pair_table(classification))]
+        blocks += [Paragraph(note) for note in classification.notes]
     blocks += [Heading("Training curves"), Image(loss_png, "Training loss per step, every run"),
-               Image(dev_png, f"Dev {PRIMARY_METRIC} at each evaluation, every run")]
+               Image(dev_png, f"Dev {analysis.primary} at each evaluation, every run")]
     blocks += [Heading("Compute"), TableBlock(cost_table(suite)), Image(cost_png, "Wall time and throughput per run")]
+    from qaembed.report.maps import report_maps
+
+    maps = report_maps(suite, analysis, plots_dir / "maps")
+    blocks.append(Heading("Embedding maps"))
+    if maps.skipped:
+        blocks.append(Paragraph(maps.skipped + "."))
+    else:
+        blocks.append(Paragraph("Base model vs the best loss (by the headline metric) on the same bounded, seeded test "
+                                "sample; each map is its own UMAP projection, so compare structure, not axes "
+                                "(numbers per map in plots/maps/maps.json; `qaembed serve --maps` shows the folder)."))
+        blocks += [Image(path, caption) for path, caption in maps.images]
     if failures.rows:
         blocks += [Heading("Failures"), TableBlock(failures)]
     blocks += _setup_block(suite, analysis) + [TableBlock(grid_table(suite))]
@@ -209,7 +243,7 @@ def build_report(suite_dir: str | Path) -> ReportPaths:
 
     md_path, html_path = suite_dir / "report.md", suite_dir / "report.html"
     _write_text(md_path, render_markdown(blocks, suite_dir))
-    _write_text(html_path, render_html(blocks, TITLE))
+    _write_text(html_path, render_html(blocks, title))
 
     metrics = list(analysis.metrics)
     records = run_rows(suite, metrics)
@@ -232,7 +266,9 @@ def build_report(suite_dir: str | Path) -> ReportPaths:
             for row in analysis.rows
         ],
         "runs": records,
+        **({"pair_classification": classification.to_dict()} if classification is not None else {}),
         "data": suite.data,
         "environment": suite.environment,
     })
-    return ReportPaths(md_path, html_path, csv_path, json_path, [metrics_png, loss_png, dev_png, cost_png])
+    return ReportPaths(md_path, html_path, csv_path, json_path,
+                       [metrics_png, loss_png, dev_png, cost_png] + [path for path, _ in maps.images])

@@ -50,8 +50,31 @@ METRIC_EXPLANATIONS: dict[str, str] = {
     "within/accuracy@1": "among the question's own answers only: is the top-voted answer ranked first?",
     "within/kendall_tau": "among the question's own answers only: rank agreement with the votes (-1 to 1)",
 }
+# pair data (docs/pairs.md): duplicate retrieval, every question with a labelled duplicate queries the split
+PAIR_PRIMARY_METRIC = "retrieval/mrr@10"
+PAIR_METRICS: dict[str, str] = {
+    PAIR_PRIMARY_METRIC: "MRR@10",
+    "retrieval/ndcg@10": "NDCG@10",
+    "retrieval/recall@1": "recall@1",
+    "retrieval/recall@5": "recall@5",
+}
+PAIR_METRIC_EXPLANATIONS: dict[str, str] = {
+    PAIR_PRIMARY_METRIC: "duplicate retrieval: each test question that has a labelled duplicate queries every other "
+                         "question of the test split; reciprocal rank of its first duplicate in the top 10 (the headline, "
+                         "as the original project's 0.4605 → 0.4557)",
+    "retrieval/ndcg@10": "the same ranking, NDCG@10 with every labelled duplicate relevant",
+    "retrieval/recall@1": "share of the question's labelled duplicates ranked first",
+    "retrieval/recall@5": "share of the question's labelled duplicates in the top 5",
+}
 STATS_SEED = 0
 DEV_METRIC = f"dev/{PRIMARY_METRIC}"
+
+
+def metrics_for(kind: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(primary metric, main metrics, their explanations) for ``"qa"`` or ``"pairs"`` data."""
+    if kind == "pairs":
+        return PAIR_PRIMARY_METRIC, PAIR_METRICS, PAIR_METRIC_EXPLANATIONS
+    return PRIMARY_METRIC, MAIN_METRICS, METRIC_EXPLANATIONS
 
 
 @dataclass
@@ -144,6 +167,8 @@ class Analysis:
     dev_trend: DevTrend | None = None
     notes: list[str] = field(default_factory=list)  # base-model (contamination) notes from suite.json
     preset: str | None = None
+    primary: str = PRIMARY_METRIC  # the headline metric (MRR@10 on pair data)
+    kind: str = "qa"  # "qa" or "pairs" (suite.json data.kind)
 
     def row(self, label: str) -> LabelSummary | None:
         return next((r for r in self.rows if r.label == label), None)
@@ -154,7 +179,7 @@ def _mean_or_none(values: list[float | None]) -> float | None:
     return float(np.mean(present)) if present else None
 
 
-def _summarize_label(suite: SuiteData, label: str) -> LabelSummary:
+def _summarize_label(suite: SuiteData, label: str, metrics: dict[str, str]) -> LabelSummary:
     runs = suite.runs_of(label)
     ok = [r for r in runs if r.ok and r.per_question is not None]
     summary = LabelSummary(label=label, description=suite.description(label), n_runs=len(runs), n_ok=len(ok))
@@ -170,7 +195,7 @@ def _summarize_label(suite: SuiteData, label: str) -> LabelSummary:
         value = _mean_or_none([getattr(r.status, key) for r in ok])
         if value is not None:
             summary.spent[key] = value
-    for metric in MAIN_METRICS:
+    for metric in metrics:
         questions = summary.defined_questions(metric)
         if questions is None or questions.empty:
             continue
@@ -206,33 +231,36 @@ def _compare(rows: list[LabelSummary], reference: LabelSummary, metric: str) -> 
     return {label: Comparison(reference.label, metric, test, float(p)) for (label, test), p in zip(tests, adjusted)}
 
 
-def _dev_trend(suite: SuiteData) -> DevTrend | None:
+def _dev_trend(suite: SuiteData, primary: str = PRIMARY_METRIC, name: str = "graded NDCG@10") -> DevTrend | None:
+    dev_metric = f"dev/{primary}"
     lowered, raised = [], []
     changes: dict[str, list[float]] = {}
     for run in suite.runs:
-        if run.kind != "train" or not run.ok or run.curve is None or DEV_METRIC not in run.curve:
+        if run.kind != "train" or not run.ok or run.curve is None or dev_metric not in run.curve:
             continue
-        points = run.curve[["step", DEV_METRIC]].dropna().sort_values("step", kind="stable")
+        points = run.curve[["step", dev_metric]].dropna().sort_values("step", kind="stable")
         if len(points) < 2 or points["step"].iloc[0] != 0:
             continue
-        change = float(points[DEV_METRIC].iloc[-1] - points[DEV_METRIC].iloc[0])
+        change = float(points[dev_metric].iloc[-1] - points[dev_metric].iloc[0])
         (lowered if change < 0 else raised).append(run.run_id)
         changes.setdefault(run.label, []).append(change)
     if not changes:
         return None
     labels_lowered = [label for label, values in changes.items() if np.mean(values) < 0]
-    return DevTrend(MAIN_METRICS[PRIMARY_METRIC], lowered, raised, labels_lowered, len(changes))
+    return DevTrend(name, lowered, raised, labels_lowered, len(changes))
 
 
 def analyze(suite: SuiteData) -> Analysis:
     """Aggregate every label of a suite and test it against the baseline and InfoNCE."""
-    rows = [_summarize_label(suite, label) for label in suite.labels()]
+    kind = suite.data.get("kind", "qa")
+    primary, main_metrics, _ = metrics_for(kind)
+    rows = [_summarize_label(suite, label, main_metrics) for label in suite.labels()]
     by_label = {r.label: r for r in rows}
     baseline = by_label.get(BASELINE_NAME)
     reference = by_label.get(REFERENCE_NAME)
     if reference is not None and reference.n_ok == 0:
         reference = None
-    for metric in MAIN_METRICS:
+    for metric in main_metrics:
         if baseline is not None and baseline.n_ok:
             compared = [r for r in rows if r.label != BASELINE_NAME and r.n_ok]
             for label, comparison in _compare(compared, baseline, metric).items():
@@ -243,9 +271,10 @@ def analyze(suite: SuiteData) -> Analysis:
                 by_label[label].vs_reference[metric] = comparison
     trained = [r for r in rows if r.label != BASELINE_NAME]
     return Analysis(
-        rows=rows, metrics=dict(MAIN_METRICS), reference=reference.label if reference else None,
-        n_seeds=max((len(r.seeds) for r in trained), default=1), dev_trend=_dev_trend(suite),
-        notes=suite.base_model_notes, preset=suite.config.get("preset"),
+        rows=rows, metrics=dict(main_metrics), reference=reference.label if reference else None,
+        n_seeds=max((len(r.seeds) for r in trained), default=1),
+        dev_trend=_dev_trend(suite, primary, main_metrics[primary]),
+        notes=suite.base_model_notes, preset=suite.config.get("preset"), primary=primary, kind=kind,
     )
 
 
@@ -253,13 +282,15 @@ def _difference(comparison: Comparison) -> str:
     return f"{comparison.mean_difference:+.3f}, p={comparison.p_holm:.2g}"
 
 
-def minimum_detectable_effects(analysis: Analysis, metric: str = PRIMARY_METRIC) -> list[float]:
+def minimum_detectable_effects(analysis: Analysis, metric: str | None = None) -> list[float]:
+    metric = metric or analysis.primary
     return [r.vs_baseline[metric].test.mde for r in analysis.rows
             if metric in r.vs_baseline and np.isfinite(r.vs_baseline[metric].test.mde)]
 
 
-def plain_summary(analysis: Analysis, metric: str = PRIMARY_METRIC) -> list[str]:
+def plain_summary(analysis: Analysis, metric: str | None = None) -> list[str]:
     """Short plain-language sentences a person can read in a minute: the verdict and what limits it."""
+    metric = metric or analysis.primary
     name = analysis.metrics[metric]
     lines: list[str] = []
     if analysis.preset == "quick":

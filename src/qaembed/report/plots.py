@@ -107,7 +107,7 @@ def plot_loss_curves(suite: SuiteData, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_dev_curves(suite: SuiteData, path: Path, metric: str = PRIMARY_METRIC) -> Path:
+def plot_dev_curves(suite: SuiteData, path: Path, metric: str = PRIMARY_METRIC) -> Path:  # pairs: MRR@10
     """The dev metric at every evaluation (step 0 is the base model), all runs on one scale."""
     fig, ax = plt.subplots(figsize=(9, 4.8))
     cmap = plt.get_cmap("tab20")
@@ -115,7 +115,7 @@ def plot_dev_curves(suite: SuiteData, path: Path, metric: str = PRIMARY_METRIC) 
     for index, label in enumerate(_trained_labels(suite)):
         for seed_index, run in enumerate(suite.runs_of(label)):
             curve = run.curve
-            column = dev_metric_column(list(curve.columns)) if curve is not None else None
+            column = dev_metric_column(list(curve.columns), metric) if curve is not None else None
             if column is None:
                 continue
             x = "texts" if "texts" in curve else "step"  # runs spend one budget in different numbers of steps

@@ -63,3 +63,41 @@ def base_model_notes(model: str, dataset_dir: Path) -> list[str]:
         notes.append(f"None of this test split's sites ({', '.join(test_sites) or 'unknown'}) is listed by name, but the "
                      f"model was trained on this kind of (question, answer) pair; {DATE_SPLIT_HINT}.")
     return notes
+
+
+def duplicate_training_sets(data_config_text: str) -> list[str]:
+    """Duplicate-question training files named in a ``data_config.json`` (Quora, Stack Exchange duplicates).
+
+    >>> duplicate_training_sets('[{"name": "quora_duplicates_triplets.jsonl.gz"}, {"name": "reddit.jsonl.gz"}]')
+    ['quora_duplicates_triplets.jsonl.gz']
+    """
+    try:
+        entries = json.loads(data_config_text)
+    except json.JSONDecodeError:
+        return []
+    names = [str(e.get("name", "")) for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    return sorted(name for name in names if "duplicate" in name.lower())
+
+
+def pair_base_model_notes(model: str, dataset_dir: Path) -> list[str]:
+    """Pair data: whether the base model's ``data_config.json`` lists duplicate-question training sets."""
+    from qaembed.data.dataset import read_json
+    from qaembed.model import resolve_model
+
+    folder = Path(resolve_model(model))
+    config_file = folder / "data_config.json"
+    if not folder.is_dir() or not config_file.is_file():
+        return [f"The base model {model!r} has no local data_config.json, so whether it trained on duplicate "
+                "questions could not be checked."]
+    sets = duplicate_training_sets(config_file.read_text(encoding="utf-8", errors="replace"))
+    if not sets:
+        return []
+    manifest = read_json(Path(dataset_dir) / "manifest.json") if (Path(dataset_dir) / "manifest.json").is_file() else {}
+    fmt = manifest.get("format", "")
+    note = (f"The base model trained on duplicate-question pairs ({', '.join(sets)}): it has learnt this very task, "
+            "so the zero-shot baseline is strong")
+    if fmt == "pairs-qqp" and any("quora" in s for s in sets):
+        note += ", and the QQP test questions may be among its Quora training triplets (its score may be inflated)"
+    elif any("stackexchange" in s for s in sets):
+        note += ", and it saw Stack Exchange duplicate questions, possibly these"
+    return [note + "."]

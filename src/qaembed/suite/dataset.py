@@ -7,7 +7,9 @@
 default data (:func:`qaembed.paths.default_data_sources`: the Stack Exchange sites on the
 data search path, else the sample embedded in the package), and
 :attr:`PreparedData.notice` then says in one line which data that is and how to use
-your own. Prepared data is reused on a re-run when the request (sources and preparation
+your own. A prepared *pair* dataset (``qaembed data prepare --format pairs-*``, ``docs/pairs.md``)
+is used as it is too (``kind == "pairs"``: counts are pairs); pair data is never prepared by the
+suite from sources. Prepared data is reused on a re-run when the request (sources and preparation
 options) is the same and the split files still match the hashes in their
 ``manifest.json``.
 """
@@ -35,8 +37,9 @@ class PreparedData:
     dataset_dir: Path
     hash: str  # over the three split files
     description: str  # for the report ("3 source(s): ...", "embedded sample of 5 Stack Exchange sites ...")
-    counts: dict[str, int]  # records per split in the files
+    counts: dict[str, int]  # records (pairs, for pair data) per split in the files
     notice: str | None = None  # default data only: one line saying which data and how to use your own
+    kind: str = "qa"  # "qa" or "pairs" (duplicate-question pair data)
 
 
 def is_prepared_dataset(path: Path) -> bool:
@@ -84,6 +87,11 @@ def resolve_suite_data(
 
     prepare = prepare or PrepareConfig()
     notice = description = None
+    if data is not None and Path(data).is_dir():
+        from qaembed.data.pairs import is_pair_dataset
+
+        if is_pair_dataset(data):
+            return _pair_data(Path(data), prepare)
     if data is not None and is_prepared_dataset(Path(data)):
         if prepare != PrepareConfig():
             changed = ", ".join(f"{k}={v}" for k, v in prepare.model_dump(mode="json", exclude_defaults=True).items())
@@ -125,6 +133,33 @@ def resolve_suite_data(
         description=description or _describe(dataset_dir),
         counts={s: _count_records(files[s]) for s in SPLITS},
         notice=notice,
+    )
+
+
+def _pair_data(dataset_dir: Path, prepare: PrepareConfig) -> PreparedData:
+    """A prepared pair dataset, used as it is (the split files must be there and match the manifest)."""
+    from qaembed.data.pairs import pair_dataset_path
+    from qaembed.data.prepare import PrepareConfig
+
+    if prepare != PrepareConfig():
+        raise ConfigError(f"--data {dataset_dir} is pair data, used as it is: a date split (test_after/dev_after) "
+                          "applies to Q&A data only")
+    files = [pair_dataset_path(dataset_dir, s) for s in SPLITS]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise DataError(f"pair dataset lacks {', '.join(missing)} (prepare it again with `qaembed data prepare "
+                        "--format pairs-...`)", path=str(dataset_dir))
+    manifest = read_json(dataset_dir / "manifest.json")
+    stale = [s for s, f in zip(SPLITS, files)
+             if manifest.get("files", {}).get(s, {}).get("sha256_16") not in (None, hash_files([f]))]
+    if stale:
+        raise DataError(f"split file(s) {', '.join(stale)} changed since the manifest was written (prepare the "
+                        "data again)", path=str(dataset_dir / "manifest.json"))
+    return PreparedData(
+        dataset_dir=dataset_dir, hash=hash_files(files),
+        description=f"duplicate-question pairs: {_describe(dataset_dir)} ({manifest.get('format', 'pairs')}, split by "
+                    f"cluster: {manifest.get('split', {}).get('split_by', '?')})",
+        counts={s: _count_records([f]) for s, f in zip(SPLITS, files)}, kind="pairs",
     )
 
 

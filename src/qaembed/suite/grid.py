@@ -15,6 +15,9 @@ Presets (:data:`PRESETS`):
   capped splits, one seed. It shows the machinery works; its differences are mostly noise.
 * ``cpu`` — an answer on a 2-core CPU in under an hour: the main losses, three seeds, a
   budget and learning rate chosen by a measured sweep (``benchmarks/results/suite.md``).
+On a prepared duplicate-question pair dataset (``docs/pairs.md``) the grid is :func:`pair_entries`
+(unless a file lists its own entries) and the caps count pairs.
+
 * ``full`` — for a GPU: all data, longer sequences, a larger budget, three seeds, and two
   extra runs on negatives mined by the base model (mining runs once per suite).
 
@@ -121,6 +124,27 @@ def default_entries() -> list[GridEntry]:
     ]
 
 
+def pair_entries() -> list[GridEntry]:
+    """The grid on duplicate-question pair data (``docs/pairs.md``): the losses that accept the ``pairs`` strategy.
+
+    ``infonce`` is sentence-transformers' MultipleNegativesRankingLoss with the labelled
+    non-duplicates as hard negatives, ``multitask`` the original project's MNRL + CosineSimilarityLoss.
+    """
+    rows = [
+        ("infonce", "infonce", {"temperature": 0.05},
+         "MNRL: the duplicate vs in-batch negatives and one labelled non-duplicate (hard negative)"),
+        ("cosine_pair", "cosine_pair", {"labels": "binary"},
+         "CosineSimilarityLoss: cosine regressed onto the pair label (duplicate 1, labelled non-duplicate 0)"),
+        ("pair_bce", "pair_bce", {}, "binary cross-entropy on the labelled pairs and in-batch negatives"),
+        ("multitask", "multitask",
+         {"parts": [{"loss": "infonce", "weight": 1.0, "options": {"temperature": 0.05}},
+                    {"loss": "cosine_pair", "weight": 1.0, "options": {"labels": "binary"}}]},
+         "the original project's multi-task loss: MNRL + CosineSimilarityLoss on the same batches"),
+    ]
+    return [GridEntry(name=n, loss=l, loss_options=lo, strategy="pairs", strategy_options={"max_negatives": 1},
+                      description=d) for n, l, lo, d in rows]
+
+
 def mined_entries() -> list[GridEntry]:
     """Runs on negatives mined by the base model (``qaembed mine``); need ``mine_negatives: true``."""
     return [
@@ -135,9 +159,12 @@ def uses_mined_negatives(entry: GridEntry) -> bool:
     return entry.strategy == "mined" or entry.strategy_options.get("neg_strategy") == "mined"
 
 
-def check_entries(entries: list[GridEntry]) -> None:
-    """Validate every entry against the loss and strategy registries (ConfigError naming the entry)."""
-    from qaembed.batching import build_strategy
+def check_entries(entries: list[GridEntry], data_kind: str | None = None) -> None:
+    """Validate every entry against the loss and strategy registries (ConfigError naming the entry).
+
+    With ``data_kind`` (``"qa"`` or ``"pairs"``), every entry's strategy must batch that kind of data.
+    """
+    from qaembed.batching import STRATEGIES, build_strategy
     from qaembed.losses import build_loss, check_strategy
 
     for entry in entries:
@@ -147,6 +174,15 @@ def check_entries(entries: list[GridEntry]) -> None:
             check_strategy(entry.loss, entry.strategy, entry.loss_options)
         except ConfigError as exc:
             raise ConfigError(f"suite entry {entry.name!r}: {exc}") from exc
+        kind = STRATEGIES[entry.strategy].data_kind
+        if data_kind is not None and kind != data_kind:
+            if data_kind == "pairs":
+                raise ConfigError(
+                    f"suite entry {entry.name!r}: strategy {entry.strategy!r} batches Q&A records, but the data is "
+                    f"duplicate-question pairs; pair entries use strategy 'pairs' (the default grid on pair data: "
+                    f"{', '.join(e.name for e in pair_entries())})")
+            raise ConfigError(f"suite entry {entry.name!r}: strategy {entry.strategy!r} batches duplicate-question "
+                              "pairs, but the data is Q&A; give a pair dataset (qaembed data prepare --format pairs-*)")
 
 
 class SuiteConfig(BaseModel):
@@ -190,6 +226,9 @@ class SuiteConfig(BaseModel):
     keep_models: bool = False  # keep each run's trained weights (large) after evaluation
     mine_negatives: bool = False  # mine negatives with the base model once; every run then uses that data
     save_every: int | None = Field(default=None, ge=1)  # checkpoint period (resume mid-run); None: none
+    # embedding maps in the report: every run stores its embeddings of this many sampled test questions
+    # (seeded, the same sample for every run; qaembed.embedding_maps); None: no maps
+    map_points: int | None = Field(default=600, ge=10)
     entries: list[GridEntry] = Field(default_factory=default_entries, min_length=1)
 
     @field_validator("seeds")
@@ -240,6 +279,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "dev_questions": 40,
         "test_questions": 300,
         "distractor_questions": 100,
+        "map_points": 300,
     },
     "cpu": {
         "seeds": [0, 1, 2],
@@ -314,6 +354,12 @@ def build_suite_config(
     values.update(file_values)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     values["preset"] = preset
+    data = values.get("data")
+    if "entries" not in file_values and isinstance(data, str) and Path(data).is_dir():
+        from qaembed.data.pairs import is_pair_dataset
+
+        if is_pair_dataset(data):  # pair data: the pair-capable losses (a file's own entries are kept)
+            values["entries"] = pair_entries()
     try:
         return SuiteConfig.model_validate(values)
     except ValidationError as exc:
@@ -343,7 +389,7 @@ def _hash(payload: object) -> str:
 def shared_settings(config: SuiteConfig) -> dict[str, Any]:
     """The settings every training run shares (what enters each run's config hash)."""
     return config.model_dump(exclude={"entries", "seeds", "data", "baseline", "keep_models", "save_every",
-                                      "mine_negatives", "preset"})
+                                      "mine_negatives", "preset", "map_points"})
 
 
 def expand_runs(config: SuiteConfig, data_hash: str, train_set_hash: str = "") -> list[RunSpec]:
@@ -358,6 +404,7 @@ def expand_runs(config: SuiteConfig, data_hash: str, train_set_hash: str = "") -
     if config.baseline:
         baseline_key = {"kind": "baseline", "model": config.model, "max_seq_length": config.max_seq_length,
                         "query_text": config.query_text, "test_questions": config.test_questions, "data": data_hash,
+                        "dev_questions": config.dev_questions,  # pair data: the dev pairs choose its thresholds
                         "corpus": config.corpus, "distractor_questions": config.distractor_questions}
         runs.append(RunSpec(kind="baseline", entry=None, seed=0, run_id=BASELINE_NAME,
                             config_hash=_hash(baseline_key)))

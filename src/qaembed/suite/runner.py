@@ -11,7 +11,9 @@ Layout of a suite folder (everything the report reads)::
     OUT/runs/<entry>/seed<k>/
         spec.json                  the RunSpec (with its config hash), written when the run starts
         train/                     the training run folder (metrics.jsonl, result.json, config, ...)
-        eval/                      the test-split EvalResult (summary.json, per_question.parquet)
+        eval/                      the test-split EvalResult (summary.json, per_question.parquet; pair data:
+                                   per_pair.parquet too, with thresholds chosen on dev), and
+                                   map_sample.npz: the run's embeddings of the maps' sample (map_points)
         status.json                written last and atomically: status ok|failed, error, timings
 
 A run is *finished* when ``status.json`` says ``ok`` with the run's current config hash;
@@ -226,7 +228,15 @@ def train_question_ids(config: SuiteConfig, dataset_dir: Path) -> tuple[list[str
     """
     from qaembed.batching import build_strategy
     from qaembed.data.dataset import read_split
+    from qaembed.data.pairs import is_pair_dataset, read_pair_split
 
+    if is_pair_dataset(dataset_dir):  # every pair entry batches with the pairs strategy: the same train pairs
+        pairs = read_pair_split(dataset_dir, "train")
+        chosen = pairs[: config.train_questions] if config.train_questions else pairs
+        text = f"{len(chosen)} train pairs of {len(pairs)} ({sum(p.label for p in chosen)} duplicates), the same for every entry"
+        if config.train_questions is not None and len(pairs) > config.train_questions:
+            text += f", first {config.train_questions} in split order"
+        return [pair.id for pair in chosen], text
     records = read_split(dataset_dir, "train")
     if config.train_question_set == "each":
         cap = f" (the first {config.train_questions} of them)" if config.train_questions else ""
@@ -247,9 +257,12 @@ def train_question_ids(config: SuiteConfig, dataset_dir: Path) -> tuple[list[str
 
 def _base_model_notes(config: SuiteConfig, dataset_dir: Path) -> list[str]:
     """What the base model already saw of this kind of data, from its model card (contamination)."""
-    from qaembed.suite.contamination import base_model_notes
+    from qaembed.data.pairs import is_pair_dataset
+    from qaembed.suite.contamination import base_model_notes, pair_base_model_notes
 
     try:
+        if is_pair_dataset(dataset_dir):
+            return pair_base_model_notes(config.model, dataset_dir)
         return base_model_notes(config.model, dataset_dir)
     except QaembedError as exc:  # said in the report, not silently dropped
         return [f"The base model's training data could not be checked ({exc})."]
@@ -276,6 +289,9 @@ def run_suite(
     data = resolve_suite_data(config.data, out_dir, prepare=_prepare_config(config))
     if data.notice:
         progress.message(data.notice)
+    check_entries(config.entries, data.kind)  # pair data needs pair entries and vice versa, before any run
+    if config.mine_negatives and data.kind == "pairs":
+        raise ConfigError("mine_negatives: pair data brings its own labelled non-duplicates; mining is for Q&A data")
     if config.mine_negatives:
         data = mine_suite_data(data, out_dir, config.model)
     train_ids, train_text = train_question_ids(config, data.dataset_dir)
@@ -294,7 +310,7 @@ def run_suite(
         dataset_dir = str(data.dataset_dir.resolve())
     write_json(out_dir / SUITE_FILE, {
         "config": config.model_dump(mode="json"),
-        "data": {"dataset_dir": dataset_dir, "hash": data.hash, "description": data.description,
+        "data": {"dataset_dir": dataset_dir, "hash": data.hash, "description": data.description, "kind": data.kind,
                  "counts": data.counts, "test_questions_cap": config.test_questions,
                  "train_questions": {"count": len(train_ids) if train_ids is not None else None,
                                      "description": train_text, "hash": train_set_hash},
@@ -462,6 +478,28 @@ def test_records(config: SuiteConfig, dataset_dir: Path) -> tuple[list, list]:
     return evaluated, distractors
 
 
+def test_pairs(config: SuiteConfig, dataset_dir: Path) -> tuple[list, list]:
+    """Pair data: (the test pairs every run is evaluated on: the first ``test_questions`` pairs, the dev pairs
+    that choose the classification thresholds: the first ``dev_questions``, as in training)."""
+    from qaembed.data.pairs import read_pair_split
+
+    test = read_pair_split(dataset_dir, "test")
+    dev = read_pair_split(dataset_dir, "dev")
+    return test[: config.test_questions], dev[: config.dev_questions]
+
+
+def map_sample(config: SuiteConfig, dataset_dir: Path):
+    """The embedding maps' sample (None when ``map_points`` is None): seeded, from the evaluated test split."""
+    from qaembed.data.pairs import is_pair_dataset
+    from qaembed.embedding_maps import pair_sample, qa_sample
+
+    if config.map_points is None:
+        return None
+    if is_pair_dataset(dataset_dir):
+        return pair_sample(test_pairs(config, dataset_dir)[0], config.map_points, seed=0)
+    return qa_sample(test_records(config, dataset_dir)[0], config.map_points, seed=0, query_text=config.query_text)
+
+
 def train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resume: bool) -> RunOutcome:
     """The default run: train (unless baseline) into ``run_dir/train``, evaluate on test into ``run_dir/eval``."""
     with _stderr_to(run_dir / RUN_LOG if context.log_to_file else None):
@@ -491,11 +529,26 @@ def _train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resum
     started = time.perf_counter()
     model = load_encoder(model_path, device=None)
     model.max_seq_length = config.max_seq_length
-    evaluated, distractors = test_records(config, context.dataset_dir)
-    evaluation = evaluate_model(model, evaluated, distractors=distractors,
-                                config=EvalConfig(query_mode=config.query_text, seed=0))
-    evaluation.save(run_dir / EVAL_SUBDIR)
+    from qaembed.data.pairs import is_pair_dataset
+
+    if is_pair_dataset(context.dataset_dir):  # duplicate retrieval + classification at dev thresholds
+        from qaembed.evaluate.pairs import PER_PAIR_FILE, evaluate_pairs
+
+        pairs, threshold_pairs = test_pairs(config, context.dataset_dir)
+        evaluation, per_pair = evaluate_pairs(model, pairs, threshold_pairs=threshold_pairs, config=EvalConfig(seed=0))
+        evaluation.save(run_dir / EVAL_SUBDIR)
+        per_pair.to_parquet(run_dir / EVAL_SUBDIR / PER_PAIR_FILE, index=True)
+    else:
+        evaluated, distractors = test_records(config, context.dataset_dir)
+        evaluation = evaluate_model(model, evaluated, distractors=distractors,
+                                    config=EvalConfig(query_mode=config.query_text, seed=0))
+        evaluation.save(run_dir / EVAL_SUBDIR)
     spent["corpus_documents"] = int(evaluation.counts["retrieval/documents"])
+    sample = map_sample(config, context.dataset_dir)
+    if sample is not None:  # a few hundred texts: the report's base-vs-best maps need no kept model
+        from qaembed.embedding_maps import SAMPLE_FILE, embed, save_sample_embeddings
+
+        save_sample_embeddings(run_dir / EVAL_SUBDIR / SAMPLE_FILE, sample, embed(model, sample.texts))
     eval_time = time.perf_counter() - started
     if spec.kind == "train" and not config.keep_models:
         for name in ("model", "best_model", "checkpoints"):

@@ -18,6 +18,11 @@ seeded, so a report regenerated from the same run folders gives the same numbers
   Each result carries the minimum detectable effect at 80 % power.
 * :func:`paired_permutation_test` — two-sided sign-flip permutation test on paired values.
 * :func:`holm_bonferroni` — Holm's step-down adjustment of a family of p-values.
+* :func:`pair_classification_bootstrap` — pair classification on duplicate-question data:
+  average precision, and F1 / accuracy at thresholds chosen on dev, are corpus-level (one
+  number for the whole test split, not a mean over questions), so their interval is a crossed
+  bootstrap that resamples seeds and then test pairs (one resampled pair set for all seeds),
+  with the difference from a reference (the baseline) on the same resampled pairs.
 
 Example
 -------
@@ -32,6 +37,11 @@ Example
 1.0
 >>> holm_bonferroni([0.01, 0.04, 0.03]).round(3).tolist()
 [0.03, 0.06, 0.06]
+>>> scores = np.array([[0.9, 0.8, 0.7, 0.2]])
+>>> labels = np.array([1, 0, 1, 0])
+>>> result = pair_classification_bootstrap(scores, labels, scores >= 0.75, scores >= 0.75, n_resamples=200)
+>>> round(result["average_precision"].mean, 4)  # (1/1 + 2/3) / 2
+0.8333
 """
 
 from __future__ import annotations
@@ -49,6 +59,8 @@ N_RESAMPLES = 10_000
 _CHUNK_ELEMENTS = 4_000_000  # resamples x questions per vectorized chunk (bounded memory)
 
 BOOTSTRAP_METHOD = "hierarchical bootstrap (seeds, then questions)"
+PAIR_BOOTSTRAP_METHOD = "hierarchical bootstrap (seeds, then test pairs)"
+PAIR_METRICS = ("average_precision", "f1", "accuracy")
 SEED_TEST = "seed t-test"
 PERMUTATION_TEST = "permutation over questions (one seed)"
 
@@ -271,3 +283,118 @@ def holm_bonferroni(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
     adjusted = np.empty(m)
     adjusted[order] = np.minimum(stepped, 1.0)
     return adjusted
+
+
+class PairBootstrap(NamedTuple):
+    mean: float  # the statistic averaged over the seeds (on all test pairs)
+    low: float
+    high: float
+    method: str
+    n_seeds: int
+    n_pairs: int
+    difference: float | None = None  # mean minus the reference's value (on all pairs)
+    difference_low: float | None = None
+    difference_high: float | None = None
+    p_value: float | None = None  # two-sided bootstrap p of the difference: 2 min(P(d <= 0), P(d >= 0))
+
+
+def weighted_average_precision(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Average precision of one score vector under many pair weightings: ``weights`` (R, P) -> (R,).
+
+    Equal to ``sklearn.metrics.average_precision_score(labels, scores, sample_weight=w)`` for each
+    row ``w`` (a bootstrap resample is the weighting by multiplicities): tied scores form one
+    threshold; ``AP = sum_t (R_t - R_{t-1}) P_t``. NaN for a row without positive weight.
+    """
+    order = np.argsort(-scores, kind="stable")
+    ranked = scores[order]
+    ends = np.flatnonzero(np.append(ranked[:-1] != ranked[1:], True))  # last index of each tie group
+    w = weights[:, order]  # (R, P)
+    y = labels[order].astype(np.float64)
+    true_positives = np.cumsum(w * y, axis=1)[:, ends]  # (R, G)
+    taken = np.cumsum(w, axis=1)[:, ends]
+    positives = true_positives[:, -1:]  # (R, 1)
+    precision = np.divide(true_positives, taken, out=np.zeros_like(taken), where=taken > 0)
+    gained = np.diff(true_positives, axis=1, prepend=0.0)  # (R, G) positive weight in each group
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (gained * precision).sum(axis=1) / positives[:, 0]
+
+
+def _pair_statistics(scores: np.ndarray, labels: np.ndarray, f1_predicted: np.ndarray, accuracy_predicted: np.ndarray,
+                     weights: np.ndarray) -> dict[str, np.ndarray]:
+    """Per seed and resample: {metric: (S, R)} under pair weights (R, P)."""
+    y = labels.astype(np.float64)
+    positives = weights @ y  # (R,)
+    out = {name: np.empty((scores.shape[0], weights.shape[0])) for name in PAIR_METRICS}
+    for s in range(scores.shape[0]):
+        out["average_precision"][s] = weighted_average_precision(scores[s], labels, weights)
+        predicted = f1_predicted[s].astype(np.float64)
+        true_positives = weights @ (predicted * y)
+        denominator = weights @ predicted + positives
+        out["f1"][s] = np.divide(2 * true_positives, denominator, out=np.zeros_like(denominator),
+                                 where=denominator > 0)
+        correct = (accuracy_predicted[s].astype(np.int64) == labels).astype(np.float64)
+        out["accuracy"][s] = (weights @ correct) / weights.sum(axis=1)
+    return out
+
+
+def pair_classification_bootstrap(
+    scores: np.ndarray, labels: np.ndarray, f1_predicted: np.ndarray, accuracy_predicted: np.ndarray,
+    reference: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES, seed: int = 0,
+) -> dict[str, PairBootstrap]:
+    """Average precision, F1 and accuracy (at fixed thresholds) with crossed seed x pair bootstrap intervals.
+
+    ``scores``, ``f1_predicted``, ``accuracy_predicted``: (S seeds, P pairs), the same test pairs in
+    every row; ``labels``: (P,) 0/1. Each resample draws S seeds and P pairs with replacement
+    (independently; the same pairs for every seed, as every seed is evaluated on them) and takes the
+    multiplicity-weighted mean over seeds of each seed's statistic on the resampled pairs. With
+    ``reference`` = (scores, f1_predicted, accuracy_predicted) of one system, shape (1, P) (the
+    zero-shot baseline, which has no seed), the difference is computed on the same resampled pairs.
+    """
+    x = np.asarray(scores, dtype=np.float64)
+    x = x[None, :] if x.ndim == 1 else x
+    labels = np.asarray(labels, dtype=np.int64)
+    f1_pred, acc_pred = np.atleast_2d(f1_predicted), np.atleast_2d(accuracy_predicted)
+    n_seeds, n_pairs = x.shape
+    if labels.shape != (n_pairs,) or f1_pred.shape != x.shape or acc_pred.shape != x.shape:
+        raise ValueError(f"pair bootstrap: scores {x.shape}, labels {labels.shape}, predictions {f1_pred.shape} "
+                         f"and {acc_pred.shape} must describe the same seeds and pairs")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("scores contain non-finite values")
+    ones = np.ones((1, n_pairs))
+    point = {k: float(v.mean()) for k, v in _pair_statistics(x, labels, f1_pred, acc_pred, ones).items()}
+    ref_point = None
+    if reference is not None:
+        ref = [np.atleast_2d(np.asarray(r)) for r in reference]
+        if any(r.shape != (1, n_pairs) for r in ref):
+            raise ValueError(f"pair bootstrap: the reference must be one system on the same {n_pairs} pairs")
+        ref_point = {k: float(v.mean()) for k, v in _pair_statistics(ref[0], labels, ref[1], ref[2], ones).items()}
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _CHUNK_ELEMENTS // (4 * n_pairs))
+    draws = {k: np.empty(n_resamples) for k in PAIR_METRICS}
+    differences = {k: np.empty(n_resamples) for k in PAIR_METRICS}
+    for start in range(0, n_resamples, chunk):
+        rows = min(chunk, n_resamples - start)
+        seed_counts = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=rows)  # (rows, S)
+        pair_counts = rng.multinomial(n_pairs, np.full(n_pairs, 1 / n_pairs), size=rows).astype(np.float64)
+        stats = _pair_statistics(x, labels, f1_pred, acc_pred, pair_counts)  # {metric: (S, rows)}
+        ref_stats = _pair_statistics(ref[0], labels, ref[1], ref[2], pair_counts) if reference is not None else None
+        for name in PAIR_METRICS:
+            values = (seed_counts * stats[name].T).sum(axis=1) / n_seeds  # (rows,)
+            draws[name][start:start + rows] = values
+            if ref_stats is not None:
+                differences[name][start:start + rows] = values - ref_stats[name][0]
+    alpha = 1 - confidence
+    result = {}
+    for name in PAIR_METRICS:
+        low, high = np.nanquantile(draws[name], [alpha / 2, 1 - alpha / 2])
+        extra: dict[str, float | None] = {}
+        if ref_point is not None:
+            d = differences[name][np.isfinite(differences[name])]
+            d_low, d_high = np.quantile(d, [alpha / 2, 1 - alpha / 2])
+            p_value = min(1.0, 2 * min(float((d <= 0).mean()), float((d >= 0).mean())))
+            extra = {"difference": point[name] - ref_point[name], "difference_low": float(d_low),
+                     "difference_high": float(d_high), "p_value": p_value}
+        result[name] = PairBootstrap(point[name], float(low), float(high), PAIR_BOOTSTRAP_METHOD, n_seeds, n_pairs,
+                                     **extra)
+    return result

@@ -51,7 +51,8 @@ class ModelSection(_Section):
 
 
 class DataSection(_Section):
-    dataset: Path  # a prepared dataset folder (train.jsonl, dev.jsonl, ...)
+    dataset: Path  # a prepared dataset folder (train.jsonl, dev.jsonl, ...; or pair data: train.pairs.jsonl, ...)
+    # on pair data the caps and the ids file below count pairs, not questions (train/data.py)
     query_text: QuestionTextMode = "title_body"
     max_train_questions: int | None = Field(None, ge=1)  # first N train questions (file order)
     max_dev_questions: int | None = Field(None, ge=1)
@@ -212,25 +213,44 @@ def parse_config(raw: dict[str, Any], *, source: str = "config") -> TrainConfig:
     return config
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
-    """Read a YAML/JSON config file, apply ``KEY=VALUE`` overrides, validate.
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (),
+                dataset: str | Path | None = None) -> TrainConfig:
+    """Read a YAML/JSON config file, set ``data.dataset`` (``dataset``), apply ``KEY=VALUE`` overrides, validate.
 
     A relative ``data.dataset`` is relative to the current directory (like any CLI path).
+    ``path=None`` starts from the defaults (``qaembed train --data DIR`` without ``--config``);
+    then a pair dataset (``docs/pairs.md``) gets the ``pairs`` strategy unless an override names one.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot parse: {exc}") from exc
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
+    if path is None:
+        raw: Any = {}
+        source = "defaults (no --config)"
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        text = path.read_text(encoding="utf-8")
+        try:
+            raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot parse: {exc}") from exc
+        raw = {} if raw is None else raw
+        source = str(path)
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
+    if dataset is not None:
+        data = raw.setdefault("data", {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: 'data' is a value, not a section")
+        data["dataset"] = str(dataset)
     for assignment in overrides:
         apply_override(raw, assignment)
-    return parse_config(raw, source=str(path))
+    if path is None and "name" not in (raw.get("strategy") or {}):
+        from qaembed.train.data import dataset_kind
+
+        dataset_dir = (raw.get("data") or {}).get("dataset")
+        if dataset_dir is not None and dataset_kind(str(dataset_dir)) == "pairs":
+            raw.setdefault("strategy", {})["name"] = "pairs"
+    return parse_config(raw, source=source)
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:

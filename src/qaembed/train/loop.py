@@ -48,12 +48,13 @@ from typing import Any
 import torch
 
 from qaembed.batching.batch import RankingBatch
-from qaembed.data.dataset import read_json, read_split, split_files, write_json
+from qaembed.data.dataset import read_json, write_json
 from qaembed.errors import ConfigError, DataError, QaembedError
 from qaembed.records import QARecord
 from qaembed.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from qaembed.train.budget import TokenCounter, plan_steps
 from qaembed.train.config import TrainConfig, parse_config, save_config
+from qaembed.train.data import check_data_kind, dataset_kind, evaluate_dev_pairs, read_training_split, split_files
 from qaembed.train.distributed import gathered_loss_inputs, split_batch
 from qaembed.train.gradcache import forward_backward
 from qaembed.train.scoring import Scoring, build_scoring
@@ -93,18 +94,24 @@ def evaluate_dev(model: Any, records: list[QARecord], config: TrainConfig) -> di
     """Dev metrics of ``model`` (``qaembed.evaluate``), the numbers early stopping reads."""
     from qaembed.evaluate import EvalConfig, evaluate_model
 
+    if dataset_kind(config.data.dataset) == "pairs":  # duplicate retrieval + pair classification (train/data.py)
+        return evaluate_dev_pairs(model, records, config)
+
     eval_config = EvalConfig(query_mode=config.data.query_text, seed=config.training.seed)
     return {key: float(value) for key, value in evaluate_model(model, records, config=eval_config).summary.items()}
 
 
 def build_components(config: TrainConfig) -> tuple[Any, Any]:
     """The batching strategy and loss of ``config``, checked to fit together (ConfigError otherwise)."""
-    from qaembed.batching.strategies import build_strategy
+    from qaembed.batching.strategies import STRATEGIES, build_strategy
     from qaembed.losses import build_loss, check_strategy
 
     if "query_text" in config.strategy.options:
         raise ConfigError("strategy.options.query_text: set data.query_text instead (it also drives evaluation)")
-    strategy = build_strategy(config.strategy.name, {**config.strategy.options, "query_text": config.data.query_text})
+    options = dict(config.strategy.options)
+    if getattr(STRATEGIES.get(config.strategy.name), "data_kind", "qa") == "qa":  # pair texts are whole questions
+        options["query_text"] = config.data.query_text
+    strategy = build_strategy(config.strategy.name, options)
     loss_fn = build_loss(config.loss.name, config.loss.options)
     check_strategy(config.loss.name, config.strategy.name, config.loss.options)
     for part in ("pooled_loss", "maxsim_loss"):  # scorer: combined may give each score matrix its own loss
@@ -119,27 +126,8 @@ def build_components(config: TrainConfig) -> tuple[Any, Any]:
 
 
 def _read_records(config: TrainConfig, split: str, limit: int | None) -> list[QARecord]:
-    if not split_files(config.data.dataset, split):
-        raise ConfigError(f"data.dataset: {config.data.dataset} has no {split} split ({split}.jsonl or "
-                          f"parquet/{split}-*.parquet: is it a prepared dataset folder?)")
-    records = read_split(config.data.dataset, split)
-    if split == "train" and config.data.train_questions_file is not None:
-        records = _only_listed(records, config.data.train_questions_file)
-    return records[:limit] if limit is not None else records
-
-
-def _only_listed(records: list[QARecord], ids_file: Path) -> list[QARecord]:
-    """The records whose id is listed in ``ids_file`` (one per line), in their split order."""
-    if not ids_file.is_file():
-        raise ConfigError(f"data.train_questions_file: {ids_file} does not exist")
-    wanted = [line.strip() for line in ids_file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    known = {record.id for record in records}
-    missing = [question_id for question_id in wanted if question_id not in known]
-    if missing:
-        raise ConfigError(f"data.train_questions_file: {ids_file} lists {len(missing)} question(s) that are not in "
-                          f"the train split, e.g. {missing[0]!r}")
-    listed = set(wanted)
-    return [record for record in records if record.id in listed]
+    """Q&A records, or PairRecords for pair data (``train/data.py``)."""
+    return read_training_split(config, split, limit)
 
 
 def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> None:
@@ -365,6 +353,7 @@ def train(
     main = accelerator.is_main_process
     world = accelerator.num_processes
 
+    check_data_kind(config)  # pair data <-> the pairs strategy, before anything heavy
     strategy, loss_fn = build_components(config)
     scoring = build_scoring(config.scorer, loss_fn)
     train_records = _read_records(config, "train", config.data.max_train_questions)
@@ -482,8 +471,10 @@ def train(
     if step == 0:
         stop_early = evaluate_and_track()
     batches = _epoch_batches(strategy, train_records, global_batch_size, training.seed)
-    # skip to where the checkpoint stopped (batches are cheap to build: no tokenization)
-    batches = itertools.islice(batches, state["epoch"] * steps_per_epoch + state["batch_in_epoch"], None)
+    # skip to where the checkpoint stopped (batches are cheap to build: no tokenization); by (epoch, index),
+    # since an epoch of the pairs strategy may hold one batch more or less than another
+    resume_at = (state["epoch"], state["batch_in_epoch"])
+    batches = itertools.dropwhile(lambda item: (item[0], item[1]) < resume_at, batches)
     progress = tqdm(total=total_steps, initial=step, disable=not (main and progress_bar), desc="train", dynamic_ncols=True)
     started = time.perf_counter()
     window_texts, window_start = 0, time.perf_counter()
