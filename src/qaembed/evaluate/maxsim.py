@@ -353,12 +353,7 @@ class MaxSimRanker:
         config, n_d = self.config, int(self.doc_rows.shape[0])
         exact = dict(chunk_docs=config.maxsim_chunk_docs, block_elements=self.block_elements)
         if config.maxsim_search == "exact":
-            if n_d > config.maxsim_exact_max_docs:
-                raise ConfigError(
-                    f"--scorer maxsim: the corpus has {n_d} documents, more than --maxsim-exact-max-docs "
-                    f"{config.maxsim_exact_max_docs} for exact MaxSim search; use --maxsim-search ann (FAISS token "
-                    "candidates, exact re-ranking, recall@100 measured) or raise --maxsim-exact-max-docs"
-                )
+            check_exact_size(n_d, config)
             _, index = exact_search(self.q_tok, self.q_mask, self.store, self.doc_rows, k, **exact)
             return index
         depth = max(k, 100)
@@ -383,6 +378,16 @@ class MaxSimRanker:
                            block_elements=self.block_elements)
 
 
+def check_exact_size(num_docs: int, config) -> None:
+    """Raise :class:`ConfigError` naming the options when the exact path is asked for a corpus over its limit."""
+    if config.maxsim_search == "exact" and num_docs > config.maxsim_exact_max_docs:
+        raise ConfigError(
+            f"--scorer maxsim: the corpus has {num_docs} documents, more than --maxsim-exact-max-docs "
+            f"{config.maxsim_exact_max_docs} for exact MaxSim search; use --maxsim-search ann (FAISS token "
+            "candidates, exact re-ranking, recall@100 measured) or raise --maxsim-exact-max-docs"
+        )
+
+
 def build_ranker(model, queries: Sequence[str], docs: Sequence[str], config, *,
                  token_encode: TokenEncodeFn | None = None, store_dir: str | Path) -> MaxSimRanker:
     """Encode the queries (in memory, first ``config.query_length`` tokens) and the corpus (into a store).
@@ -395,6 +400,7 @@ def build_ranker(model, queries: Sequence[str], docs: Sequence[str], config, *,
 
     if (model is None) == (token_encode is None):
         raise QaembedError("evaluate: give exactly one of model and token_encode")
+    check_exact_size(len(docs), config)  # before the (long) encoding
     if model is not None:
         check_token_model(model)
         token_encode = sentence_transformer_token_encoder(model, config.encode_batch_size, config.show_progress)
