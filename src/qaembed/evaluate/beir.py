@@ -165,7 +165,7 @@ def evaluate_beir(model, data: BeirData, *, config: EvalConfig | None = None, en
 
             folder = token_store if token_store is not None else stack.enter_context(tempfile.TemporaryDirectory())
             ranker = build_ranker(model, data.query_texts, data.doc_texts, config, token_encode=token_encode,
-                                  store_dir=folder)
+                                  store_dir=folder, reusable=token_store is not None)
             encode_seconds = time.perf_counter() - started
             retrieved_index = ranker.search(config.depth)
             extra_info["maxsim"] = ranker.info

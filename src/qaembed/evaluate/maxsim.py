@@ -389,12 +389,14 @@ def check_exact_size(num_docs: int, config) -> None:
 
 
 def build_ranker(model, queries: Sequence[str], docs: Sequence[str], config, *,
-                 token_encode: TokenEncodeFn | None = None, store_dir: str | Path) -> MaxSimRanker:
+                 token_encode: TokenEncodeFn | None = None, store_dir: str | Path,
+                 reusable: bool = True) -> MaxSimRanker:
     """Encode the queries (in memory, first ``config.query_length`` tokens) and the corpus (into a store).
 
     Each distinct text is encoded once. The store in ``store_dir`` is reused when it holds the same
     texts encoded by the same model (``model_fingerprint``); with ``token_encode`` (no model) it is
-    rebuilt unless ``config.maxsim_store_key`` names the encoder.
+    rebuilt unless ``config.maxsim_store_key`` names the encoder. ``reusable=False`` (a temporary
+    folder) skips hashing the model's weights.
     """
     import pandas as pd
 
@@ -404,7 +406,7 @@ def build_ranker(model, queries: Sequence[str], docs: Sequence[str], config, *,
     if model is not None:
         check_token_model(model)
         token_encode = sentence_transformer_token_encoder(model, config.encode_batch_size, config.show_progress)
-        model_key = model_fingerprint(model)
+        model_key = model_fingerprint(model) if reusable else None
     else:
         model_key = config.maxsim_store_key
     if len(queries) == 0 or len(docs) == 0:

@@ -239,7 +239,8 @@ def evaluate_model(
             from qaembed.evaluate.maxsim import build_ranker
 
             folder = token_store if token_store is not None else stack.enter_context(tempfile.TemporaryDirectory())
-            ranker = build_ranker(model, queries, doc_texts, config, token_encode=token_encode, store_dir=folder)
+            ranker = build_ranker(model, queries, doc_texts, config, token_encode=token_encode, store_dir=folder,
+                                  reusable=token_store is not None)
             encode_seconds = time.perf_counter() - encode_started
             retrieved_index = ranker.search(config.depth)
             answer_sims = ranker.pairs(question_index, np.arange(len(answers)))  # (n_answers,)

@@ -90,11 +90,25 @@ class StopTraining(Exception):
 
 
 def evaluate_dev(model: Any, records: list[QARecord], config: TrainConfig) -> dict[str, float]:
-    """Dev metrics of ``model`` (``qaembed.evaluate``), the numbers early stopping reads."""
+    """Dev metrics of ``model`` (``qaembed.evaluate``), the numbers early stopping reads.
+
+    Scored as the run trains: ``cosine`` with the pooled embedding; ``maxsim`` with MaxSim (same
+    keys, ``retrieval/ndcg@10`` ...); ``combined`` both: the pooled head's metrics under the usual
+    keys (early stopping and ``best_model`` follow them unless ``training.eval_metric`` names a
+    ``maxsim/...`` key) and MaxSim's as ``maxsim/retrieval/ndcg@10`` ...
+    """
     from qaembed.evaluate import EvalConfig, evaluate_model
 
     eval_config = EvalConfig(query_mode=config.data.query_text, seed=config.training.seed)
-    return {key: float(value) for key, value in evaluate_model(model, records, config=eval_config).summary.items()}
+    scorer = config.scorer.name
+    summary: dict[str, float] = {}
+    if scorer != "maxsim":  # cosine, and combined's pooled head: the unprefixed keys early stopping reads
+        summary |= evaluate_model(model, records, config=eval_config).summary
+    if scorer != "cosine":  # MaxSim over the model's projected tokens; combined: beside the pooled keys, "maxsim/..."
+        maxsim_config = eval_config.model_copy(update={"scorer": "maxsim", "query_length": config.scorer.query_length})
+        late = evaluate_model(model, records, config=maxsim_config).summary
+        summary |= late if scorer == "maxsim" else {f"maxsim/{key}": value for key, value in late.items()}
+    return {key: float(value) for key, value in summary.items()}
 
 
 def build_components(config: TrainConfig) -> tuple[Any, Any]:
@@ -385,9 +399,6 @@ def train(
     )
     if config.scorer.name != "cosine":
         add_token_projection(model, config.scorer.projection_dim, option="scorer.projection_dim")
-        if config.scorer.name == "maxsim":
-            logger.warning("scorer: maxsim: dev metrics (early stopping, best_model) are computed with the pooled "
-                           "embedding until evaluation supports MaxSim; the saved model is MaxSim-only")
     if config.model.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     collate = Collator(model, config.model.max_seq_length)
