@@ -399,6 +399,7 @@ def train_config_for(spec: RunSpec, config: SuiteConfig, dataset_dir: Path, trai
         "data": data,
         "strategy": {"name": entry.strategy, "options": entry.strategy_options},
         "loss": {"name": entry.loss, "options": entry.loss_options},
+        **({"scorer": entry.scorer.model_dump(exclude_none=True)} if entry.scorer.name != "cosine" else {}),
         "training": {
             "batch_size": config.batch_size, "budget": {"unit": config.budget_unit, "amount": config.budget},
             "lr": config.learning_rate, "warmup_ratio": config.warmup_ratio, "seed": spec.seed,
@@ -456,11 +457,17 @@ def _train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resum
     else:
         model_path = config.model
     started = time.perf_counter()
-    model = load_encoder(model_path, device=None)
+    eval_config = EvalConfig(query_mode=config.query_text, seed=0)
+    if spec.entry is not None and spec.entry.test_scorer == "maxsim":  # token embeddings (a MaxSim-only folder too)
+        from qaembed.model import load_token_encoder
+
+        model = load_token_encoder(model_path, device=None)
+        eval_config = eval_config.model_copy(update={"scorer": "maxsim", "query_length": spec.entry.scorer.query_length})
+    else:
+        model = load_encoder(model_path, device=None)
     model.max_seq_length = config.max_seq_length
     evaluated, distractors = test_records(config, context.dataset_dir)
-    evaluation = evaluate_model(model, evaluated, distractors=distractors,
-                                config=EvalConfig(query_mode=config.query_text, seed=0))
+    evaluation = evaluate_model(model, evaluated, distractors=distractors, config=eval_config)
     evaluation.save(run_dir / EVAL_SUBDIR)
     spent["corpus_documents"] = int(evaluation.counts["retrieval/documents"])
     eval_time = time.perf_counter() - started
