@@ -157,18 +157,6 @@ def load_token_encoder(name: str = DEFAULT_MODEL, device: str | None = None) -> 
     return model
 
 
-def saved_query_length(name: str) -> int | None:
-    """``query_length`` a qaembed MaxSim / combined model saved (PyLate's key), or None."""
-    import json
-
-    try:
-        path = Path(resolve_model(name)) / "config_sentence_transformers.json"
-        value = json.loads(path.read_text(encoding="utf-8")).get("query_length") if path.is_file() else None
-    except (QaembedError, OSError, ValueError):
-        return None
-    return int(value) if isinstance(value, int) and value > 0 else None
-
-
 PoolingMode = Literal["mean", "cls", "max"]
 
 

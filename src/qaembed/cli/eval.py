@@ -151,14 +151,21 @@ def eval_command(
     if scorer == "maxsim" and _is_pair_data(data):
         raise ConfigError("--scorer maxsim: pair data (duplicate questions) is evaluated with cosine only; "
                           "use --scorer cosine")
-    if scorer == "maxsim" and query_length is None:
-        from qaembed.model import saved_query_length
+    from qaembed.late_interaction import ColbertTokens
 
-        query_length = saved_query_length(model)
+    colbert = ColbertTokens()
+    if scorer == "maxsim":  # the model's saved ColBERT tokenization (markers, query expansion, query_length)
+        from qaembed.late_interaction import saved_colbert_tokens
+        from qaembed.model import resolve_model
+
+        colbert = saved_colbert_tokens(resolve_model(model))
+        query_length = query_length if query_length is not None else colbert.query_length
     try:
         config = EvalConfig(
             query_mode=query_mode, encode_batch_size=batch_size, in_batch_size=in_batch_size, seed=seed,
-            scorer=scorer, query_length=query_length, maxsim_search=maxsim_search, maxsim_chunk_docs=maxsim_chunk_docs,
+            scorer=scorer, query_length=query_length, query_prefix=colbert.query_prefix,
+            document_prefix=colbert.document_prefix, query_expansion=colbert.query_expansion,
+            maxsim_search=maxsim_search, maxsim_chunk_docs=maxsim_chunk_docs,
             maxsim_block_mb=maxsim_memory_mb, maxsim_exact_max_docs=maxsim_exact_max_docs, maxsim_ann_tokens=ann_tokens,
             maxsim_ann_nprobe=ann_nprobe, maxsim_ann_nlist=ann_nlist, maxsim_ann_recall_queries=ann_recall_queries,
         )

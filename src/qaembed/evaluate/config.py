@@ -26,6 +26,10 @@ class EvalConfig(BaseModel):
     # scoring: pooled cosine (one vector per text) or MaxSim over token embeddings (qaembed.evaluate.maxsim)
     scorer: Literal["cosine", "maxsim"] = "cosine"
     query_length: int | None = Field(None, ge=1)  # maxsim: query tokens kept (counting [CLS]); None: all
+    # maxsim, ColBERT tokenization (qaembed.late_interaction.ColbertTokens; a saved model declares it)
+    query_prefix: str = ""  # marker token after [CLS] of queries, e.g. "[Q] "
+    document_prefix: str = ""  # e.g. "[D] "
+    query_expansion: bool = False  # queries padded to query_length with [MASK] tokens that take part in MaxSim
     maxsim_search: Literal["exact", "ann"] = "exact"  # exact over the whole corpus, or ANN candidates + exact re-rank
     maxsim_chunk_docs: int = Field(1024, ge=1)  # documents read from the token store per exact-search chunk
     maxsim_block_mb: int = Field(256, ge=1)  # bound on one (queries, docs, L_q, L_d) float32 similarity block

@@ -403,16 +403,24 @@ def build_ranker(model, queries: Sequence[str], docs: Sequence[str], config, *,
     if (model is None) == (token_encode is None):
         raise QaembedError("evaluate: give exactly one of model and token_encode")
     check_exact_size(len(docs), config)  # before the (long) encoding
+    query_encode = token_encode
     if model is not None:
+        from qaembed.late_interaction import ColbertTokens
+
         check_token_model(model)
-        token_encode = sentence_transformer_token_encoder(model, config.encode_batch_size, config.show_progress)
-        model_key = model_fingerprint(model) if reusable else None
+        colbert = ColbertTokens(config.query_prefix, config.document_prefix, config.query_expansion,
+                                config.query_length)
+        token_encode = sentence_transformer_token_encoder(model, config.encode_batch_size, config.show_progress,
+                                                          colbert=colbert)
+        query_encode = sentence_transformer_token_encoder(model, config.encode_batch_size, config.show_progress,
+                                                          is_query=True, colbert=colbert)
+        model_key = model_fingerprint(model) + repr(colbert) if reusable else None
     else:
         model_key = config.maxsim_store_key
     if len(queries) == 0 or len(docs) == 0:
         raise QaembedError("nothing to encode: the list of texts is empty")
     q_codes, q_unique = pd.factorize(pd.Series(list(queries), dtype=object), sort=False)
-    q_tok, q_mask = pad_tokens(token_encode(list(q_unique)), config.query_length)
+    q_tok, q_mask = pad_tokens(query_encode(list(q_unique)), config.query_length)
     d_codes, d_unique = pd.factorize(pd.Series(list(docs), dtype=object), sort=False)
     texts = list(d_unique)
     key = texts_key(texts, model_key) if model_key else os.urandom(16).hex()
@@ -423,14 +431,23 @@ def build_ranker(model, queries: Sequence[str], docs: Sequence[str], config, *,
     return MaxSimRanker(q_tok[q_index], q_mask[q_index], store, np.asarray(d_codes, dtype=np.int64), config)
 
 
-def sentence_transformer_token_encoder(model, batch_size: int = 256, show_progress: bool = False) -> TokenEncodeFn:
+def sentence_transformer_token_encoder(model, batch_size: int = 256, show_progress: bool = False, *,
+                                       is_query: bool = False, colbert=None) -> TokenEncodeFn:
     """A :data:`TokenEncodeFn` over the model's forward: length-sorted batches, tokens L2-normalized, padding removed.
 
     Token embeddings are what the training scorer sees (``qaembed.late_interaction.token_embeddings``):
-    the transformer's last hidden states, through the model's token projection if it has one.
+    the transformer's last hidden states, through the model's token projection if it has one. With
+    ``colbert`` settings active (markers, query expansion), texts are tokenized as in training
+    (``qaembed.late_interaction.colbert_tokenize``) and "padding" means tokens outside ``maxsim_mask``.
     """
     from qaembed.batching.collate import tokenize
-    from qaembed.late_interaction import token_embeddings
+    from qaembed.late_interaction import colbert_tokenize, token_embeddings
+
+    def features_of(texts: list[str]) -> dict:
+        if colbert is not None and colbert.active:
+            return colbert_tokenize(model.tokenizer, texts, is_query=is_query, max_length=model.max_seq_length,
+                                    colbert=colbert, option="--scorer maxsim")
+        return tokenize(model, texts, model.max_seq_length)
 
     def encode(texts: list[str]) -> list[np.ndarray]:
         lengths = [len(t) for t in texts]
@@ -442,7 +459,7 @@ def sentence_transformer_token_encoder(model, batch_size: int = 256, show_progre
             with torch.inference_mode():
                 for start in range(0, len(texts), batch_size):
                     members = order[start : start + batch_size]
-                    features = tokenize(model, [texts[i] for i in members], model.max_seq_length)
+                    features = features_of([texts[i] for i in members])
                     features = {name: value.to(model.device) for name, value in features.items()}
                     tokens, mask = token_embeddings(model(features), option="--scorer maxsim")
                     tokens, mask = tokens.float().cpu().numpy(), mask.cpu().numpy()

@@ -462,7 +462,12 @@ def _train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resum
         from qaembed.model import load_token_encoder
 
         model = load_token_encoder(model_path, device=None)
-        eval_config = eval_config.model_copy(update={"scorer": "maxsim", "query_length": spec.entry.scorer.query_length})
+        from qaembed.late_interaction import ColbertTokens
+
+        colbert = ColbertTokens.of_scorer(spec.entry.scorer)
+        eval_config = eval_config.model_copy(update={
+            "scorer": "maxsim", "query_length": spec.entry.scorer.query_length, "query_prefix": colbert.query_prefix,
+            "document_prefix": colbert.document_prefix, "query_expansion": colbert.query_expansion})
     else:
         model = load_encoder(model_path, device=None)
     model.max_seq_length = config.max_seq_length
