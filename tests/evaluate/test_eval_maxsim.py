@@ -289,3 +289,18 @@ def test_cli_maxsim_errors(tmp_path):
     message = _error(runner.invoke(app, ["eval", "--data", str(data), "--scorer", "maxsim", "--distractors", "train",
                                          "--maxsim-exact-max-docs", "2"]))
     assert "--maxsim-search ann" in message and "8 documents" in message
+
+
+def test_block_maxsim_equals_the_training_scorer_with_padding():
+    from qaembed.evaluate.maxsim import block_maxsim
+
+    torch.manual_seed(0)
+    q = torch.nn.functional.normalize(torch.randn(4, 5, 6), dim=-1)
+    d = torch.nn.functional.normalize(torch.randn(7, 9, 6), dim=-1)
+    q_mask, d_mask = torch.rand(4, 5) > 0.3, torch.rand(7, 9) > 0.4
+    q_mask[:, 0] = True
+    d_mask[3] = False  # a document without real tokens scores 0
+    d[d_mask.logical_not()] = 5.0  # padded values must not matter
+    expected = maxsim_scores(q, q_mask, d, d_mask, reduce="mean")
+    torch.testing.assert_close(block_maxsim(q, q_mask, d, d_mask), expected, atol=1e-6, rtol=0)
+    assert block_maxsim(q, q_mask, d, d_mask)[:, 3].tolist() == [0.0] * 4

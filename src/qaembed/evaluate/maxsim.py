@@ -50,7 +50,6 @@ import numpy as np
 import torch
 
 from qaembed.errors import ConfigError, QaembedError
-from qaembed.losses.scores import maxsim_scores
 
 # texts -> one (L_i, dim) array of L2-normalized token embeddings per text (padding removed)
 TokenEncodeFn = Callable[[list[str]], list[np.ndarray]]
@@ -188,6 +187,22 @@ def _query_chunk(block_elements: int, docs: int, q_len: int, d_len: int) -> int:
     return max(1, block_elements // max(1, docs * q_len * d_len))
 
 
+@torch.inference_mode()
+def block_maxsim(q_tok: torch.Tensor, q_mask: torch.Tensor, d_tok: torch.Tensor, d_mask: torch.Tensor) -> torch.Tensor:
+    """(n_q, c) MaxSim, mean over real query tokens: ``maxsim_scores(..., reduce="mean")`` without autograd.
+
+    One matrix product ``(n_q * L_q, dim) @ (dim, c * L_d)`` and in-place masking, so the similarity
+    block is allocated once (the training scorer keeps ``torch.where`` for clean gradients).
+    """
+    n_q, l_q, dim = q_tok.shape
+    c, l_d, _ = d_tok.shape
+    sim = (q_tok.reshape(n_q * l_q, dim) @ d_tok.reshape(c * l_d, dim).T).view(n_q, l_q, c, l_d)
+    sim.masked_fill_(~d_mask[None, None, :, :], float("-inf"))
+    best = sim.amax(dim=3)  # (n_q, L_q, c)
+    best.masked_fill_(~(q_mask[:, :, None] & d_mask.any(dim=1)[None, None, :]), 0.0)
+    return best.sum(dim=1) / q_mask.sum(dim=1, keepdim=True).clamp(min=1).to(best.dtype)  # (n_q, c)
+
+
 def exact_search(q_tok: torch.Tensor, q_mask: torch.Tensor, store: TokenStore, doc_rows: np.ndarray, k: int, *,
                  chunk_docs: int = 1024, block_elements: int = 1 << 25) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` corpus documents by MaxSim: ((n_q, k') scores, (n_q, k') indices into ``doc_rows``).
@@ -208,7 +223,7 @@ def exact_search(q_tok: torch.Tensor, q_mask: torch.Tensor, store: TokenStore, d
         members = order[start : start + chunk_docs]
         d_tok, d_mask = store.padded(doc_rows[members])  # (c, L_d, dim), (c, L_d)
         step = _query_chunk(block_elements, members.shape[0], q_tok.shape[1], d_tok.shape[1])
-        block = torch.cat([maxsim_scores(q_tok[i : i + step], q_mask[i : i + step], d_tok, d_mask, reduce="mean")
+        block = torch.cat([block_maxsim(q_tok[i : i + step], q_mask[i : i + step], d_tok, d_mask)
                            for i in range(0, n_q, step)])  # (n_q, c)
         scores = torch.cat([best_scores, block], dim=1)
         index = torch.cat([best_index, torch.from_numpy(members).expand(n_q, -1)], dim=1)
@@ -240,12 +255,12 @@ def pair_scores(q_tok: torch.Tensor, q_mask: torch.Tensor, query_index: np.ndarr
         members = order[start : start + step]
         d_tok, d_mask = store.padded(store_rows[members])  # (p, L_d, dim)
         qi = torch.from_numpy(query_index[members])
-        sim = torch.einsum("pad,pbd->pab", q_tok[qi], d_tok)  # (p, L_q, L_d)
-        sim = torch.where(d_mask[:, None, :], sim, torch.full_like(sim, float("-inf")))
-        best = sim.max(dim=2).values  # (p, L_q)
-        real = q_mask[qi] & d_mask.any(dim=1)[:, None]
-        best = torch.where(real, best, torch.zeros_like(best))
-        out[members] = (best.sum(dim=1) / q_mask[qi].sum(dim=1).clamp(min=1)).numpy()
+        with torch.inference_mode():
+            sim = torch.bmm(q_tok[qi], d_tok.transpose(1, 2))  # (p, L_q, L_d)
+            sim.masked_fill_(~d_mask[:, None, :], float("-inf"))
+            best = sim.amax(dim=2)  # (p, L_q)
+            best.masked_fill_(~(q_mask[qi] & d_mask.any(dim=1)[:, None]), 0.0)
+            out[members] = (best.sum(dim=1) / q_mask[qi].sum(dim=1).clamp(min=1)).numpy()
     return out
 
 
