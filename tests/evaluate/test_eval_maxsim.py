@@ -304,3 +304,14 @@ def test_block_maxsim_equals_the_training_scorer_with_padding():
     expected = maxsim_scores(q, q_mask, d, d_mask, reduce="mean")
     torch.testing.assert_close(block_maxsim(q, q_mask, d, d_mask), expected, atol=1e-6, rtol=0)
     assert block_maxsim(q, q_mask, d, d_mask)[:, 3].tolist() == [0.0] * 4
+
+
+def test_a_damaged_store_is_rebuilt(tmp_path):
+    calls: list = []
+    encode = random_token_encoder(calls=calls)
+    TokenStore.build(tmp_path / "s", ["a", "b"], encode, key="k")
+    (tmp_path / "s" / "tokens.f16").write_bytes(b"\0" * 6)  # truncated
+    assert TokenStore.open(tmp_path / "s", "k") is None
+    (tmp_path / "s" / "tokens.f16").unlink()
+    rebuilt = TokenStore.build(tmp_path / "s", ["a", "b"], encode, key="k")
+    assert rebuilt.encoded and len(calls) == 2 and rebuilt.count == 2

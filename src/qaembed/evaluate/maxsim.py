@@ -100,11 +100,13 @@ class TokenStore:
             return None
         if meta.get("key") != key or meta.get("format") != STORE_FORMAT:
             return None
-        offsets = np.load(folder / OFFSETS_FILE)
-        total, dim = int(meta["total_tokens"]), int(meta["dim"])
-        if offsets.shape != (int(meta["count"]) + 1,) or int(offsets[-1]) != total:
+        try:
+            offsets = np.load(folder / OFFSETS_FILE)
+            total, dim = int(meta["total_tokens"]), int(meta["dim"])
+            size = (folder / TOKENS_FILE).stat().st_size
+        except (OSError, ValueError, KeyError, TypeError):  # a partial or foreign folder: rebuilt
             return None
-        if (folder / TOKENS_FILE).stat().st_size != total * dim * 2:
+        if offsets.shape != (int(meta["count"]) + 1,) or int(offsets[-1]) != total or size != total * dim * 2:
             return None
         tokens = np.memmap(folder / TOKENS_FILE, dtype=np.float16, mode="r", shape=(total, dim)) if total else \
             np.zeros((0, dim), dtype=np.float16)
