@@ -15,12 +15,15 @@ last hidden states, ``(n, L, hidden)``) and ``attention_mask`` (``(n, L)``) next
    tokens after the limit are still encoded and still give context to the earlier ones, but
    their mask is 0. Documents are truncated by the tokenizer at ``model.max_seq_length``.
 
-Not implemented yet (documented options for later, see ``docs/late-interaction.md``):
-ColBERT's query/document marker tokens (``[Q]``/``[D]`` inserted after ``[CLS]``), query
-augmentation (padding queries to ``query_length`` with ``[MASK]`` tokens that take part in
-MaxSim) and the punctuation skiplist of PyLate's documents. The saved config says so
-(``query_prefix: ""``, ``do_query_expansion: false``, ``skiplist_words: []``), so PyLate
-encodes exactly what qaembed trained on.
+ColBERT tokenization (optional, :class:`ColbertTokens`, ``scorer.markers`` / ``scorer.query_expansion``),
+as PyLate's ``ColBERT.preprocess`` does it: marker tokens ``"[Q] "`` / ``"[D] "`` added to the
+vocabulary (embeddings resized) and inserted right after ``[CLS]``; queries truncated at
+``query_length`` (marker included) and, with query expansion, padded to exactly ``query_length``
+with ``[MASK]`` tokens that other tokens do not attend to (PyLate's ``attend_to_expansion_tokens:
+false``) but that take part in MaxSim (the ``maxsim_mask`` feature). PyLate's punctuation skiplist
+for documents is not used (``skiplist_words: []`` is saved, so PyLate scores every token too).
+The saved config carries the prefixes and ``do_query_expansion``, so PyLate encodes what qaembed
+trained on.
 
 Saving (:func:`save_model`): a ``maxsim`` model is written in PyLate's ``models.ColBERT``
 layout: the transformer at the folder root, the projection in ``1_Dense/``, PyLate's keys in
@@ -40,6 +43,7 @@ embedding; ``encode(..., output_value="token_embeddings")`` gives the projected 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +56,8 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 TOKEN_KEY = "token_embeddings"
+MAXSIM_MASK_KEY = "maxsim_mask"  # which tokens take part in MaxSim when that is not the attention mask
+QUERY_MARKER, DOCUMENT_MARKER = "[Q] ", "[D] "  # PyLate's default marker tokens
 # written into config_sentence_transformers.json; PyLate's ColBERT reads these keys
 PYLATE_DEFAULTS: dict[str, Any] = {
     "query_prefix": "",
@@ -118,7 +124,108 @@ def token_embeddings(output: dict[str, torch.Tensor], *, option: str = "scorer")
     tokens = output[TOKEN_KEY]
     if tokens.dim() != 3:
         raise ConfigError(f"{option}: token_embeddings must be (texts, tokens, dim), got {tuple(tokens.shape)}")
-    return F.normalize(tokens, p=2, dim=-1), output["attention_mask"].bool()
+    mask = output[MAXSIM_MASK_KEY] if MAXSIM_MASK_KEY in output else output["attention_mask"]
+    return F.normalize(tokens, p=2, dim=-1), mask.bool()
+
+
+@dataclass(frozen=True)
+class ColbertTokens:
+    """ColBERT / PyLate tokenization settings (all off: the plain shared tokenization)."""
+
+    query_prefix: str = ""  # a marker token inserted after [CLS] of every query ("" = none)
+    document_prefix: str = ""
+    query_expansion: bool = False  # pad queries to query_length with [MASK] (MaxSim over all of them)
+    query_length: int | None = None  # queries truncated here (marker included); required by query_expansion
+
+    @property
+    def active(self) -> bool:
+        return bool(self.query_prefix or self.document_prefix or self.query_expansion)
+
+    @classmethod
+    def of_scorer(cls, scorer: Any) -> ColbertTokens:
+        """The settings of a training ``scorer`` section (``markers``, ``query_expansion``, ``query_length``)."""
+        markers = bool(getattr(scorer, "markers", False))
+        return cls(QUERY_MARKER if markers else "", DOCUMENT_MARKER if markers else "",
+                   bool(getattr(scorer, "query_expansion", False)), getattr(scorer, "query_length", None))
+
+
+def add_marker_tokens(model: SentenceTransformer, colbert: ColbertTokens) -> None:
+    """Add the marker tokens to the tokenizer and resize the input embeddings (new rows from the caller's RNG)."""
+    markers = [p for p in (colbert.query_prefix, colbert.document_prefix) if p]
+    if not markers:
+        return
+    tokenizer = model.tokenizer
+    if tokenizer.add_tokens([m for m in markers if m not in tokenizer.get_vocab()]):
+        model[0].auto_model.resize_token_embeddings(len(tokenizer))
+
+
+def _marker_id(tokenizer: Any, marker: str, option: str) -> int | None:
+    if not marker:
+        return None
+    if marker not in tokenizer.get_vocab():
+        raise ConfigError(f"{option}: the model's tokenizer has no marker token {marker!r}; train with "
+                          "scorer.markers: true (which adds it), or evaluate a model saved that way")
+    return int(tokenizer.convert_tokens_to_ids(marker))
+
+
+def _insert_after_cls(tensor: torch.Tensor, value: int) -> torch.Tensor:
+    column = torch.full((tensor.shape[0], 1), value, dtype=tensor.dtype)
+    return torch.cat([tensor[:, :1], column, tensor[:, 1:]], dim=1)
+
+
+def colbert_tokenize(tokenizer: Any, texts: list[str], *, is_query: bool, max_length: int,
+                     colbert: ColbertTokens, option: str = "scorer") -> dict[str, torch.Tensor]:
+    """Features of queries or documents as PyLate's ``ColBERT.preprocess`` makes them, plus ``maxsim_mask``.
+
+    Length: queries ``colbert.query_length`` (or ``max_length``), documents ``max_length``, the marker
+    included. Query expansion pads queries to that length with ``[MASK]`` (attention 0, MaxSim 1).
+    """
+    length = (colbert.query_length or max_length) if is_query else max_length
+    marker = _marker_id(tokenizer, colbert.query_prefix if is_query else colbert.document_prefix, option)
+    expand = is_query and colbert.query_expansion
+    if expand and tokenizer.mask_token_id is None:
+        raise ConfigError(f"{option}: query_expansion pads with [MASK], but the tokenizer has no mask token")
+    inner = length - 1 if marker is not None else length
+    features = dict(tokenizer(list(texts), padding="max_length" if expand else "longest", truncation=True,
+                              max_length=inner, return_tensors="pt"))
+    if expand:
+        features["input_ids"] = torch.where(features["attention_mask"].bool(), features["input_ids"],
+                                            torch.full_like(features["input_ids"], tokenizer.mask_token_id))
+    if marker is not None:
+        features["input_ids"] = _insert_after_cls(features["input_ids"], marker)
+        features["attention_mask"] = _insert_after_cls(features["attention_mask"], 1)
+        if "token_type_ids" in features:
+            features["token_type_ids"] = _insert_after_cls(features["token_type_ids"], 0)
+    features[MAXSIM_MASK_KEY] = (torch.ones_like(features["attention_mask"]) if expand
+                                 else features["attention_mask"].clone())
+    return features
+
+
+def colbert_features(tokenizer: Any, queries: list[str], docs: list[str], *, max_length: int,
+                     colbert: ColbertTokens, option: str = "scorer") -> dict[str, torch.Tensor]:
+    """Queries then documents (:func:`colbert_tokenize`) in one feature dict, right-padded to one width."""
+    parts = [colbert_tokenize(tokenizer, texts, is_query=is_query, max_length=max_length, colbert=colbert,
+                              option=option) for texts, is_query in ((queries, True), (docs, False)) if texts]
+    width = max(part["input_ids"].shape[1] for part in parts)
+    pad_id = tokenizer.pad_token_id or 0
+    features = {}
+    for key in parts[0]:
+        fill = pad_id if key == "input_ids" else 0
+        features[key] = torch.cat([F.pad(part[key], (0, width - part[key].shape[1]), value=fill) for part in parts])
+    return features
+
+
+class ColbertCollator:
+    """``collate(batch) -> features`` for ColBERT tokenization (the training loop's Collator otherwise)."""
+
+    def __init__(self, model: SentenceTransformer, max_length: int, colbert: ColbertTokens) -> None:
+        self.tokenizer, self.max_length, self.colbert = model.tokenizer, int(max_length), colbert
+        for side in (colbert.query_prefix, colbert.document_prefix):
+            _marker_id(self.tokenizer, side, "scorer.markers")
+
+    def __call__(self, batch: Any) -> dict[str, torch.Tensor]:
+        return colbert_features(self.tokenizer, batch.queries, batch.docs, max_length=self.max_length,
+                                colbert=self.colbert)
 
 
 def truncate_queries(mask: torch.Tensor, query_length: int | None) -> torch.Tensor:
@@ -133,7 +240,8 @@ def truncate_queries(mask: torch.Tensor, query_length: int | None) -> torch.Tens
 PYLATE_DENSE_TYPE = "pylate.models.Dense.Dense"
 
 
-def save_model(model: SentenceTransformer, path: str | Path, scorer: str, *, query_length: int | None = None) -> None:
+def save_model(model: SentenceTransformer, path: str | Path, scorer: str, *, query_length: int | None = None,
+               colbert: ColbertTokens | None = None) -> None:
     """Save ``model`` for ``scorer`` (``cosine`` | ``maxsim`` | ``combined``); see the module docstring.
 
     ``cosine``: ``model.save(path)`` as before. ``maxsim``: PyLate 1.6's ``models.ColBERT`` layout:
@@ -168,7 +276,10 @@ def save_model(model: SentenceTransformer, path: str | Path, scorer: str, *, que
     config_path = path / "config_sentence_transformers.json"
     config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
     length = model.max_seq_length
-    config.update({**PYLATE_DEFAULTS, "query_length": min(query_length or length, length), "document_length": length})
+    colbert = colbert or ColbertTokens()
+    config.update({**PYLATE_DEFAULTS, "query_length": min(query_length or length, length), "document_length": length,
+                   "query_prefix": colbert.query_prefix, "document_prefix": colbert.document_prefix,
+                   "do_query_expansion": colbert.query_expansion})
     config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
 
 
@@ -187,6 +298,23 @@ def _save_pylate_dense(projection: Any, path: Path) -> None:
     modules = json.loads(modules_json.read_text(encoding="utf-8"))
     modules.append({"idx": len(modules), "name": str(len(modules)), "path": "1_Dense", "type": PYLATE_DENSE_TYPE})
     modules_json.write_text(json.dumps(modules, indent=2), encoding="utf-8")
+
+
+def saved_colbert_tokens(path: str | Path) -> ColbertTokens:
+    """The ColBERT tokenization a saved model declares (PyLate's keys in ``config_sentence_transformers.json``).
+
+    A folder without those keys (any plain sentence-transformers model) gives the defaults (all off).
+    """
+    config_path = Path(path) / "config_sentence_transformers.json"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    except (OSError, ValueError):
+        config = {}
+    if "do_query_expansion" not in config:  # not a PyLate-keyed folder
+        return ColbertTokens()
+    length = config.get("query_length")
+    return ColbertTokens(str(config.get("query_prefix") or ""), str(config.get("document_prefix") or ""),
+                         bool(config.get("do_query_expansion")), int(length) if isinstance(length, int) else None)
 
 
 def is_maxsim_only(path: str | Path) -> bool:
@@ -269,5 +397,6 @@ def _portable_transformer_config(config_path: Path, model: SentenceTransformer) 
         config_path.write_text(json.dumps(legacy, indent=2), encoding="utf-8")
 
 
-__all__ = ["TOKEN_KEY", "add_token_projection", "load_model", "save_model", "token_dimension", "token_embeddings",
+__all__ = ["TOKEN_KEY", "ColbertCollator", "ColbertTokens", "add_marker_tokens", "add_token_projection",
+           "colbert_features", "colbert_tokenize", "saved_colbert_tokens", "load_model", "save_model", "token_dimension", "token_embeddings",
            "token_projection", "truncate_queries"]

@@ -123,8 +123,8 @@ def load_encoder(name: str = DEFAULT_MODEL, device: str | None = None, **kwargs)
     if is_maxsim_only(resolved):
         raise ConfigError(
             f"model {name!r} is a late-interaction (MaxSim-only) model in PyLate's layout: it gives token embeddings, "
-            "no pooled sentence embedding, and this command scores with pooled cosine (MaxSim evaluation and search "
-            "are not built yet); train with scorer: combined to keep a pooled head beside the MaxSim one"
+            "no pooled sentence embedding, and this command scores with pooled cosine; evaluate it with "
+            "--scorer maxsim (qaembed eval), or train with scorer: combined to keep a pooled head beside the MaxSim one"
         )
     try:
         return SentenceTransformer(resolved, device=device, trust_remote_code=False, **kwargs)
@@ -139,6 +139,22 @@ def load_encoder(name: str = DEFAULT_MODEL, device: str | None = None, **kwargs)
         raise ModelNotFoundError(
             f"could not load model {name!r}: {reason} Tried: " + "; ".join(tried) + "." + suggestion
         ) from exc
+
+
+def load_token_encoder(name: str = DEFAULT_MODEL, device: str | None = None) -> SentenceTransformer:
+    """Load a model for MaxSim scoring: a MaxSim-only folder (PyLate's layout) or any transformer-based model.
+
+    A model whose first module gives no token embeddings (e.g. ``StaticEmbedding``) raises
+    :class:`ConfigError` saying to use ``--scorer cosine``.
+    """
+    from qaembed.evaluate.maxsim import check_token_model
+    from qaembed.late_interaction import is_maxsim_only, load_model
+
+    check_device(device)
+    resolved = resolve_model(name)
+    model = load_model(resolved, device=device) if is_maxsim_only(resolved) else load_encoder(name, device=device)
+    check_token_model(model)
+    return model
 
 
 PoolingMode = Literal["mean", "cls", "max"]

@@ -201,3 +201,39 @@ def test_killed_and_resumed_combined_run_matches_uninterrupted_run(tiny_config, 
     straight = [r["loss"] for r in _metrics(tmp_path / "straight") if "loss" in r]
     resumed = [r["loss"] for r in _metrics(tmp_path / "killed") if "loss" in r]
     assert resumed == pytest.approx(straight, abs=1e-6)
+
+
+def test_maxsim_run_evaluates_dev_with_maxsim(tiny_config, tmp_path, caplog):
+    """The logged dev metrics of a maxsim run are the MaxSim evaluation of the saved model (no pooled stand-in)."""
+    from qaembed.data.dataset import read_split
+    from qaembed.evaluate import EvalConfig, evaluate_model
+    from qaembed.late_interaction import load_model
+    from qaembed.train import train
+
+    raw = {**tiny_config, "scorer": {"name": "maxsim", "projection_dim": 16, "query_length": 6},
+           "training": {**tiny_config["training"], "max_steps": 2, "eval_every": None, "save_every": None}}
+    config = parse_config(raw)
+    with caplog.at_level("WARNING"):
+        train(config, tmp_path / "run")
+    assert "pooled" not in caplog.text
+    final = [r for r in _metrics(tmp_path / "run") if "dev/retrieval/ndcg@10" in r][-1]
+    model = load_model(tmp_path / "run" / "model", device="cpu")
+    records = read_split(config.data.dataset, "dev")[: config.data.max_dev_questions]
+    expected = evaluate_model(model, records, config=EvalConfig(
+        query_mode=config.data.query_text, seed=config.training.seed, scorer="maxsim", query_length=6)).summary
+    cosine_keys = {k for k in final if k.startswith("dev/")}
+    assert cosine_keys == {f"dev/{k}" for k in expected}
+    for key, value in expected.items():
+        assert final[f"dev/{key}"] == pytest.approx(value, abs=1e-6), key
+
+
+def test_combined_run_evaluates_dev_with_both_scorers(tiny_config, tmp_path):
+    from qaembed.train import train
+
+    raw = {**tiny_config, "scorer": COMBINED,
+           "training": {**tiny_config["training"], "max_steps": 1, "eval_every": None, "save_every": None}}
+    train(parse_config(raw), tmp_path / "run")
+    final = [r for r in _metrics(tmp_path / "run") if "dev/retrieval/ndcg@10" in r][-1]
+    assert {"dev/retrieval/ndcg@10", "dev/maxsim/retrieval/ndcg@10", "dev/maxsim/within/ndcg"} <= final.keys()
+    eval_metric = {**raw, "training": {**raw["training"], "eval_metric": "maxsim/retrieval/ndcg@10"}}
+    assert train(parse_config(eval_metric), tmp_path / "run2").status == "completed"

@@ -6,6 +6,8 @@ Examples::
     qaembed eval --model runs/infonce/model --data data/prepared --distractors train --out results/infonce
     qaembed eval --model minilm --data beir:../shared/data/beir/scifact --json
     qaembed eval --model minilm --data data/qqp-pairs --split test --out results/qqp-base   # pair data (manifest)
+    qaembed eval --model runs/maxsim/model --data data/prepared --scorer maxsim --out results/maxsim
+    qaembed eval --model runs/maxsim/model --data data/prepared --distractors train --scorer maxsim --maxsim-search ann
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from qaembed.errors import ConfigError
 from qaembed.outputs import check_output_dir
 
 BEIR_PREFIX = "beir:"
+TOKEN_STORE_DIR = "maxsim_tokens"  # --scorer maxsim --out DIR: the corpus' token embeddings (reused by a re-run)
+SCORERS = ("cosine", "maxsim")
 
 _SECTION_TITLES = {
     "retrieval": "Full-corpus retrieval (all answers)",
@@ -49,7 +53,18 @@ def _print_tables(result, title: str) -> None:
     console.print("counts: " + ", ".join(f"{name}={value}" for name, value in result.counts.items()))
     for note in result.info.get("notes", []):
         console.print(f"[yellow]note:[/yellow] {note}")
+    maxsim = result.info.get("maxsim")
+    if maxsim:
+        console.print(f"maxsim: {maxsim['search']} search over {maxsim['documents']} documents "
+                      f"({maxsim['stored_tokens']} tokens of dim {maxsim['token_dim']} in {maxsim['store']}"
+                      f"{', reused' if maxsim['store_reused'] else ''})")
     console.print(f"encode {result.info['encode_seconds']:.1f}s, total {result.info['total_seconds']:.1f}s")
+
+
+# EvalConfig field -> the option that sets it (for validation messages)
+_CONFIG_OPTIONS = {"encode_batch_size": "--batch-size", "maxsim_block_mb": "--maxsim-memory-mb",
+                   "maxsim_ann_tokens": "--ann-tokens", "maxsim_ann_nprobe": "--ann-nprobe",
+                   "maxsim_ann_nlist": "--ann-nlist", "maxsim_ann_recall_queries": "--ann-recall-queries"}
 
 
 def _is_pair_data(data: str) -> bool:
@@ -91,6 +106,20 @@ def eval_command(
     threshold_split: str = typer.Option(
         "dev", help="Pair data: split whose pairs choose the classification thresholds (the evaluated split itself "
                     "gives sentence-transformers' BinaryClassificationEvaluator numbers, optimistic)."),
+    scorer: str = typer.Option("cosine", help="cosine (pooled embedding) or maxsim (late interaction over token "
+                                              "embeddings; see docs/late-interaction.md)."),
+    query_length: Optional[int] = typer.Option(
+        None, help="maxsim: query tokens kept, counting [CLS] (default: the model's saved query_length, else all)."),
+    maxsim_search: str = typer.Option("exact", help="maxsim: exact (whole corpus) or ann (FAISS token candidates, "
+                                                    "exact re-rank, recall@100 measured)."),
+    maxsim_chunk_docs: int = typer.Option(1024, help="maxsim: documents per exact-search chunk."),
+    maxsim_memory_mb: int = typer.Option(256, help="maxsim: bound on one similarity block (MB of float32)."),
+    maxsim_exact_max_docs: int = typer.Option(200_000, help="maxsim: larger corpora need --maxsim-search ann."),
+    ann_tokens: int = typer.Option(32, help="maxsim ann: nearest document tokens per query token."),
+    ann_nprobe: int = typer.Option(16, help="maxsim ann: IVF lists searched per query token."),
+    ann_nlist: Optional[int] = typer.Option(None, help="maxsim ann: IVF lists (default ~4 sqrt(tokens))."),
+    ann_recall_queries: int = typer.Option(100, help="maxsim ann: queries whose candidates are checked against exact "
+                                                     "MaxSim for recall@100 (0: skip)."),
 ) -> None:
     """Evaluate a model: retrieval, within-question and in-batch metrics (see docs/evaluation.md)."""
     from pydantic import ValidationError
@@ -113,13 +142,38 @@ def eval_command(
     check_split(data, split, "--split")
     if distractors is not None and not data.startswith(BEIR_PREFIX):
         check_split(data, distractors, "--distractors")
+    if scorer not in SCORERS:
+        raise ConfigError(f"--scorer {scorer!r}: allowed: {', '.join(SCORERS)}")
+    if maxsim_search not in ("exact", "ann"):
+        raise ConfigError(f"--maxsim-search {maxsim_search!r}: allowed: exact, ann")
+    if scorer == "cosine" and query_length is not None:
+        raise ConfigError("--query-length applies to --scorer maxsim only")
+    if scorer == "maxsim" and _is_pair_data(data):
+        raise ConfigError("--scorer maxsim: pair data (duplicate questions) is evaluated with cosine only; "
+                          "use --scorer cosine")
+    from qaembed.late_interaction import ColbertTokens
+
+    colbert = ColbertTokens()
+    if scorer == "maxsim":  # the model's saved ColBERT tokenization (markers, query expansion, query_length)
+        from qaembed.late_interaction import saved_colbert_tokens
+        from qaembed.model import resolve_model
+
+        colbert = saved_colbert_tokens(resolve_model(model))
+        query_length = query_length if query_length is not None else colbert.query_length
     try:
         config = EvalConfig(
-            query_mode=query_mode, encode_batch_size=batch_size, in_batch_size=in_batch_size, seed=seed
+            query_mode=query_mode, encode_batch_size=batch_size, in_batch_size=in_batch_size, seed=seed,
+            scorer=scorer, query_length=query_length, query_prefix=colbert.query_prefix,
+            document_prefix=colbert.document_prefix, query_expansion=colbert.query_expansion,
+            maxsim_search=maxsim_search, maxsim_chunk_docs=maxsim_chunk_docs,
+            maxsim_block_mb=maxsim_memory_mb, maxsim_exact_max_docs=maxsim_exact_max_docs, maxsim_ann_tokens=ann_tokens,
+            maxsim_ann_nprobe=ann_nprobe, maxsim_ann_nlist=ann_nlist, maxsim_ann_recall_queries=ann_recall_queries,
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(f"option {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+        name = str(first["loc"][0]) if first["loc"] else ""
+        option = _CONFIG_OPTIONS.get(name, "--" + name.replace("_", "-"))
+        raise ConfigError(f"option {option}: {first['msg']}") from exc
     if max_seq_length is not None and max_seq_length < 1:
         raise ConfigError(f"option max_seq_length must be >= 1, got {max_seq_length}")
 
@@ -144,19 +198,25 @@ def eval_command(
         records = read_split(data, split)
         distractor_records = read_split(data, distractors) if distractors else []
 
-    encoder = load_encoder(model, device=device)
+    if scorer == "maxsim":
+        from qaembed.model import load_token_encoder
+
+        encoder = load_token_encoder(model, device=device)
+    else:
+        encoder = load_encoder(model, device=device)
     if max_seq_length is not None:
         encoder.max_seq_length = max_seq_length
     per_pair = None
+    store = out / TOKEN_STORE_DIR if (out is not None and scorer == "maxsim") else None
     if pair_data:
         from qaembed.evaluate.pairs import evaluate_pairs
 
         result, per_pair = evaluate_pairs(encoder, pairs, threshold_pairs=threshold_pairs, config=config)
         result.info.update(threshold_split=threshold_split)
     elif records is None:
-        result = evaluate_beir(encoder, beir_data, config=config)
+        result = evaluate_beir(encoder, beir_data, config=config, token_store=store)
     else:
-        result = evaluate_model(encoder, records, config=config, distractors=distractor_records)
+        result = evaluate_model(encoder, records, config=config, distractors=distractor_records, token_store=store)
     result.info.update(
         model=model,
         data=data,
@@ -172,7 +232,10 @@ def eval_command(
 
             per_pair.to_parquet(out / PER_PAIR_FILE, index=True)
     if as_json:
-        typer.echo(json.dumps({"summary": result.summary, "counts": result.counts}, indent=2))
+        payload = {"summary": result.summary, "counts": result.counts}
+        if "maxsim" in result.info:
+            payload["maxsim"] = result.info["maxsim"]
+        typer.echo(json.dumps(payload, indent=2))
     else:
         _print_tables(result, f"{model} on {data} ({split})")
         if out is not None:

@@ -20,8 +20,10 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,20 +144,38 @@ def read_beir(path: str | Path, split: str = "test") -> BeirData:
     )
 
 
-def evaluate_beir(model, data: BeirData, *, config: EvalConfig | None = None, encode: EncodeFn | None = None) -> EvalResult:
-    """Full-corpus retrieval metrics (``retrieval/*``) for the judged queries of a BEIR split."""
+def evaluate_beir(model, data: BeirData, *, config: EvalConfig | None = None, encode: EncodeFn | None = None,
+                  token_encode=None, token_store: str | Path | None = None) -> EvalResult:
+    """Full-corpus retrieval metrics (``retrieval/*``) for the judged queries of a BEIR split.
+
+    ``config.scorer == "maxsim"``: ranked by MaxSim over token embeddings, as in
+    :func:`qaembed.evaluate.evaluate_model` (``token_encode``, ``token_store``).
+    """
     config = config or EvalConfig()
-    encode = resolve_encoder(model, encode, config.encode_batch_size, config.show_progress)
+    maxsim = config.scorer == "maxsim"
+    if not maxsim:
+        encode = resolve_encoder(model, encode, config.encode_batch_size, config.show_progress)
     if not data.query_ids:
         raise DataError(f"no query of split {data.split!r} has a relevant document", path=str(data.path))
     started = time.perf_counter()
-    query_emb = encode_unique(data.query_texts, encode)
-    doc_emb = encode_unique(data.doc_texts, encode)
-    encode_seconds = time.perf_counter() - started
-    _, retrieved_index = top_k_search(
-        query_emb, doc_emb, config.depth, chunk_size=config.search_chunk_size, faiss_min_docs=config.faiss_min_docs
-    )
-    retrieved = data.qrels.gains_of(retrieved_index)
+    extra_info: dict = {}
+    with contextlib.ExitStack() as stack:
+        if maxsim:
+            from qaembed.evaluate.maxsim import build_ranker
+
+            folder = token_store if token_store is not None else stack.enter_context(tempfile.TemporaryDirectory())
+            ranker = build_ranker(model, data.query_texts, data.doc_texts, config, token_encode=token_encode,
+                                  store_dir=folder, reusable=token_store is not None)
+            encode_seconds = time.perf_counter() - started
+            retrieved_index = ranker.search(config.depth)
+            extra_info["maxsim"] = ranker.info
+        else:
+            query_emb = encode_unique(data.query_texts, encode)
+            doc_emb = encode_unique(data.doc_texts, encode)
+            encode_seconds = time.perf_counter() - started
+            _, retrieved_index = top_k_search(query_emb, doc_emb, config.depth, chunk_size=config.search_chunk_size,
+                                              faiss_min_docs=config.faiss_min_docs)
+    retrieved = np.where(retrieved_index >= 0, data.qrels.gains_of(np.maximum(retrieved_index, 0)), 0.0)
     columns = ranking_metrics(retrieved, data.qrels.ideal(), config.ks, config.mrr_k, prefix="retrieval/")
     per_question = pd.DataFrame(columns, index=pd.Index(data.query_ids, name="question_id"))
     counts = {
@@ -173,5 +193,6 @@ def evaluate_beir(model, data: BeirData, *, config: EvalConfig | None = None, en
         "encode_seconds": encode_seconds,
         "total_seconds": time.perf_counter() - started,
         "notes": [],
+        **extra_info,
     }
     return EvalResult.from_per_question(per_question, counts, info)

@@ -21,14 +21,17 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import math
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from qaembed.errors import DataError
+from qaembed.errors import DataError, QaembedError
 from qaembed.evaluate.config import EvalConfig
 from qaembed.evaluate.metrics import (
     kendall_tau_b,
@@ -37,6 +40,7 @@ from qaembed.evaluate.metrics import (
     rank_by_score,
     ranking_metrics,
 )
+from qaembed.evaluate.maxsim import TokenEncodeFn
 from qaembed.evaluate.ranking import EncodeFn, Qrels, encode_unique, resolve_encoder, top_k_search
 from qaembed.evaluate.result import EvalResult
 from qaembed.records import QARecord, question_text
@@ -80,20 +84,18 @@ def _top_answer_positions(answer_ids: np.ndarray, votes: np.ndarray, accepted: n
     return order[starts]
 
 
-def _retrieval_section(query_emb, doc_emb, question_index, gains, is_top_voted, config) -> dict[str, np.ndarray]:
-    num_questions, num_own = query_emb.shape[0], question_index.shape[0]
-    _, retrieved_index = top_k_search(
-        query_emb, doc_emb, config.depth, chunk_size=config.search_chunk_size, faiss_min_docs=config.faiss_min_docs
-    )  # (n_q, depth)
-    qrels = Qrels.from_arrays(question_index, np.arange(num_own), gains, num_questions, doc_emb.shape[0])
-    graded = qrels.gains_of(retrieved_index)  # (n_q, depth)
+def _retrieval_section(retrieved_index, num_docs, question_index, gains, is_top_voted, config) -> dict[str, np.ndarray]:
+    """Metrics of the (n_q, depth) corpus indices each question retrieved (-1: nothing at that rank)."""
+    num_questions, num_own = retrieved_index.shape[0], question_index.shape[0]
+    qrels = Qrels.from_arrays(question_index, np.arange(num_own), gains, num_questions, num_docs)
+    graded = np.where(retrieved_index >= 0, qrels.gains_of(np.maximum(retrieved_index, 0)), 0.0)  # (n_q, depth)
     binary = (graded > 0).astype(np.float64)
     columns = ranking_metrics(binary, qrels.binary().ideal(), config.ks, config.mrr_k, prefix="retrieval/")
     graded_ideal = qrels.ideal()
     for k in config.ks:
         columns[f"retrieval/graded_ndcg@{k}"] = ndcg_at_k(graded, graded_ideal, k)
     first = retrieved_index[:, 0]
-    own_first = first < num_own
+    own_first = (first >= 0) & (first < num_own)
     first_is_top = np.zeros(num_questions, dtype=bool)
     first_is_top[own_first] = (question_index[first[own_first]] == np.flatnonzero(own_first)) & is_top_voted[
         first[own_first]
@@ -141,13 +143,28 @@ def in_batch_groups(num_questions: int, batch_size: int, seed: int) -> np.ndarra
     return groups
 
 
-def _in_batch_section(query_emb, top_answer_emb, batch_size: int, seed: int) -> dict[str, np.ndarray]:
-    num_questions = query_emb.shape[0]
-    groups = in_batch_groups(num_questions, batch_size, seed)  # (b, s)
+def _cosine_in_batch_sims(query_emb, top_answer_emb, groups) -> np.ndarray:
+    """(b, s, s) cosine of every question of a group with every top answer of the group (padding: 0)."""
     real = groups >= 0
     queries = np.where(real[:, :, None], query_emb[groups], 0.0)  # (b, s, dim)
     answers = np.where(real[:, :, None], top_answer_emb[groups], 0.0)  # (b, s, dim)
-    sims = np.einsum("bid,bjd->bij", queries, answers)  # (b, s, s)
+    return np.einsum("bid,bjd->bij", queries, answers)  # (b, s, s)
+
+
+def _pair_in_batch_sims(pair_scores, top_positions, groups) -> np.ndarray:
+    """(b, s, s) the same from a pair scorer (MaxSim): ``pair_scores(question indices, corpus indices)``."""
+    real = groups >= 0
+    both = real[:, :, None] & real[:, None, :]  # (b, s, s)
+    b, i, j = np.nonzero(both)
+    sims = np.zeros(both.shape, dtype=np.float32)
+    sims[b, i, j] = pair_scores(groups[b, i], top_positions[groups[b, j]])
+    return sims
+
+
+def _in_batch_section(sims, groups) -> dict[str, np.ndarray]:
+    """Rank of each question's own top answer among its group's top answers, from (b, s, s) scores."""
+    num_questions = int((groups >= 0).sum())
+    real = groups >= 0
     own = np.diagonal(sims, axis1=1, axis2=2)  # (b, s)
     others = real[:, None, :] & ~np.eye(groups.shape[1], dtype=bool)[None]
     # Pessimistic on exact ties: another answer scoring equal to the own top answer ranks above it.
@@ -164,6 +181,8 @@ def evaluate_model(
     config: EvalConfig | None = None,
     encode: EncodeFn | None = None,
     distractors: Sequence[QARecord] = (),
+    token_encode: TokenEncodeFn | None = None,
+    token_store: str | Path | None = None,
 ) -> EvalResult:
     """Evaluate an encoder on Q&A records with all three protocol sections.
 
@@ -171,9 +190,20 @@ def evaluate_model(
     ``distractors`` (e.g. the train split) add their answers to the retrieval corpus with
     gain 0. Questions without answers are skipped and counted; an input with no answered
     question raises :class:`DataError`.
+
+    ``config.scorer == "maxsim"``: every section scores with MaxSim over token embeddings
+    (:mod:`qaembed.evaluate.maxsim`); ``token_encode`` replaces ``model`` there, and the corpus'
+    tokens go to ``token_store`` (a folder; None: a temporary folder removed afterwards).
     """
     config = config or EvalConfig()
-    encode = resolve_encoder(model, encode, config.encode_batch_size, config.show_progress)
+    maxsim = config.scorer == "maxsim"
+    if maxsim:
+        if encode is not None:
+            raise QaembedError("evaluate: scorer maxsim takes token_encode, not encode")
+        if (model is None) == (token_encode is None):
+            raise QaembedError("evaluate: give exactly one of model and token_encode")
+    else:
+        encode = resolve_encoder(model, encode, config.encode_batch_size, config.show_progress)
     started = time.perf_counter()
 
     answered = [record for record in records if record.answers]
@@ -193,51 +223,76 @@ def evaluate_model(
     answer_ids = np.array([a.id for a in answers], dtype=str)
 
     queries = _query_texts(answered, config.query_mode)
-    encode_started = time.perf_counter()
-    query_emb = encode_unique(queries, encode)  # (n_q, dim)
-    doc_emb = encode_unique([a.text for a in answers] + [a.text for a in distractor_answers], encode)  # (n_d, dim)
-    encode_seconds = time.perf_counter() - encode_started
-
+    doc_texts = [a.text for a in answers] + [a.text for a in distractor_answers]
+    num_docs = len(doc_texts)
     gains = graded_gains(votes, question_index, len(answered))
     highest = np.maximum.reduceat(votes, starts)
     lowest = np.minimum.reduceat(votes, starts)
     is_top_voted = votes == highest[question_index]
-    own_emb = doc_emb[: len(answers)]
-
-    columns = _retrieval_section(query_emb, doc_emb, question_index, gains, is_top_voted, config)
-
     eligible = (num_answers >= 2) & (highest > lowest)
-    answer_sims = np.einsum("ij,ij->i", query_emb[question_index], own_emb)  # (n_answers,)
-    columns |= _within_section(answer_sims, votes, gains, num_answers, starts, eligible)
+    top = _top_answer_positions(answer_ids, votes, accepted, question_index, starts) if len(answered) >= 2 else None
+    extra_info: dict = {}
 
-    counts = {
-        "questions": len(records),
-        "retrieval/questions": len(answered),
-        "retrieval/skipped_no_answers": len(records) - len(answered),
-        "retrieval/documents": int(doc_emb.shape[0]),
-        "retrieval/distractor_documents": len(distractor_answers),
-        "within/questions": int(eligible.sum()),
-        "within/skipped_single_answer": int((num_answers == 1).sum()),
-        "within/skipped_tied": int(((num_answers >= 2) & (highest == lowest)).sum()),
-        "in_batch/questions": 0,
-    }
-    notes = []
-    if not eligible.any():
-        notes.append("no question has 2+ answers with different votes: the within-question section is empty")
-    if len(answered) >= 2:
-        top = _top_answer_positions(answer_ids, votes, accepted, question_index, starts)
-        columns |= _in_batch_section(query_emb, own_emb[top], config.in_batch_size, config.seed)
-        counts["in_batch/questions"] = len(answered)
-    else:
-        notes.append("only one answered question: the in-batch section is empty")
+    with contextlib.ExitStack() as stack:
+        encode_started = time.perf_counter()
+        if maxsim:
+            from qaembed.evaluate.maxsim import build_ranker
+
+            folder = token_store if token_store is not None else stack.enter_context(tempfile.TemporaryDirectory())
+            ranker = build_ranker(model, queries, doc_texts, config, token_encode=token_encode, store_dir=folder,
+                                  reusable=token_store is not None)
+            encode_seconds = time.perf_counter() - encode_started
+            retrieved_index = ranker.search(config.depth)
+            answer_sims = ranker.pairs(question_index, np.arange(len(answers)))  # (n_answers,)
+            in_batch_sims = (lambda groups: _pair_in_batch_sims(ranker.pairs, top, groups))
+            extra_info["maxsim"] = ranker.info
+        else:
+            query_emb = encode_unique(queries, encode)  # (n_q, dim)
+            doc_emb = encode_unique(doc_texts, encode)  # (n_d, dim)
+            encode_seconds = time.perf_counter() - encode_started
+            _, retrieved_index = top_k_search(query_emb, doc_emb, config.depth, chunk_size=config.search_chunk_size,
+                                              faiss_min_docs=config.faiss_min_docs)  # (n_q, depth)
+            own_emb = doc_emb[: len(answers)]
+            answer_sims = np.einsum("ij,ij->i", query_emb[question_index], own_emb)  # (n_answers,)
+            in_batch_sims = (lambda groups: _cosine_in_batch_sims(query_emb, own_emb[top], groups))
+
+        columns = _retrieval_section(retrieved_index, num_docs, question_index, gains, is_top_voted, config)
+        columns |= _within_section(answer_sims, votes, gains, num_answers, starts, eligible)
+
+        counts = {
+            "questions": len(records),
+            "retrieval/questions": len(answered),
+            "retrieval/skipped_no_answers": len(records) - len(answered),
+            "retrieval/documents": num_docs,
+            "retrieval/distractor_documents": len(distractor_answers),
+            "within/questions": int(eligible.sum()),
+            "within/skipped_single_answer": int((num_answers == 1).sum()),
+            "within/skipped_tied": int(((num_answers >= 2) & (highest == lowest)).sum()),
+            "in_batch/questions": 0,
+        }
+        notes = []
+        if not eligible.any():
+            notes.append("no question has 2+ answers with different votes: the within-question section is empty")
+        if top is not None:
+            groups = in_batch_groups(len(answered), config.in_batch_size, config.seed)  # (b, s)
+            columns |= _in_batch_section(in_batch_sims(groups), groups)
+            counts["in_batch/questions"] = len(answered)
+        else:
+            notes.append("only one answered question: the in-batch section is empty")
+    if maxsim and "ann" in extra_info["maxsim"]:
+        ann = extra_info["maxsim"]["ann"]
+        if ann["recall@100"] is not None:
+            notes.append(f"maxsim ann: candidates hold {ann['recall@100']:.4f} of the exact MaxSim top 100 "
+                         f"(recall@100 over {ann['recall_queries']} sampled queries)")
 
     per_question = pd.DataFrame(columns, index=pd.Index(question_ids, name="question_id"))
     info = {
         "protocol": "qa",
         "config": config.model_dump(),
-        "texts_encoded": len(queries) + int(doc_emb.shape[0]),
+        "texts_encoded": len(queries) + num_docs,
         "encode_seconds": encode_seconds,
         "total_seconds": time.perf_counter() - started,
         "notes": notes,
+        **extra_info,
     }
     return EvalResult.from_per_question(per_question, counts, info)

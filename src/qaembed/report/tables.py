@@ -152,11 +152,22 @@ def failures_table(suite: SuiteData) -> Table:
 
 
 def grid_table(suite: SuiteData) -> Table:
-    rows = [[BASELINE_NAME, "—", "—", "—", suite.description(BASELINE_NAME)]]
+    rows = [[BASELINE_NAME, "—", "—", "—", "cosine", suite.description(BASELINE_NAME)]]
     for entry in suite.config.get("entries", []):
         options = ", ".join(f"{k}={v}" for k, v in {**entry.get("loss_options", {})}.items()) or "defaults"
-        rows.append([entry["name"], entry["loss"], options, entry["strategy"], entry.get("description", "")])
-    return Table("Grid", ["row", "loss", "loss options", "strategy", "what it is"], rows)
+        rows.append([entry["name"], entry["loss"], options, entry["strategy"], _scorer_text(entry),
+                     entry.get("description", "")])
+    return Table("Grid", ["row", "loss", "loss options", "strategy", "scorer (train / test)", "what it is"], rows)
+
+
+def _scorer_text(entry: dict) -> str:
+    """``cosine``, ``maxsim``, or e.g. ``combined 0.3/0.7 / test maxsim`` (suites without scorers: cosine)."""
+    scorer = entry.get("scorer") or {"name": "cosine"}
+    name = scorer.get("name", "cosine")
+    test = entry.get("eval_scorer") or ("cosine" if name == "cosine" else "maxsim")
+    weights = scorer.get("weights") or {}
+    train = f"{name} {weights.get('pooled')}/{weights.get('maxsim')}" if name == "combined" else name
+    return train if train == test else f"{train} / test {test}"
 
 
 def run_rows(suite: SuiteData, metrics: list[str]) -> list[dict[str, object]]:

@@ -29,6 +29,11 @@ optionally with ``preset: quick|full`` as the starting point, e.g.::
     entries:
       - {name: infonce, loss: infonce, strategy: hard_negative}
       - {name: listwise, loss: listwise, strategy: listwise}
+      - {name: infonce_maxsim, loss: infonce, strategy: hard_negative, scorer: {name: maxsim, projection_dim: 128}}
+
+An entry's ``scorer`` is the training config's ``scorer`` section (default ``cosine``); its test
+evaluation scores with ``eval_scorer`` (default: ``cosine`` for cosine, ``maxsim`` for maxsim and
+combined).
 
 Fairness (``docs/suite.md``): every training run starts from the same base weights and
 spends the same compute budget (``budget`` in ``budget_unit``: texts or real tokens encoded,
@@ -52,6 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from qaembed.errors import ConfigError
 from qaembed.records import QuestionTextMode
 from qaembed.train.budget import BudgetUnit
+from qaembed.train.config import ScorerSection
 
 BASELINE_NAME = "baseline"
 REFERENCE_NAME = "infonce"  # the standard InfoNCE entry every loss is also compared with
@@ -68,6 +74,24 @@ class GridEntry(BaseModel):
     strategy: str  # a batching strategy name the loss accepts
     strategy_options: dict[str, Any] = Field(default_factory=dict)
     description: str = ""  # one plain-language line for the report
+    # the training scorer (the train config's `scorer` section: cosine | maxsim | combined, with its options)
+    scorer: ScorerSection = Field(default_factory=ScorerSection)
+    # how the test split is scored; None: the training scorer's (combined: maxsim, its late-interaction head)
+    eval_scorer: Literal["cosine", "maxsim"] | None = None
+
+    @property
+    def test_scorer(self) -> str:
+        """The scorer of this entry's test evaluation."""
+        return self.eval_scorer or ("cosine" if self.scorer.name == "cosine" else "maxsim")
+
+    def hash_payload(self) -> dict[str, Any]:
+        """What of the entry enters a run's config hash (scorer fields only when not the defaults, so
+        suites finished before entries had a scorer keep their hashes)."""
+        payload = self.model_dump(exclude={"description", "scorer", "eval_scorer"})
+        if self.scorer != ScorerSection() or self.eval_scorer is not None:
+            payload["scorer"] = self.scorer.model_dump()
+            payload["test_scorer"] = self.test_scorer
+        return payload
 
     @field_validator("name")
     @classmethod
@@ -172,6 +196,14 @@ def check_entries(entries: list[GridEntry], data_kind: str | None = None) -> Non
             build_loss(entry.loss, entry.loss_options)
             build_strategy(entry.strategy, entry.strategy_options)
             check_strategy(entry.loss, entry.strategy, entry.loss_options)
+            for part in ("pooled_loss", "maxsim_loss"):  # scorer: combined may give each part its own loss
+                section = getattr(entry.scorer, part)
+                if section is not None:
+                    try:
+                        build_loss(section.name, section.options)
+                        check_strategy(section.name, entry.strategy, section.options)
+                    except ConfigError as exc:
+                        raise ConfigError(f"scorer.{part}: {exc}") from exc
         except ConfigError as exc:
             raise ConfigError(f"suite entry {entry.name!r}: {exc}") from exc
         kind = STRATEGIES[entry.strategy].data_kind
@@ -410,7 +442,7 @@ def expand_runs(config: SuiteConfig, data_hash: str, train_set_hash: str = "") -
                             config_hash=_hash(baseline_key)))
     for entry in config.entries:
         for seed in config.seeds:
-            key = {"kind": "train", "shared": shared, "entry": entry.model_dump(exclude={"description"}),
+            key = {"kind": "train", "shared": shared, "entry": entry.hash_payload(),
                    "seed": seed, "data": data_hash, "train_set": train_set_hash}
             runs.append(RunSpec(kind="train", entry=entry, seed=seed, run_id=f"{entry.name}/seed{seed}",
                                 config_hash=_hash(key)))

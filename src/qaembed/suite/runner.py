@@ -448,6 +448,7 @@ def train_config_for(spec: RunSpec, config: SuiteConfig, dataset_dir: Path, trai
         "data": data,
         "strategy": {"name": entry.strategy, "options": entry.strategy_options},
         "loss": {"name": entry.loss, "options": entry.loss_options},
+        **({"scorer": entry.scorer.model_dump(exclude_none=True)} if entry.scorer.name != "cosine" else {}),
         "training": {
             "batch_size": config.batch_size, "budget": {"unit": config.budget_unit, "amount": config.budget},
             "lr": config.learning_rate, "warmup_ratio": config.warmup_ratio, "seed": spec.seed,
@@ -527,7 +528,19 @@ def _train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resum
     else:
         model_path = config.model
     started = time.perf_counter()
-    model = load_encoder(model_path, device=None)
+    eval_config = EvalConfig(query_mode=config.query_text, seed=0)
+    if spec.entry is not None and spec.entry.test_scorer == "maxsim":  # token embeddings (a MaxSim-only folder too)
+        from qaembed.model import load_token_encoder
+
+        model = load_token_encoder(model_path, device=None)
+        from qaembed.late_interaction import ColbertTokens
+
+        colbert = ColbertTokens.of_scorer(spec.entry.scorer)
+        eval_config = eval_config.model_copy(update={
+            "scorer": "maxsim", "query_length": spec.entry.scorer.query_length, "query_prefix": colbert.query_prefix,
+            "document_prefix": colbert.document_prefix, "query_expansion": colbert.query_expansion})
+    else:
+        model = load_encoder(model_path, device=None)
     model.max_seq_length = config.max_seq_length
     from qaembed.data.pairs import is_pair_dataset
 
@@ -540,11 +553,11 @@ def _train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resum
         per_pair.to_parquet(run_dir / EVAL_SUBDIR / PER_PAIR_FILE, index=True)
     else:
         evaluated, distractors = test_records(config, context.dataset_dir)
-        evaluation = evaluate_model(model, evaluated, distractors=distractors,
-                                    config=EvalConfig(query_mode=config.query_text, seed=0))
+        evaluation = evaluate_model(model, evaluated, distractors=distractors, config=eval_config)
         evaluation.save(run_dir / EVAL_SUBDIR)
     spent["corpus_documents"] = int(evaluation.counts["retrieval/documents"])
-    sample = map_sample(config, context.dataset_dir)
+    # maps are of pooled embeddings: a MaxSim-scored run has none to draw
+    sample = map_sample(config, context.dataset_dir) if eval_config.scorer != "maxsim" else None
     if sample is not None:  # a few hundred texts: the report's base-vs-best maps need no kept model
         from qaembed.embedding_maps import SAMPLE_FILE, embed, save_sample_embeddings
 

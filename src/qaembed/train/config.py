@@ -103,6 +103,8 @@ class ScorerSection(_Section):
     reduce: Literal["mean", "sum"] = "mean"  # MaxSim over query tokens: mean (in [-1, 1]) or sum (ColBERT)
     query_length: int | None = Field(None, ge=1)  # query tokens beyond it take no part in MaxSim
     doc_chunk_size: int | None = Field(None, ge=1)  # MaxSim over this many documents at a time (memory)
+    markers: bool = False  # ColBERT/PyLate marker tokens "[Q] " / "[D] " after [CLS] (added to the vocabulary)
+    query_expansion: bool = False  # pad queries to query_length with [MASK] tokens that take part in MaxSim
     weights: CombinedWeights | None = None  # combined only (required there)
     pooled_loss: LossSection | None = None  # combined only: loss on the pooled cosine scores
     maxsim_loss: LossSection | None = None  # combined only: loss on the MaxSim scores
@@ -122,8 +124,11 @@ class ScorerSection(_Section):
                 raise ValueError(f"{', '.join(extra)}: only for scorer 'combined' (scorer is {self.name!r})")
         if self.name == "cosine":
             extra = [key for key in ("projection_dim", "query_length", "doc_chunk_size") if getattr(self, key) is not None]
+            extra += [key for key in ("markers", "query_expansion") if getattr(self, key)]
             if extra:
                 raise ValueError(f"{', '.join(extra)}: only for scorers 'maxsim' and 'combined' (scorer is 'cosine')")
+        if self.query_expansion and self.query_length is None:
+            raise ValueError("query_expansion pads queries to query_length: set query_length (e.g. 32)")
         return self
 
 

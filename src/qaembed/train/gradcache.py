@@ -83,6 +83,8 @@ def split_features(features: dict[str, torch.Tensor], chunk_size: int) -> list[d
     every row's attention mask is 0 changes no embedding.
     """
     mask = features["attention_mask"]
+    if "maxsim_mask" in features:  # query expansion: [MASK] tokens take part in MaxSim without being attended to
+        mask = mask.bool() | features["maxsim_mask"].bool()
     chunks = []
     for start in range(0, mask.shape[0], chunk_size):
         rows = slice(start, start + chunk_size)

@@ -50,6 +50,7 @@ import torch
 from qaembed.batching.batch import RankingBatch
 from qaembed.data.dataset import read_json, write_json
 from qaembed.errors import ConfigError, DataError, QaembedError
+from qaembed.late_interaction import ColbertCollator, ColbertTokens, add_marker_tokens
 from qaembed.records import QARecord
 from qaembed.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from qaembed.train.budget import TokenCounter, plan_steps
@@ -91,14 +92,31 @@ class StopTraining(Exception):
 
 
 def evaluate_dev(model: Any, records: list[QARecord], config: TrainConfig) -> dict[str, float]:
-    """Dev metrics of ``model`` (``qaembed.evaluate``), the numbers early stopping reads."""
+    """Dev metrics of ``model`` (``qaembed.evaluate``), the numbers early stopping reads.
+
+    Scored as the run trains: ``cosine`` with the pooled embedding; ``maxsim`` with MaxSim (same
+    keys, ``retrieval/ndcg@10`` ...); ``combined`` both: the pooled head's metrics under the usual
+    keys (early stopping and ``best_model`` follow them unless ``training.eval_metric`` names a
+    ``maxsim/...`` key) and MaxSim's as ``maxsim/retrieval/ndcg@10`` ...
+    """
     from qaembed.evaluate import EvalConfig, evaluate_model
 
     if dataset_kind(config.data.dataset) == "pairs":  # duplicate retrieval + pair classification (train/data.py)
         return evaluate_dev_pairs(model, records, config)
 
     eval_config = EvalConfig(query_mode=config.data.query_text, seed=config.training.seed)
-    return {key: float(value) for key, value in evaluate_model(model, records, config=eval_config).summary.items()}
+    scorer = config.scorer.name
+    summary: dict[str, float] = {}
+    if scorer != "maxsim":  # cosine, and combined's pooled head: the unprefixed keys early stopping reads
+        summary |= evaluate_model(model, records, config=eval_config).summary
+    if scorer != "cosine":  # MaxSim over the model's projected tokens; combined: beside the pooled keys, "maxsim/..."
+        colbert = ColbertTokens.of_scorer(config.scorer)
+        maxsim_config = eval_config.model_copy(update={
+            "scorer": "maxsim", "query_length": config.scorer.query_length, "query_prefix": colbert.query_prefix,
+            "document_prefix": colbert.document_prefix, "query_expansion": colbert.query_expansion})
+        late = evaluate_model(model, records, config=maxsim_config).summary
+        summary |= late if scorer == "maxsim" else {f"maxsim/{key}": value for key, value in late.items()}
+    return {key: float(value) for key, value in summary.items()}
 
 
 def build_components(config: TrainConfig) -> tuple[Any, Any]:
@@ -374,12 +392,12 @@ def train(
     )
     if config.scorer.name != "cosine":
         add_token_projection(model, config.scorer.projection_dim, option="scorer.projection_dim")
-        if config.scorer.name == "maxsim":
-            logger.warning("scorer: maxsim: dev metrics (early stopping, best_model) are computed with the pooled "
-                           "embedding until evaluation supports MaxSim; the saved model is MaxSim-only")
+    colbert = ColbertTokens.of_scorer(config.scorer)
+    add_marker_tokens(model, colbert)  # scorer.markers: "[Q] " / "[D] " join the vocabulary
     if config.model.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    collate = Collator(model, config.model.max_seq_length)
+    collate = (ColbertCollator(model, model.max_seq_length, colbert) if colbert.active
+               else Collator(model, config.model.max_seq_length))
     # real tokens per text, counted once per distinct text (budget planning; other processes' shards)
     count_tokens = TokenCounter(collate.tokenizer, collate.max_length)
     if training.budget is not None:
@@ -446,7 +464,8 @@ def train(
             state.update(best_metric=value, best_step=step, evals_without_improvement=0)
             if main:
                 save_model(accelerator.unwrap_model(model), run_dir / "best_model", config.scorer.name,
-                           query_length=config.scorer.query_length)
+                           query_length=config.scorer.query_length,
+                           colbert=ColbertTokens.of_scorer(config.scorer))
         else:
             state["evals_without_improvement"] += 1
         state.update(last_dev=summary, last_eval_step=step)
@@ -559,7 +578,8 @@ def train(
         evaluate_and_track()  # the final model's dev metrics
     if main:
         save_model(accelerator.unwrap_model(model), run_dir / "model", config.scorer.name,
-                   query_length=config.scorer.query_length)
+                   query_length=config.scorer.query_length,
+                           colbert=ColbertTokens.of_scorer(config.scorer))
     result = _result(status, step, state, run_dir, state.get("last_dev"))
     if main:
         write_json(run_dir / RESULT_FILE, result.to_dict())
