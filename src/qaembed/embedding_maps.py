@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from qaembed.errors import ConfigError, DataError, QaembedError
+from qaembed.figures import save_figure
 
 MAX_POINTS = 1000  # default bound on the points of one map
 MIN_POINTS = 10  # UMAP needs a neighbourhood
@@ -210,12 +211,7 @@ def plot_map(coords: np.ndarray, sample: MapSample, title: str, path: Path, seed
                  fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)
 
 
 def write_maps(embeddings: dict[str, np.ndarray], sample: MapSample, out_dir: Path, seed: int = 0,

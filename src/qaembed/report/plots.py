@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from qaembed.figures import save_figure  # noqa: E402
 from qaembed.report.analysis import PRIMARY_METRIC, Analysis  # noqa: E402
 from qaembed.report.collect import SuiteData  # noqa: E402
 from qaembed.suite.grid import BASELINE_NAME  # noqa: E402
@@ -18,15 +19,6 @@ _BASELINE_COLOR = "#888888"
 _COLOR = "#3b6ea8"
 _SIGNIFICANT_COLOR = "#2e8b57"
 _WORSE_COLOR = "#c0504d"
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
 
 
 def plot_metrics(analysis: Analysis, path: Path) -> Path:
@@ -66,7 +58,7 @@ def plot_metrics(analysis: Analysis, path: Path) -> Path:
     first.invert_yaxis()
     fig.suptitle("Test metrics, mean and 95% interval (green/red: significantly better/worse than baseline)",
                  fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def dev_metric_column(columns: list[str], metric: str = PRIMARY_METRIC) -> str | None:
@@ -104,7 +96,7 @@ def plot_loss_curves(suite: SuiteData, path: Path) -> Path:
         ax.axis("off")
     fig.suptitle("Training loss per step (faint: raw; solid: running mean)", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_dev_curves(suite: SuiteData, path: Path, metric: str = PRIMARY_METRIC) -> Path:  # pairs: MRR@10
@@ -128,7 +120,7 @@ def plot_dev_curves(suite: SuiteData, path: Path, metric: str = PRIMARY_METRIC) 
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_cost(suite: SuiteData, path: Path) -> Path:
@@ -148,4 +140,4 @@ def plot_cost(suite: SuiteData, path: Path) -> Path:
     ax_time.invert_yaxis()
     for ax in (ax_time, ax_rate):
         ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
