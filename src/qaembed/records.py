@@ -151,6 +151,22 @@ class MinedNegative(BaseModel):
     rank: int  # rank among the mining model's candidates (0 = most similar)
 
 
+class CorpusDocument(BaseModel):
+    """A retrieval document no question owns (a prepared dataset's ``corpus.jsonl``): a distractor with gain 0.
+
+    Chunked documents (``qaembed data chunk``) put the passages of documents that no question
+    refers to here, so passage retrieval ranks against every chunk of every document.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    text: str
+    document_id: str | None = None  # the document a passage was cut from
+    start: int | None = None  # its character span there
+    end: int | None = None
+
+
 class QARecord(BaseModel):
     """One question with its answers; the unit of splitting, batching and evaluation."""
 

@@ -409,3 +409,113 @@ def test_a_rerun_encodes_only_new_sentences(tmp_path, tiny_model_dir, monkeypatc
     second = json.loads((out / "stats.json").read_text())
     assert second["sentences_encoded"] == 1 and second["sentence_cache"]["hits"] == 3  # distinct known ones; "Coffee is roasted." is new
     assert second["sentence_cache"]["size"] == 4
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_records_are_a_prepared_dataset_of_passages(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    """OUT/records: each question's answers are its document's passages, the positive on top; passages of
+    documents no question names go to corpus.jsonl; qaembed eval reads it with every chunk in the corpus."""
+    from qaembed.data.dataset import read_corpus, read_split
+    from qaembed.suite.dataset import is_prepared_dataset
+
+    projects = [{"project_id": f"p{i}", "readme_content": f"Project {i} brews beer. It uses hops. Version {i}.0 is out.",
+                 "qa_pairs": [{"question": f"What does project {i} do?", "answer": "Brews beer."},
+                              {"question": f"Which version of {i}?", "answer": f"{i}.0"}]} for i in range(8)]
+    projects.append({"project_id": "orphan", "readme_content": "Nobody asks about this. It is alone.", "qa_pairs": []})
+    path = write_projects(tmp_path / "p.json", projects)
+    out = tmp_path / "out"
+    code, _, err = run_cli(monkeypatch, capsys, "data", "chunk", path, "--out", out, "--model", tiny_model_dir,
+                           "--threshold", "1.0", "--positive-threshold", "0.99", "--split", "0.5,0.25,0.25")
+    assert code == 0, err
+    records_dir = out / "records"
+    assert is_prepared_dataset(records_dir)
+    rows = {row["id"]: row for row in read_jsonl(out / "qa.jsonl")}
+    chunks = read_jsonl(out / "chunks.jsonl")
+    chunk_ids_of = {}
+    for chunk in chunks:
+        chunk_ids_of.setdefault(chunk["document_id"], []).append(chunk["id"])
+    seen = 0
+    for split in ("train", "dev", "test"):
+        for record in read_split(records_dir, split):
+            row = rows[record.id]
+            seen += 1
+            assert row["split"] == split and record.title == row["question"]
+            ids = [a.id for a in record.answers]
+            positive = row["positive"]
+            if positive["kind"] == "chunk":
+                assert ids == chunk_ids_of[row["document_id"]]
+                assert record.top_answer().id == positive["chunk_id"]
+            else:  # the fallback answer text is the top answer; the document's chunks follow, lower
+                assert ids == [f"answer:{record.id}", *chunk_ids_of[row["document_id"]]]
+                assert record.top_answer().text == row["answer"]
+            assert len({a.score for a in record.answers}) == (2 if len(ids) > 1 else 1)  # graded: positive above
+    assert seen == len(rows) == 16
+    corpus = read_corpus(records_dir)
+    assert [d.id for d in corpus] == chunk_ids_of["orphan"] and all(d.document_id == "orphan" for d in corpus)
+    manifest = json.loads((records_dir / "manifest.json").read_text())
+    assert manifest["corpus"]["documents"] == len(corpus) and manifest["chunking"]["targets"] == "best"
+    code, stdout, err = run_cli(monkeypatch, capsys, "eval", "--model", tiny_model_dir, "--data", records_dir,
+                                "--split", "test", "--distractors", "train,dev", "--json")
+    assert code == 0, err
+    counts = json.loads(stdout)["counts"]
+    fallbacks = sum(row["positive"]["kind"] == "answer" for row in rows.values())
+    assert counts["retrieval/documents"] == len(chunks) + fallbacks  # every chunk of every document, once
+    assert counts["retrieval/extra_documents"] == len(corpus)
+
+
+def test_prepared_answers_grade_passages_by_votes_and_fall_back_to_the_whole_answer(
+        tmp_path, tiny_model_dir, monkeypatch, capsys):
+    from qaembed.data.dataset import read_split, write_json, write_jsonl_records
+    from qaembed.records import Answer, QARecord
+
+    top = "Keep the bottle in the fridge. Cold slows oxidation a lot. Light also spoils beer, so keep it dark."
+    second = "Drink it within two days of opening. After that it tastes flat and stale."
+    records = [QARecord(id="q1", title="How long does opened beer keep?", answers=[
+        Answer(id="a1", text=top, score=5), Answer(id="a2", text=second, score=2), Answer(id="a3", text="No.", score=1)])]
+    data = tmp_path / "data"
+    data.mkdir()
+    write_jsonl_records(data / "train.jsonl", records)
+    for split in ("dev", "test"):
+        write_jsonl_records(data / f"{split}.jsonl", [])
+    write_json(data / "manifest.json", {"seed": 13})
+    for threshold, kind in (("-1", "chunk"), ("0.999", "answer")):
+        out = tmp_path / f"out{kind}"
+        code, _, err = run_cli(monkeypatch, capsys, "data", "chunk", data, "--out", out, "--model", tiny_model_dir,
+                               "--min-chars", "50", "--threshold", "1.0", "--positive-threshold", threshold)
+        assert code == 0, err
+        [row] = read_jsonl(out / "qa.jsonl")
+        assert row["positive"]["kind"] == kind and row["related"] == [["a2", 2.0]]
+        [record] = read_split(out / "records", "train")
+        scores = {a.id: a.score for a in record.answers}
+        # the top answer's passages at its votes (the positive one above), the second answer's at its own
+        assert all(scores[c] == 2.0 for c in scores if c.startswith("a2#"))
+        assert sorted(scores[c] for c in scores if c.startswith("a1#"))[:-1 if kind == "chunk" else None] == [5.0] * (
+            3 - (kind == "chunk"))
+        assert record.top_answer().score == 6.0
+        if kind == "answer":  # no own answer text: the fallback is the whole top answer, not an empty text
+            assert row["positive"]["text"] == top and record.top_answer().text == top
+        assert not (out / "records" / "corpus.jsonl").read_text()  # both long answers belong to q1
+
+
+def test_mining_passages_takes_negatives_from_other_documents_only(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    from qaembed.data.dataset import read_split
+
+    projects = [{"project_id": f"p{i}", "readme_content": f"Project {i} brews beer. It uses hops number {i}. "
+                 f"Version {i}.0 is out. It runs on Linux {i}.", "qa_pairs": [
+                     {"question": f"What does project {i} do?", "answer": "Brews beer."}]} for i in range(10)]
+    path = write_projects(tmp_path / "p.json", projects)
+    out = tmp_path / "out"
+    code, _, err = run_cli(monkeypatch, capsys, "data", "chunk", path, "--out", out, "--model", tiny_model_dir,
+                           "--threshold", "1.0", "--split", "1,0,0")
+    assert code == 0, err
+    code, _, err = run_cli(monkeypatch, capsys, "mine", "--data", out / "records", "--out", tmp_path / "mined",
+                           "--model", tiny_model_dir, "--num-negatives", "3", "--no-margin", "--near-duplicate-cosine", "1.0")
+    assert code == 0, err
+    mined = read_split(tmp_path / "mined", "train")
+    assert mined and all(len(r.negatives) == 3 for r in mined)
+    for record in mined:
+        own_document = record.answers[0].id.split("#")[0]
+        assert all(n.id.split("#")[0] != own_document for n in record.negatives)

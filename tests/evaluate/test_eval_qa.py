@@ -215,3 +215,51 @@ def test_with_a_sentence_transformer_equals_its_encode_function(minilm):
     assert by_model.summary.keys() == by_function.summary.keys()
     for key, value in by_model.summary.items():
         assert by_function.summary[key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_an_answer_shared_by_two_questions_is_one_document_judged_for_both():
+    # a passage that answers two questions (e.g. two questions about one README chunk): one corpus document
+    records = make_records([[5, 3], [2, 7]])
+    shared = Answer(id="p:1", text="A0:9:9", score=9)  # on question 0's axis: retrieved first by question 0
+    records = [records[0].model_copy(update={"answers": [*records[0].answers, shared]}),
+               records[1].model_copy(update={"answers": [*records[1].answers, shared.model_copy(update={"score": 1})]})]
+    result = evaluate_model(None, records, encode=oracle_encoder(2))
+    assert result.counts["retrieval/documents"] == 5  # 2 + 2 own answers + the shared one, once
+    assert result.counts["retrieval/distractor_documents"] == 0
+    table = result.per_question
+    assert table.loc["t:0", "retrieval/accuracy@1"] == 1.0  # the shared passage is question 0's top answer
+    # for question 1 the shared passage is relevant (its lowest-voted answer): 3 relevant documents, all found
+    assert table.loc["t:1", "retrieval/recall@10"] == pytest.approx(1.0)
+    assert table.loc["t:1", "retrieval/mrr@10"] == pytest.approx(1.0)
+
+
+def test_a_distractor_that_is_an_evaluated_answer_keeps_its_gain():
+    records = make_records(VOTES)
+    plain = evaluate_model(None, records, encode=oracle_encoder(len(VOTES)))
+    # another question (not evaluated) that holds question 0's answers: the same documents, still relevant to 0
+    other = QARecord(id="d:0", title="D0", answers=records[0].answers)
+    again = evaluate_model(None, records, encode=oracle_encoder(len(VOTES)), distractors=[other])
+    assert again.counts["retrieval/documents"] == plain.counts["retrieval/documents"]
+    assert again.summary == pytest.approx(plain.summary)
+
+
+def test_one_id_with_two_texts_is_an_error_and_so_is_a_repeat_within_a_question():
+    records = make_records([[1, 2], [3]])
+    clash = records[1].model_copy(update={"answers": [Answer(id="t:0.0", text="other text", score=1)]})
+    with pytest.raises(DataError, match="'t:0.0' occurs with two different texts"):
+        evaluate_model(None, [records[0], clash], encode=oracle_encoder(2))
+    twice = records[0].model_copy(update={"answers": [records[0].answers[0]] * 2})
+    with pytest.raises(DataError, match="question 't:0': answer id 't:0.0' occurs 2 times"):
+        evaluate_model(None, [twice, records[1]], encode=oracle_encoder(2))
+
+
+def test_extra_documents_join_the_corpus_with_gain_zero():
+    from qaembed.records import CorpusDocument
+
+    records = make_records(VOTES)
+    encode = oracle_encoder(len(VOTES))
+    extra = [CorpusDocument(id=f"c:{i}", text=f"X{i}", document_id="orphan.md") for i in range(len(VOTES))]
+    result = evaluate_model(None, records, encode=encode, extra_documents=extra)
+    assert result.counts["retrieval/extra_documents"] == len(VOTES)
+    assert result.counts["retrieval/documents"] == sum(len(v) for v in VOTES) + len(VOTES)
+    assert result.summary["retrieval/mrr@10"] == pytest.approx(0.5)  # each X<i> outranks the own answers

@@ -139,8 +139,11 @@ def chunk_documents(
 
 
 def select_positives(pairs: list[QAPair], chunks: list[Chunk], model, config: ChunkingConfig,
-                     cache=None) -> tuple[list[dict], dict]:
+                     cache=None, documents: dict[str, str] | None = None) -> tuple[list[dict], dict]:
     """Each pair with its positive chunk (or the answer-text fallback), and the counts of both outcomes.
+
+    A pair without an answer text of its own (a prepared dataset's question, whose document *is* its
+    top answer) falls back to its whole document's text (``documents``: id → text).
 
     Only chunks of documents that some pair points to are embedded, through the sentence cache when
     one is given: a one-sentence chunk (most of them at the default threshold) is its cached sentence.
@@ -167,11 +170,13 @@ def select_positives(pairs: list[QAPair], chunks: list[Chunk], model, config: Ch
         chosen = chunks[candidates[best]]
         use_chunk = similarity >= config.positive_threshold
         fallback += not use_chunk
+        fallback_text = pair.answer or (documents or {}).get(pair.document_id, "")
         rows.append({
             "id": pair.id, "question": pair.question, "answer": pair.answer, "document_id": pair.document_id,
-            **({"split": pair.split} if pair.split else {}),
+            **({"split": pair.split} if pair.split else {}), "score": pair.score,
+            **({"related": [list(item) for item in pair.related]} if pair.related else {}),
             "positive": {"kind": "chunk" if use_chunk else "answer", "chunk_id": chosen.id if use_chunk else None,
-                         "text": chosen.text if use_chunk else pair.answer, "similarity": round(similarity, 6),
+                         "text": chosen.text if use_chunk else fallback_text, "similarity": round(similarity, 6),
                          "best_chunk_id": chosen.id},
         })
     return rows, {"pairs": len(rows), "positive_chunk": len(rows) - fallback, "answer_fallback": fallback}

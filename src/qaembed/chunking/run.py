@@ -10,6 +10,8 @@ Output folder::
     OUT/beir/           passage retrieval in BEIR layout, split by document (``qaembed eval --data beir:OUT/beir``):
                         corpus.jsonl (every chunk of every document, plus the answer texts that are fallback
                         targets), queries.jsonl (the questions), qrels/{train,dev,test}.tsv (question → its target, 1)
+    OUT/records/        the same passages as a prepared Q&A dataset (:class:`RecordWriter`): {train,dev,test}.jsonl,
+                        corpus.jsonl, stats.json, manifest.json, for ``qaembed train|suite|mine|eval --data OUT/records``
 
 The split is by document, so no document's chunks serve questions in two splits: a prepared
 dataset keeps its own (question) split, which is by document because each question's document is
@@ -39,10 +41,12 @@ from qaembed.chunking.sources import (
     read_qa_file,
 )
 from qaembed.data.bad_records import BadRecordPolicy
+from qaembed.data.dataset import CORPUS_FILE, iter_split, split_path, write_json
 from qaembed.errors import ConfigError, DataError
 from qaembed.outputs import check_output_dir
+from qaembed.records import Answer, CorpusDocument, QARecord
 
-OUTPUT_FILES = ("chunks.jsonl", "qa.jsonl", "stats.json", "chunking.json", "beir")
+OUTPUT_FILES = ("chunks.jsonl", "qa.jsonl", "stats.json", "chunking.json", "beir", "records")
 GROUP_CHARS = 4_000_000  # documents are chunked in groups of about this many characters: bounded memory
 SPLITS = ("train", "dev", "test")
 
@@ -117,11 +121,88 @@ class BeirWriter:
             handle.close()
 
 
+class RecordWriter:
+    """Writes the passages as a prepared Q&A dataset (``OUT/records``), group by group.
+
+    Each question is a :class:`~qaembed.records.QARecord` whose answers are the passages of its
+    document (and of its ``related`` documents), so every strategy, loss, scorer, ``qaembed mine``
+    and the suite use passage data as they use answers. Scores grade them: a passage inherits its
+    document's score (a prepared dataset: the votes of the answer it was cut from; other inputs: 1);
+    with ``targets="best"`` the positive (the chosen chunk, or the fallback answer text, id
+    ``answer:<pair id>``) scores one more, so it is the question's top answer. With ``"document"``
+    no model's choice enters the labels. Passages of documents that no question refers to go to
+    ``corpus.jsonl`` (gain-0 distractors in evaluation), so retrieval ranks against every chunk.
+    """
+
+    def __init__(self, folder: Path, targets: str):
+        folder.mkdir(parents=True)
+        self.folder, self.targets = folder, targets
+        self.records = dict.fromkeys(SPLITS, 0)
+        self.corpus_documents = 0
+        self._splits = {split: split_path(folder, split).open("w", encoding="utf-8") for split in SPLITS}
+        self._corpus = (folder / CORPUS_FILE).open("w", encoding="utf-8")
+
+    def add(self, chunks, rows: list[dict]) -> None:
+        """The chunks of one group of documents and the rows of the questions about them (related documents of
+        a question are in its document's group: ``Document.group_key``)."""
+        referenced = {row["document_id"] for row in rows} | {d for row in rows for d, _ in row.get("related", [])}
+        chunks_of: dict[str, list] = {}
+        for chunk in chunks:
+            chunks_of.setdefault(chunk.document_id, []).append(chunk)
+            if chunk.document_id not in referenced:
+                self._corpus.write(CorpusDocument(id=chunk.id, text=chunk.text, document_id=chunk.document_id,
+                                                  start=chunk.start, end=chunk.end).model_dump_json() + "\n")
+                self.corpus_documents += 1
+        for row in rows:
+            score, positive = float(row.get("score", 1.0)), row["positive"]
+            best = self.targets == "best"
+            answers = []
+            if best and positive["kind"] == "answer":
+                answers.append(Answer(id=f"answer:{row['id']}", text=positive["text"], score=score + 1))
+            for chunk in chunks_of.get(row["document_id"], []):
+                chosen = best and chunk.id == positive["chunk_id"]
+                answers.append(Answer(id=chunk.id, text=chunk.text, score=score + 1 if chosen else score))
+            for document_id, related_score in row.get("related", []):
+                answers.extend(Answer(id=chunk.id, text=chunk.text, score=related_score)
+                               for chunk in chunks_of.get(document_id, []))  # a skipped document has no chunks
+            record = QARecord(id=row["id"], title=row["question"], answers=answers)
+            self._splits[row["split"]].write(record.model_dump_json(exclude_defaults=True) + "\n")
+            self.records[row["split"]] += 1
+
+    def close(self, settings: dict) -> None:
+        """Close the files and write ``stats.json`` and ``manifest.json`` (last) of the dataset."""
+        from datetime import datetime, timezone
+
+        from qaembed.data.stats import STATS_FILE, compute_stats
+        from qaembed.provenance import hash_files
+
+        for handle in (self._corpus, *self._splits.values()):
+            handle.close()
+        write_json(self.folder / STATS_FILE, {
+            "splits": {split: compute_stats(iter_split(self.folder, split)) for split in SPLITS},
+            "corpus_documents": self.corpus_documents, "skipped_bad": {},
+        })
+        write_json(self.folder / "manifest.json", {
+            "kind": "qa", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "split": {**settings["split"], "note": "by document: a document's passages serve one split"},
+            "sources": [{"name": f"passages of {Path(settings['source']).name}", "path": settings["source"],
+                         "kind": "chunks"}],
+            "chunking": {k: settings[k] for k in ("targets", "model", "config", "min_chars")},
+            "files": {split: {"records": self.records[split], "sha256_16": hash_files([split_path(self.folder, split)])}
+                      for split in SPLITS},
+            "corpus": {"file": CORPUS_FILE, "documents": self.corpus_documents},
+        })
+
+
 def document_groups(documents: Iterable[Document], max_chars: int) -> Iterator[list[Document]]:
-    """Consecutive groups of documents of about ``max_chars`` characters (a longer document is a group alone)."""
+    """Consecutive groups of documents of about ``max_chars`` characters (a longer document is a group alone).
+
+    Documents with the same ``group_key`` (the answers of one question) stay in one group.
+    """
     group, size = [], 0
     for document in documents:
-        if group and size + len(document.text) > max_chars:
+        same_key = document.group_key is not None and group and group[-1].group_key == document.group_key
+        if group and size + len(document.text) > max_chars and not same_key:
             yield group
             group, size = [], 0
         group.append(document)
@@ -198,19 +279,22 @@ def run_chunking(
     skipped: set[str] = set()
     try:
         beir = BeirWriter(staging / "beir", targets)
+        records = RecordWriter(staging / "records", targets)
         with (staging / "chunks.jsonl").open("w", encoding="utf-8") as chunk_file, \
                 (staging / "qa.jsonl").open("w", encoding="utf-8") as qa_file:
             for group in document_groups(documents, GROUP_CHARS):
                 chunks, group_stats = chunk_documents(group, encoder, config, policy, cache=cache)
                 skipped.update(group_stats["skipped_documents"])
                 group_pairs = [pair for d in group if d.id not in skipped for pair in pairs_of.pop(d.id, [])]
-                rows, positive_stats = select_positives(group_pairs, chunks, encoder, config, cache=cache)
+                rows, positive_stats = select_positives(group_pairs, chunks, encoder, config, cache=cache,
+                                                        documents={d.id: d.text for d in group})
                 for row in rows:
                     row["split"] = row.get("split") or document_split(row["document_id"], seed, fractions)
                     qa_file.write(json.dumps(row, ensure_ascii=False) + "\n")
                 for chunk in chunks:
                     chunk_file.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
                 beir.add(chunks, rows)
+                records.add(chunks, rows)
                 for name in ("documents", "documents_skipped", "chunks", "sentences", "sentences_encoded"):
                     totals[name] += group_stats[name]
                 for name in ("pairs", "positive_chunk", "answer_fallback"):
@@ -227,7 +311,8 @@ def run_chunking(
             "sentences_per_chunk": round(sentence_sum / totals["chunks"], 3) if totals["chunks"] else 0.0,
             "tokens_per_chunk": round(token_sum / totals["chunks"], 3) if totals["chunks"] else 0.0,
             "sentence_cache": {"file": CACHE_FILE, "hits": cache.hits, "misses": cache.misses, "size": len(cache)},
-            "queries_per_split": beir.queries_per_split, "seconds": round(seconds, 3), "skipped": policy.summary(),
+            "queries_per_split": beir.queries_per_split, "records_corpus_documents": records.corpus_documents,
+            "seconds": round(seconds, 3), "skipped": policy.summary(),
         }
         if totals["chunks"] == 0:
             raise DataError("no document could be chunked (see the skipped counts with --skip-bad)", path=str(source))
@@ -238,6 +323,7 @@ def run_chunking(
                     "config": config.model_dump(), "sentence_splitter": "blingfire",
                     "libraries": library_versions()}
         (staging / "chunking.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+        records.close(settings)
         for name in OUTPUT_FILES:
             if (out / name).is_dir():  # --overwrite of an earlier chunk folder
                 shutil.rmtree(out / name)

@@ -42,6 +42,7 @@ class Document:
     text: str
     path: str  # the file it came from (for error messages: file and line)
     line_offset: int = 0  # line of ``path`` where ``text`` starts (0: the first line)
+    group_key: str | None = None  # documents with one key are chunked in one group (the answers of a question)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class QAPair:
     context: str | None = None
     where: str = field(default="", compare=False)  # "file:line" of the row
     split: str | None = None  # the prepared dataset's split, where the pair comes from one
+    score: float = 1.0  # the document's relevance for the question (a prepared dataset: the top answer's votes)
+    # other documents relevant to the question, with their scores (a prepared dataset: its other answers and votes)
+    related: tuple[tuple[str, float], ...] = ()
 
 
 def line_of(text: str, offset: int) -> int:
@@ -245,15 +249,19 @@ def read_prepared_answers(dataset: Path, min_chars: int = 0) -> tuple[list[Docum
             continue
         where_split = files[0] if len(files) == 1 else f"{dataset}/parquet/{split}-*.parquet"
         for record in iter_split(dataset, split):
-            for answer in record.answers:
-                if len(answer.text) >= min_chars and answer.text.strip():
-                    documents.append(Document(id=answer.id, text=answer.text, path=f"{where_split} (answer {answer.id})"))
+            long_answers = [a for a in record.answers if len(a.text) >= min_chars and a.text.strip()]
+            for answer in long_answers:
+                documents.append(Document(id=answer.id, text=answer.text, path=f"{where_split} (answer {answer.id})",
+                                          group_key=record.id))
             if not record.answers:
                 continue
             top = record.top_answer()
             if len(top.text) >= min_chars and top.text.strip():
+                # graded by votes: the top answer's passages at its score, the other long answers' at theirs
+                related = tuple((a.id, a.score) for a in long_answers if a.id != top.id)
                 pairs.append(QAPair(id=record.id, question=question_text(record), answer="", document_id=top.id,
-                                    where=f"{where_split} (question {record.id})", split=split))
+                                    where=f"{where_split} (question {record.id})", split=split, score=top.score,
+                                    related=related))
     if not documents:
         raise DataError(f"holds no answers of at least {min_chars} characters", path=str(dataset))
     return documents, pairs

@@ -94,7 +94,8 @@ def eval_command(
     out: Optional[Path] = typer.Option(None, help="Folder for summary.json and per_question.parquet."),
     as_json: bool = typer.Option(False, "--json", help="Print summary and counts as JSON instead of tables."),
     distractors: Optional[str] = typer.Option(
-        None, help="Add this split's answers to the retrieval corpus as distractors (e.g. train)."
+        None, help="Add these splits' answers to the retrieval corpus as distractors (e.g. train, or train,dev). "
+                   "A dataset's corpus.jsonl (documents no question owns) is always in the corpus."
     ),
     batch_size: int = typer.Option(256, help="Texts per encoding batch."),
     max_seq_length: Optional[int] = typer.Option(None, help="Truncate texts to this many tokens (default: the model's)."),
@@ -124,7 +125,7 @@ def eval_command(
     """Evaluate a model: retrieval, within-question and in-batch metrics (see docs/evaluation.md)."""
     from pydantic import ValidationError
 
-    from qaembed.data.dataset import read_split
+    from qaembed.data.dataset import read_corpus, read_split
     from qaembed.evaluate.beir import evaluate_beir, read_beir
     from qaembed.evaluate.config import EvalConfig
     from qaembed.evaluate.qa import evaluate_model
@@ -140,8 +141,10 @@ def eval_command(
             raise ConfigError(f"--out {out} already holds a result ({existing[0].name}); pass --overwrite to replace it")
     check_device(device)
     check_split(data, split, "--split")
+    distractor_splits = [part.strip() for part in distractors.split(",")] if distractors is not None else []
     if distractors is not None and not data.startswith(BEIR_PREFIX):
-        check_split(data, distractors, "--distractors")
+        for part in distractor_splits:
+            check_split(data, part, "--distractors")
     if scorer not in SCORERS:
         raise ConfigError(f"--scorer {scorer!r}: allowed: {', '.join(SCORERS)}")
     if maxsim_search not in ("exact", "ann"):
@@ -193,10 +196,11 @@ def eval_command(
         beir_data = read_beir(data[len(BEIR_PREFIX) :], split)
         records = distractor_records = None
     else:
-        if distractors == split:
-            raise ConfigError(f"--distractors {distractors} is the evaluated split itself")
+        if split in distractor_splits:
+            raise ConfigError(f"--distractors {distractors}: {split} is the evaluated split itself")
         records = read_split(data, split)
-        distractor_records = read_split(data, distractors) if distractors else []
+        distractor_records = [record for part in distractor_splits for record in read_split(data, part)]
+        extra_documents = read_corpus(data)  # DIR/corpus.jsonl: documents no question owns (chunked passages)
 
     if scorer == "maxsim":
         from qaembed.model import load_token_encoder
@@ -216,7 +220,8 @@ def eval_command(
     elif records is None:
         result = evaluate_beir(encoder, beir_data, config=config, token_store=store)
     else:
-        result = evaluate_model(encoder, records, config=config, distractors=distractor_records, token_store=store)
+        result = evaluate_model(encoder, records, config=config, distractors=distractor_records, token_store=store,
+                                extra_documents=extra_documents)
     result.info.update(
         model=model,
         data=data,

@@ -7,6 +7,8 @@ Layout of a dataset folder::
     DIR/test.jsonl
       (or, with ``data prepare --output parquet``: DIR/parquet/SPLIT-00000.parquet, ... instead;
       see qaembed.data.parquet)
+    DIR/corpus.jsonl  optional: retrieval documents no question owns (CorpusDocument per line), distractors
+                      with gain 0 in evaluation (``qaembed data chunk`` puts unreferenced passages here)
     DIR/stats.json    statistics (see qaembed.data.stats) and skipped-record counts
     DIR/manifest.json seed, split fractions, sources, per-split data hashes
 
@@ -27,9 +29,10 @@ from pydantic import ValidationError
 
 from qaembed.data.parquet import iter_parquet_records, shard_files
 from qaembed.errors import DataError
-from qaembed.records import QARecord
+from qaembed.records import CorpusDocument, QARecord
 
 SPLITS = ("train", "dev", "test")
+CORPUS_FILE = "corpus.jsonl"
 
 
 def split_path(dataset_dir: str | Path, split: str) -> Path:
@@ -70,6 +73,12 @@ def split_files(dataset_dir: str | Path, split: str) -> list[Path]:
     return [jsonl] if jsonl.is_file() else shard_files(dataset_dir, split)
 
 
+def content_files(dataset_dir: str | Path) -> list[Path]:
+    """Every file whose content a result depends on: the three splits' files and ``corpus.jsonl`` when present."""
+    corpus = Path(dataset_dir) / CORPUS_FILE
+    return [path for split in SPLITS for path in split_files(dataset_dir, split)] + ([corpus] if corpus.is_file() else [])
+
+
 def iter_split(dataset_dir: str | Path, split: str) -> Iterator[QARecord]:
     """Stream the records of one split of a prepared dataset (JSONL or Parquet shards)."""
     files = split_files(dataset_dir, split)
@@ -81,6 +90,16 @@ def iter_split(dataset_dir: str | Path, split: str) -> Iterator[QARecord]:
         return
     for path in files:
         yield from iter_parquet_records(path)
+
+
+def read_corpus(dataset_dir: str | Path) -> list[CorpusDocument]:
+    """The dataset's extra retrieval documents (``DIR/corpus.jsonl``; none when the file is absent)."""
+    path = Path(dataset_dir) / CORPUS_FILE
+    if not path.is_file():
+        return []
+    with path.open("r", encoding="utf-8") as fh:
+        return [model_from_json_line(CorpusDocument, line, path, number)
+                for number, line in enumerate(fh, start=1) if line.strip()]
 
 
 def read_split(dataset_dir: str | Path, split: str) -> list[QARecord]:

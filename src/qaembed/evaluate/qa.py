@@ -43,7 +43,7 @@ from qaembed.evaluate.metrics import (
 from qaembed.evaluate.maxsim import TokenEncodeFn
 from qaembed.evaluate.ranking import EncodeFn, Qrels, encode_unique, resolve_encoder, top_k_search
 from qaembed.evaluate.result import EvalResult
-from qaembed.records import QARecord, question_text
+from qaembed.records import CorpusDocument, QARecord, question_text
 
 # Largest number of (question, answer, answer) entries held at once by the within-question section.
 _WITHIN_PAIR_BUDGET = 1 << 20
@@ -67,6 +67,29 @@ def _check_unique(ids: list[str], what: str) -> None:
         raise DataError(f"{what} id {uniques[int(counts.argmax())]!r} occurs {int(counts.max())} times")
 
 
+def corpus_columns(ids: list[str], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(column of each entry, the entries that open a column): one corpus document per distinct id.
+
+    A document may be judged for several questions (a passage that answers two questions, a
+    distractor that is also an evaluated question's answer): entries with the same id are the
+    same document and must hold the same text; different texts under one id are a
+    :class:`DataError`.
+
+    >>> corpus_columns(["a", "b", "a"], ["x", "y", "x"])[0].tolist()
+    [0, 1, 0]
+    """
+    codes, uniques = pd.factorize(pd.Series(ids, dtype=object))
+    first = np.full(len(uniques), -1, dtype=np.int64)
+    positions = np.arange(len(ids))
+    first[codes[::-1]] = positions[::-1]  # the first entry of each id
+    text_array = np.array(texts, dtype=object)
+    clash = np.flatnonzero(text_array != text_array[first[codes]])
+    if clash.size:
+        raise DataError(f"answer id {ids[int(clash[0])]!r} occurs with two different texts (a document judged for "
+                        "several questions must have one text)")
+    return codes.astype(np.int64), first
+
+
 def _query_texts(records: Sequence[QARecord], mode: str) -> list[str]:
     texts = []
     for record in records:
@@ -84,23 +107,21 @@ def _top_answer_positions(answer_ids: np.ndarray, votes: np.ndarray, accepted: n
     return order[starts]
 
 
-def _retrieval_section(retrieved_index, num_docs, question_index, gains, is_top_voted, config) -> dict[str, np.ndarray]:
-    """Metrics of the (n_q, depth) corpus indices each question retrieved (-1: nothing at that rank)."""
-    num_questions, num_own = retrieved_index.shape[0], question_index.shape[0]
-    qrels = Qrels.from_arrays(question_index, np.arange(num_own), gains, num_questions, num_docs)
+def _retrieval_section(retrieved_index, num_docs, question_index, doc_index, gains, config) -> dict[str, np.ndarray]:
+    """Metrics of the (n_q, depth) corpus indices each question retrieved (-1: nothing at that rank).
+
+    ``doc_index``: the corpus column of each own answer (``question_index``'s question judges it with ``gains``).
+    """
+    num_questions = retrieved_index.shape[0]
+    qrels = Qrels.from_arrays(question_index, doc_index, gains, num_questions, num_docs)
     graded = np.where(retrieved_index >= 0, qrels.gains_of(np.maximum(retrieved_index, 0)), 0.0)  # (n_q, depth)
     binary = (graded > 0).astype(np.float64)
     columns = ranking_metrics(binary, qrels.binary().ideal(), config.ks, config.mrr_k, prefix="retrieval/")
     graded_ideal = qrels.ideal()
     for k in config.ks:
         columns[f"retrieval/graded_ndcg@{k}"] = ndcg_at_k(graded, graded_ideal, k)
-    first = retrieved_index[:, 0]
-    own_first = (first >= 0) & (first < num_own)
-    first_is_top = np.zeros(num_questions, dtype=bool)
-    first_is_top[own_first] = (question_index[first[own_first]] == np.flatnonzero(own_first)) & is_top_voted[
-        first[own_first]
-    ]
-    columns["retrieval/accuracy@1"] = first_is_top.astype(np.float64)
+    # gain 1 exactly when the answer is (one of) its question's top-voted (graded_gains)
+    columns["retrieval/accuracy@1"] = (graded[:, 0] >= 1.0).astype(np.float64)
     return columns
 
 
@@ -183,12 +204,16 @@ def evaluate_model(
     distractors: Sequence[QARecord] = (),
     token_encode: TokenEncodeFn | None = None,
     token_store: str | Path | None = None,
+    extra_documents: Sequence[CorpusDocument] = (),
 ) -> EvalResult:
     """Evaluate an encoder on Q&A records with all three protocol sections.
 
     ``model`` is a loaded ``SentenceTransformer`` (or None when ``encode`` is given).
     ``distractors`` (e.g. the train split) add their answers to the retrieval corpus with
-    gain 0. Questions without answers are skipped and counted; an input with no answered
+    gain 0, and so do ``extra_documents`` (a dataset's ``corpus.jsonl``: documents no question
+    owns, e.g. passages of unreferenced documents). An answer id that occurs several times (a
+    passage that answers two questions, or a distractor that is an evaluated question's answer) is
+    one corpus document, judged for each question that owns it; its texts must agree. Questions without answers are skipped and counted; an input with no answered
     question raises :class:`DataError`.
 
     ``config.scorer == "maxsim"``: every section scores with MaxSim over token embeddings
@@ -216,19 +241,25 @@ def evaluate_model(
     starts = np.concatenate(([0], np.cumsum(num_answers)[:-1]))
     question_index = np.repeat(np.arange(len(answered)), num_answers)
     answers = [answer for record in answered for answer in record.answers]
+    for record in answered:
+        _check_unique([a.id for a in record.answers], f"question {record.id!r}: answer")
     distractor_answers = [answer for record in distractors for answer in record.answers]
-    _check_unique([a.id for a in answers] + [a.id for a in distractor_answers], "answer")
+    # one corpus column per distinct id: own answers first (a passage judged for several questions is one
+    # document), then distractors' answers and extra documents that are not already there (gain 0)
+    entries = [(a.id, a.text) for a in answers] + [(a.id, a.text) for a in distractor_answers] + [
+        (d.id, d.text) for d in extra_documents]
+    columns_of, firsts = corpus_columns([e[0] for e in entries], [e[1] for e in entries])
+    doc_index = columns_of[: len(answers)]  # (n_answers,) corpus column of each own answer
     votes = np.array([a.score for a in answers], dtype=np.float64)
     accepted = np.array([a.accepted for a in answers], dtype=bool)
     answer_ids = np.array([a.id for a in answers], dtype=str)
 
     queries = _query_texts(answered, config.query_mode)
-    doc_texts = [a.text for a in answers] + [a.text for a in distractor_answers]
+    doc_texts = [entries[i][1] for i in firsts]
     num_docs = len(doc_texts)
     gains = graded_gains(votes, question_index, len(answered))
     highest = np.maximum.reduceat(votes, starts)
     lowest = np.minimum.reduceat(votes, starts)
-    is_top_voted = votes == highest[question_index]
     eligible = (num_answers >= 2) & (highest > lowest)
     top = _top_answer_positions(answer_ids, votes, accepted, question_index, starts) if len(answered) >= 2 else None
     extra_info: dict = {}
@@ -243,8 +274,8 @@ def evaluate_model(
                                   reusable=token_store is not None)
             encode_seconds = time.perf_counter() - encode_started
             retrieved_index = ranker.search(config.depth)
-            answer_sims = ranker.pairs(question_index, np.arange(len(answers)))  # (n_answers,)
-            in_batch_sims = (lambda groups: _pair_in_batch_sims(ranker.pairs, top, groups))
+            answer_sims = ranker.pairs(question_index, doc_index)  # (n_answers,)
+            in_batch_sims = (lambda groups: _pair_in_batch_sims(ranker.pairs, doc_index[top], groups))
             extra_info["maxsim"] = ranker.info
         else:
             query_emb = encode_unique(queries, encode)  # (n_q, dim)
@@ -252,11 +283,11 @@ def evaluate_model(
             encode_seconds = time.perf_counter() - encode_started
             _, retrieved_index = top_k_search(query_emb, doc_emb, config.depth, chunk_size=config.search_chunk_size,
                                               faiss_min_docs=config.faiss_min_docs)  # (n_q, depth)
-            own_emb = doc_emb[: len(answers)]
+            own_emb = doc_emb[doc_index]  # (n_answers, dim)
             answer_sims = np.einsum("ij,ij->i", query_emb[question_index], own_emb)  # (n_answers,)
             in_batch_sims = (lambda groups: _cosine_in_batch_sims(query_emb, own_emb[top], groups))
 
-        columns = _retrieval_section(retrieved_index, num_docs, question_index, gains, is_top_voted, config)
+        columns = _retrieval_section(retrieved_index, num_docs, question_index, doc_index, gains, config)
         columns |= _within_section(answer_sims, votes, gains, num_answers, starts, eligible)
 
         counts = {
@@ -264,7 +295,8 @@ def evaluate_model(
             "retrieval/questions": len(answered),
             "retrieval/skipped_no_answers": len(records) - len(answered),
             "retrieval/documents": num_docs,
-            "retrieval/distractor_documents": len(distractor_answers),
+            "retrieval/distractor_documents": num_docs - int(np.unique(doc_index).size),
+            "retrieval/extra_documents": len(extra_documents),
             "within/questions": int(eligible.sum()),
             "within/skipped_single_answer": int((num_answers == 1).sum()),
             "within/skipped_tied": int(((num_answers >= 2) & (highest == lowest)).sum()),

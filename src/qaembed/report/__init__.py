@@ -82,6 +82,9 @@ def _setup_block(suite: SuiteData, analysis: Analysis) -> list[Block]:
                   "prepared data (train first) as distractors with gain 0")
     else:
         corpus = "every answer of the prepared data (train, dev and test answers; other questions' answers have gain 0)"
+        extra = max((s.extra_documents or 0 for s in statuses), default=0)
+        if extra:
+            corpus += f", plus {extra:,} documents no question owns (the dataset's corpus.jsonl, gain 0)"
     train_questions = (data.get("train_questions") or {}).get("description") or "train split"
     budget, unit = config.get("budget"), config.get("budget_unit", "texts")
     _, _, explanations = metrics_for(analysis.kind)

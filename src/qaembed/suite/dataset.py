@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qaembed.data.dataset import SPLITS, read_json, split_files, split_path, write_json
+from qaembed.data.dataset import SPLITS, content_files, read_json, split_files, split_path, write_json
 from qaembed.data.parquet import count_parquet_records
 from qaembed.errors import ConfigError, DataError
 from qaembed.provenance import hash_files
@@ -35,7 +35,7 @@ REQUEST_FILE = "suite_request.json"  # written beside manifest.json once prepara
 @dataclass
 class PreparedData:
     dataset_dir: Path
-    hash: str  # over the three split files
+    hash: str  # over the three split files (and corpus.jsonl)
     description: str  # for the report ("3 source(s): ...", "embedded sample of 5 Stack Exchange sites ...")
     counts: dict[str, int]  # records (pairs, for pair data) per split in the files
     notice: str | None = None  # default data only: one line saying which data and how to use your own
@@ -129,7 +129,7 @@ def resolve_suite_data(
     files = {s: split_files(dataset_dir, s) for s in SPLITS}
     return PreparedData(
         dataset_dir=dataset_dir,
-        hash=hash_files([path for s in SPLITS for path in files[s]]),
+        hash=hash_files(content_files(dataset_dir)),  # the splits, and corpus.jsonl when there is one
         description=description or _describe(dataset_dir),
         counts={s: _count_records(files[s]) for s in SPLITS},
         notice=notice,
@@ -191,7 +191,7 @@ def mine_suite_data(data: PreparedData, out_dir: Path, model: str) -> PreparedDa
         mine_dataset(data.dataset_dir, mined_dir, config, overwrite=True)
     return PreparedData(
         dataset_dir=mined_dir,
-        hash=hash_files([path for s in SPLITS for path in split_files(mined_dir, s)]),
+        hash=hash_files(content_files(mined_dir)),
         description=f"{data.description}, train negatives mined by {model}",
         counts=data.counts,
         notice=data.notice,

@@ -88,6 +88,7 @@ class RunStatus(BaseModel):
     questions: int | None = None  # questions trained on (with repeats)
     question_order: str | None = None  # hash of the trained question-id sequence
     corpus_documents: int | None = None  # documents the test questions were ranked against
+    extra_documents: int | None = None  # of those, documents no question owns (the dataset's corpus.jsonl)
     finished_at: str
 
 
@@ -479,6 +480,16 @@ def test_records(config: SuiteConfig, dataset_dir: Path) -> tuple[list, list]:
     return evaluated, distractors
 
 
+def extra_documents(config: SuiteConfig, dataset_dir: Path) -> list:
+    """The dataset's documents that no question owns (``corpus.jsonl``, e.g. chunked passages), with ``corpus: all``
+    and no ``distractor_questions`` cap: then the retrieval corpus is every document of the prepared data."""
+    from qaembed.data.dataset import read_corpus
+
+    if config.corpus == "test" or config.distractor_questions is not None:
+        return []
+    return read_corpus(dataset_dir)
+
+
 def test_pairs(config: SuiteConfig, dataset_dir: Path) -> tuple[list, list]:
     """Pair data: (the test pairs every run is evaluated on: the first ``test_questions`` pairs, the dev pairs
     that choose the classification thresholds: the first ``dev_questions``, as in training)."""
@@ -553,9 +564,11 @@ def _train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resum
         per_pair.to_parquet(run_dir / EVAL_SUBDIR / PER_PAIR_FILE, index=True)
     else:
         evaluated, distractors = test_records(config, context.dataset_dir)
-        evaluation = evaluate_model(model, evaluated, distractors=distractors, config=eval_config)
+        evaluation = evaluate_model(model, evaluated, distractors=distractors, config=eval_config,
+                                    extra_documents=extra_documents(config, context.dataset_dir))
         evaluation.save(run_dir / EVAL_SUBDIR)
     spent["corpus_documents"] = int(evaluation.counts["retrieval/documents"])
+    spent["extra_documents"] = int(evaluation.counts.get("retrieval/extra_documents", 0)) or None
     # maps are of pooled embeddings: a MaxSim-scored run has none to draw
     sample = map_sample(config, context.dataset_dir) if eval_config.scorer != "maxsim" else None
     if sample is not None:  # a few hundred texts: the report's base-vs-best maps need no kept model
