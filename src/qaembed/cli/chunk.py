@@ -76,6 +76,8 @@ def chunk_command(
     per_split = stats["queries_per_split"]
     typer.echo(f"passage retrieval (split by document): {per_split['train']:,} / {per_split['dev']:,} / {per_split['test']:,} "
                f"train/dev/test questions; evaluate with: qaembed eval --model M --data beir:{out / 'beir'}")
+    typer.echo(f"as Q&A records (graded passages): {out / 'records'}; train and compare losses with: "
+               f"qaembed suite --data {out / 'records'}")
 
 
 def register(app: typer.Typer) -> None:
