@@ -238,12 +238,13 @@ def run_chunking(
     _check_out(out, overwrite)
     policy = BadRecordPolicy(skip=skip_bad)
     documents: Iterable[Document]
+    prepared = source.is_dir() and (source / "manifest.json").is_file() and (source / "train.jsonl").is_file()
     if source.is_file() and source.suffix.lower() == ".json":
         if qa is not None:
             raise ConfigError("--qa is for a folder of documents; a projects JSON file holds its own qa_pairs")
         documents, pairs = read_projects_json(source, policy)
         document_ids = [d.id for d in documents]
-    elif source.is_dir() and (source / "manifest.json").is_file() and (source / "train.jsonl").is_file():
+    elif prepared:
         if qa is not None:
             raise ConfigError(f"{source} is a prepared dataset: its answers are the documents and its questions the pairs; drop --qa")
         documents, pairs = read_prepared_answers(source, min_chars)
@@ -319,7 +320,9 @@ def run_chunking(
         (staging / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
         settings = {"format": "qaembed-chunks", "format_version": 1, "source": str(source.resolve()),
                     "qa": str(qa.resolve()) if qa else None, "qa_columns": qa_columns, "min_chars": min_chars,
-                    "split": {"seed": seed, "fractions": fractions, "by": "document"}, "targets": targets, "model": model,
+                    "split": ({"by": "document", "kept": "the prepared dataset's own split (by question: each question's "
+                              "documents are its own answers)"} if prepared else
+                              {"seed": seed, "fractions": fractions, "by": "document"}), "targets": targets, "model": model,
                     "config": config.model_dump(), "sentence_splitter": "blingfire",
                     "libraries": library_versions()}
         (staging / "chunking.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
