@@ -3,6 +3,7 @@
 Run from the repository root::
 
     python benchmarks/bench_chunking_memory.py --sizes-mb 10 100 --results benchmarks/results/chunking_memory.md
+    python benchmarks/bench_chunking_memory.py --sizes-mb 10 100 --distinct-sentences 50000   # memory, not encoder speed
 
 For each size, writes a folder of Markdown files (50 KB each: headings and paragraphs of random
 sentences, seeded; nearly every sentence distinct, the worst case for the sentence cache) and a
@@ -55,8 +56,14 @@ def tiny_model(folder: Path) -> Path:
     return folder
 
 
-def write_corpus(folder: Path, megabytes: float, seed: int = 0) -> tuple[int, Path]:
+def write_corpus(folder: Path, megabytes: float, seed: int = 0, pool: int | None = None) -> tuple[int, Path]:
+    """Documents of random sentences; ``pool``: draw them from that many distinct sentences (else all distinct)."""
     rng = random.Random(seed)
+
+    def fresh_sentence() -> str:
+        return " ".join(rng.choices(WORDS, k=rng.randint(6, 18))).capitalize() + "."
+
+    sentence_pool = [fresh_sentence() for _ in range(pool)] if pool else None
     docs = folder / "docs"
     docs.mkdir(parents=True)
     target, written, number = int(megabytes * 1e6), 0, 0
@@ -66,7 +73,8 @@ def write_corpus(folder: Path, megabytes: float, seed: int = 0) -> tuple[int, Pa
         while size < 50_000:
             if rng.random() < 0.1:
                 parts.append(f"## {' '.join(rng.choices(WORDS, k=3)).title()}")
-            sentences = [" ".join(rng.choices(WORDS, k=rng.randint(6, 18))).capitalize() + "." for _ in range(rng.randint(2, 6))]
+            count = rng.randint(2, 6)
+            sentences = rng.choices(sentence_pool, k=count) if sentence_pool else [fresh_sentence() for _ in range(count)]
             parts.append(" ".join(sentences))
             size += len(parts[-1]) + 2
         text = "\n\n".join(parts) + "\n"
@@ -86,14 +94,19 @@ def main() -> None:
     parser.add_argument("--sizes-mb", type=float, nargs="+", default=[10, 100])
     parser.add_argument("--work", type=Path, default=Path("benchmarks/_work/chunking_memory"))
     parser.add_argument("--results", type=Path, default=None)
+    parser.add_argument("--distinct-sentences", type=int, default=None,
+                        help="draw sentences from a pool of this many distinct ones: each is encoded once (the sentence "
+                             "cache), so the run measures the pipeline's memory, not the encoder's speed")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     model = tiny_model(args.work / "tiny-model")
     rows = []
+    pool_text = (f"sentences drawn from {args.distinct_sentences:,} distinct ones" if args.distinct_sentences
+                 else "every sentence distinct (worst case for the sentence cache)")
     for megabytes in args.sizes_mb:
         with tempfile.TemporaryDirectory(dir=args.work) as tmp:
             folder = Path(tmp)
-            documents, qa = write_corpus(folder, megabytes)
+            documents, qa = write_corpus(folder, megabytes, pool=args.distinct_sentences)
             command = ["/usr/bin/time", "-v", sys.executable, "-m", "qaembed", "data", "chunk", str(folder / "docs"),
                        "--qa", str(qa), "--out", str(folder / "out"), "--model", str(model), "--max-tokens", "512"]
             env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -108,7 +121,8 @@ def main() -> None:
                          (folder / "out" / "sentences.sqlite").stat().st_size / 1e6))
     lines = ["# Chunking memory on synthetic Markdown", "",
              f"Command: `python benchmarks/bench_chunking_memory.py --sizes-mb {' '.join(f'{s:g}' for s in args.sizes_mb)}`. "
-             f"{os.cpu_count()} CPUs; encoder: random 2-layer BERT (hidden 32); documents chunked in groups of ~4 M characters.", "",
+             f"{os.cpu_count()} CPUs; encoder: random 2-layer BERT (hidden 32); {pool_text}; documents chunked in groups of "
+             "~4 M characters.", "",
              "| input MB | documents | sentences | chunks | peak RSS MB | wall s | MB/s | sentences/s | sentence cache MB |",
              "|---|---|---|---|---|---|---|---|---|"]
     for megabytes, documents, sentences, chunks, peak, seconds, cache_mb in rows:
