@@ -146,7 +146,7 @@ def test_gradients_finite_with_extreme_similarities(case, make_batch, dtype):
         output = loss_fn(scores, batch)
         output.loss.backward()
         assert torch.isfinite(output.loss) and torch.isfinite(scores.grad).all()
-        assert all(math.isfinite(value) for value in output.metrics.values())
+        assert all(math.isfinite(value.item()) for value in output.metrics.values())
 
 
 # ---- reference values: straightforward per-query Python loops against the vectorized losses ----
@@ -288,16 +288,16 @@ def test_multitask_is_the_weighted_sum_with_parts_logged(make_batch):
     output = build_loss("multitask", {"parts": parts})(scores, batch)
     values = [build_loss(p["loss"], p.get("options"))(scores, batch).loss.item() for p in parts]
     assert output.loss.item() == pytest.approx(values[0] + 0.25 * values[1] + 2.0 * values[2], rel=1e-6)
-    assert output.metrics["infonce/loss"] == pytest.approx(values[0], rel=1e-6)
-    assert output.metrics["infonce#2/loss"] == pytest.approx(values[2], rel=1e-6)
-    assert output.metrics["listwise/loss"] == pytest.approx(values[1], rel=1e-6)
+    assert output.metrics["infonce/loss"].item() == pytest.approx(values[0], rel=1e-6)
+    assert output.metrics["infonce#2/loss"].item() == pytest.approx(values[2], rel=1e-6)
+    assert output.metrics["listwise/loss"].item() == pytest.approx(values[1], rel=1e-6)
     assert "infonce/accuracy" in output.metrics
 
 
 def test_infonce_accuracy_metric(make_batch):
     batch = make_batch("infonce")
-    assert build_loss("infonce")(separated(batch), batch).metrics["accuracy"] == 1.0
-    assert build_loss("infonce")(-separated(batch), batch).metrics["accuracy"] == 0.0
+    assert build_loss("infonce")(separated(batch), batch).metrics["accuracy"].item() == 1.0
+    assert build_loss("infonce")(-separated(batch), batch).metrics["accuracy"].item() == 0.0
 
 
 def test_single_positive_losses_reject_multi_positive_batches(make_batch):
