@@ -1,9 +1,11 @@
-"""Shared test fixtures: the real-data root and a tiny model loaded once per session."""
+"""Shared test fixtures: the real-data root, a tiny model loaded once per session, a host-sync counter."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,6 +69,39 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny_st")
     model.save(str(out))
     return out
+
+
+@pytest.fixture()
+def host_conversions():
+    """``with host_conversions(only_under=None) as calls:`` records every ``Tensor.item()``,
+    ``float(tensor)`` and ``Tensor.tolist()`` made inside the block as ``(name, "file:line")``.
+
+    Each is a device-to-host sync on a GPU (it waits for every queued kernel), so code that must
+    not sync can be checked on the CPU. ``only_under``: keep only calls made from files under that
+    folder (e.g. the ``qaembed`` package, leaving out the optimizer's CPU step counters).
+    """
+    import torch
+
+    @contextlib.contextmanager
+    def count(only_under: Path | None = None):
+        calls: list[tuple[str, str]] = []
+
+        def counting(name, real):
+            def wrapper(self, *args, **kwargs):
+                caller = sys._getframe(1)
+                where = Path(caller.f_code.co_filename)
+                if only_under is None or where.is_relative_to(only_under):
+                    calls.append((name, f"{where.name}:{caller.f_lineno}"))
+                return real(self, *args, **kwargs)
+
+            return wrapper
+
+        with pytest.MonkeyPatch.context() as patch:
+            for name in ("item", "__float__", "tolist"):
+                patch.setattr(torch.Tensor, name, counting(name, getattr(torch.Tensor, name)))
+            yield calls
+
+    return count
 
 
 def _wait_stopped(pid: int) -> bool:

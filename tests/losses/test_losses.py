@@ -1,4 +1,5 @@
-"""Every loss: reference values, permutation invariance, masking, separation, numerical safety."""
+"""Every loss: reference values, permutation invariance, masking, separation, numerical safety,
+metrics as tensors."""
 
 from __future__ import annotations
 
@@ -146,7 +147,7 @@ def test_gradients_finite_with_extreme_similarities(case, make_batch, dtype):
         output = loss_fn(scores, batch)
         output.loss.backward()
         assert torch.isfinite(output.loss) and torch.isfinite(scores.grad).all()
-        assert all(math.isfinite(value) for value in output.metrics.values())
+        assert all(math.isfinite(value.item()) for value in output.metrics.values())
 
 
 # ---- reference values: straightforward per-query Python loops against the vectorized losses ----
@@ -288,19 +289,51 @@ def test_multitask_is_the_weighted_sum_with_parts_logged(make_batch):
     output = build_loss("multitask", {"parts": parts})(scores, batch)
     values = [build_loss(p["loss"], p.get("options"))(scores, batch).loss.item() for p in parts]
     assert output.loss.item() == pytest.approx(values[0] + 0.25 * values[1] + 2.0 * values[2], rel=1e-6)
-    assert output.metrics["infonce/loss"] == pytest.approx(values[0], rel=1e-6)
-    assert output.metrics["infonce#2/loss"] == pytest.approx(values[2], rel=1e-6)
-    assert output.metrics["listwise/loss"] == pytest.approx(values[1], rel=1e-6)
+    assert output.metrics["infonce/loss"].item() == pytest.approx(values[0], rel=1e-6)
+    assert output.metrics["infonce#2/loss"].item() == pytest.approx(values[2], rel=1e-6)
+    assert output.metrics["listwise/loss"].item() == pytest.approx(values[1], rel=1e-6)
     assert "infonce/accuracy" in output.metrics
 
 
 def test_infonce_accuracy_metric(make_batch):
     batch = make_batch("infonce")
-    assert build_loss("infonce")(separated(batch), batch).metrics["accuracy"] == 1.0
-    assert build_loss("infonce")(-separated(batch), batch).metrics["accuracy"] == 0.0
+    assert build_loss("infonce")(separated(batch), batch).metrics["accuracy"].item() == 1.0
+    assert build_loss("infonce")(-separated(batch), batch).metrics["accuracy"].item() == 0.0
 
 
 def test_single_positive_losses_reject_multi_positive_batches(make_batch):
     batch = make_batch("multiple_positives", pos_count=2)
     with pytest.raises(ValueError, match=r"'infonce' needs exactly one positive per query; query 'q\d' has 2"):
         build_loss("infonce")(random_scores(batch), batch)
+
+
+# ---- metrics: detached 0-d tensors, made without turning a tensor into a Python number ----
+# On a GPU, float(t) / t.item() waits for every queued kernel (a device-to-host sync); the training
+# loop reads the metrics only every log_every steps (train/loop.py), so the loss itself must not.
+
+
+def test_the_counter_sees_conversions(host_conversions):
+    # the check below is only as good as its counter: float() and .item() of a tensor are seen
+    with host_conversions() as calls:
+        float(torch.tensor(1.5))
+        torch.tensor(2.0).item()
+    assert [name for name, _ in calls] == ["__float__", "item"]
+
+
+def test_every_registered_loss_is_covered():
+    assert {case.loss for case in CASES} == set(LOSSES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_metrics_are_detached_scalar_tensors_made_without_host_conversion(case, make_batch, host_conversions):
+    batch = make_batch(case.strategy, **case.strategy_options)
+    loss_fn = build_loss(case.loss, case.options)
+    scores = random_scores(batch, seed=1).requires_grad_()
+    with host_conversions() as calls:
+        output = loss_fn(scores, batch)
+    assert calls == [], f"loss {case.loss!r} converted tensors to Python numbers: {calls}"
+    assert output.metrics and "loss" in output.metrics
+    for key, value in output.metrics.items():
+        assert isinstance(value, torch.Tensor), (key, type(value))
+        assert value.dim() == 0 and not value.requires_grad and value.is_floating_point(), key
+    assert output.metrics["loss"].item() == pytest.approx(output.loss.item())

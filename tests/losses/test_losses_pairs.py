@@ -95,7 +95,7 @@ def test_multitask_is_the_original_projects_mnrl_plus_weighted_cosine_similarity
                                               {"loss": "cosine_pair", "weight": 0.3}]})
     out = loss(_scores(batch, table), batch)
     assert out.loss.item() == pytest.approx(mnrl.item() + 0.3 * cosine.item(), rel=1e-10)
-    assert out.metrics["cosine_pair/loss"] == pytest.approx(cosine.item(), rel=1e-10)
+    assert out.metrics["cosine_pair/loss"].item() == pytest.approx(cosine.item(), rel=1e-10)
 
 
 def test_pair_losses_accept_the_pairs_strategy_and_q_and_a_losses_do_not():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -223,3 +224,27 @@ def test_mlflow_tracker_logs_to_a_local_store_in_the_run_folder(tiny_config, tmp
     assert len(runs) == 1
     assert {"loss", "lr", "dev/retrieval/ndcg_at_10"} <= set(runs[0].data.metrics)
     assert runs[0].data.params["loss.name"] == "infonce"
+
+
+@pytest.mark.parametrize("mini_batch_size", [None, 6], ids=["plain", "gradcache"])
+def test_only_logged_steps_turn_loss_metrics_and_grad_norm_into_numbers(tiny_config, tmp_path, host_conversions,
+                                                                         mini_batch_size):
+    # On a GPU every float() / .item() of a tensor waits for the device. The loss, its metrics and the
+    # gradient norm must become numbers only on log steps; qaembed code converts nothing on the others.
+    import qaembed
+
+    per_step = []
+    tiny_config["training"].update(max_steps=3, log_every=2, eval_every=None, save_every=None,
+                                   mini_batch_size=mini_batch_size)
+    with host_conversions(only_under=Path(qaembed.__file__).parent) as calls:
+        def after_step(step: int) -> None:
+            per_step.append(sorted(call for call in calls if call[0] != "tolist"))  # tolist: CPU batch sharding
+            calls.clear()
+
+        train(parse_config(tiny_config), tmp_path / "run", step_callback=after_step, progress_bar=False)
+    unlogged, logged, last = ([name for name, _ in step] for step in per_step)
+    assert unlogged == [], f"step 1 is not logged but converted: {per_step[0]}"
+    # loss .item(), float() of loss/accuracy and grad_norm: the numbers metrics.jsonl shows
+    assert logged == last == ["__float__", "__float__", "item"], per_step
+    assert {where.split(":")[0] for _, where in per_step[1]} == {"loop.py"}
+    assert [r["step"] for r in _metrics(tmp_path / "run") if "loss" in r] == [2, 3]

@@ -87,7 +87,7 @@ def test_gradcache_matches_plain_pass_for_maxsim_and_combined(tiny_model_dir, ti
     assert batch.num_queries + batch.num_docs > 10  # at least three chunks, of different lengths
     assert cached.loss.item() == pytest.approx(plain.loss.item(), abs=1e-5)
     for key, value in plain.metrics.items():
-        assert cached.metrics[key] == pytest.approx(value, abs=1e-5), key
+        assert cached.metrics[key].item() == pytest.approx(value.item(), abs=1e-5), key
     projection = [n for n in plain_grads if n.endswith("linear.weight") and plain_grads[n].shape[0] == 16]
     assert projection, "the token projection gets a gradient"
     assert plain_grads.keys() == cached_grads.keys()
@@ -110,8 +110,8 @@ def test_combined_loss_is_the_weighted_sum_of_its_parts(tiny_model_dir, tiny_dat
         pooled_part = build_loss("infonce", {})(cosine_scores(pooled[:6], pooled[6:]), batch).loss
         maxsim_part = build_loss("listwise", {})(late, batch).loss
     assert output.loss.item() == pytest.approx(0.3 * pooled_part.item() + 0.7 * maxsim_part.item(), abs=1e-6)
-    assert output.metrics["pooled"] == pytest.approx(pooled_part.item(), abs=1e-6)
-    assert output.metrics["maxsim"] == pytest.approx(maxsim_part.item(), abs=1e-6)
+    assert output.metrics["pooled"].item() == pytest.approx(pooled_part.item(), abs=1e-6)
+    assert output.metrics["maxsim"].item() == pytest.approx(maxsim_part.item(), abs=1e-6)
     assert "pooled/accuracy" in output.metrics
     assert torch.allclose(tokens.norm(dim=-1), torch.ones(()), atol=1e-5) and tokens.shape[-1] == 16
 

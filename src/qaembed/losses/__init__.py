@@ -11,7 +11,7 @@ A sketch (not run: it needs a model and records)::
     batch = batch.to(q_emb.device)                                     # masks live beside the scores
     scores = cosine_scores(q_emb, d_emb)                               # (n_q, n_d)
     out = loss_fn(scores, batch)                                       # LossOutput(loss, metrics)
-    out.loss.backward(); log(out.metrics)                              # metrics: dict[str, float], has "loss"
+    out.loss.backward(); log({k: v.item() for k, v in out.metrics.items()})  # metrics: 0-d tensors, has "loss"
 
 * ``LOSSES``: closed dict name -> loss class (``infonce``, ``multiple_positives``,
   ``relaxed_hard_negative``, ``triplet``, ``listwise``, ``mse``, ``cosine_pair``,

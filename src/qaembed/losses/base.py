@@ -7,7 +7,10 @@ A loss is an ``nn.Module`` subclass of :class:`RankingLoss` with three class att
 * ``strategies``: the batching strategies it accepts (checked when a config is loaded).
 
 ``forward(scores, batch)`` returns a :class:`LossOutput`: the scalar loss and a small
-dict of float metrics (e.g. in-batch accuracy), or named parts for multi-task sums.
+dict of metrics (e.g. in-batch accuracy), or named parts for multi-task sums. Metrics are
+detached 0-d tensors on the scores' device, never Python floats: ``float()`` of a GPU
+tensor waits for the device, and the loop only needs the numbers every ``log_every``
+steps, so it converts them there (``train/loop.py``).
 Losses never call a model, so GradCache, cross-device negatives and late-interaction
 scorers work with every loss unchanged.
 """
@@ -31,7 +34,7 @@ class LossConfig(BaseModel):
 
 class LossOutput(NamedTuple):
     loss: torch.Tensor  # scalar
-    metrics: dict[str, float]  # small, detached numbers for logging
+    metrics: dict[str, torch.Tensor]  # small, detached 0-d tensors for logging (float() only when logged)
 
 
 class RankingLoss(nn.Module):

@@ -89,13 +89,13 @@ class InfoNCELoss(RankingLoss):
         metrics = {"accuracy": in_batch_accuracy(scores, candidates, batch)}
         if not config.symmetric:
             loss = query_side.mean()
-            return LossOutput(loss, {"loss": float(loss.detach()), **metrics})
+            return LossOutput(loss, {"loss": loss.detach(), **metrics})
         # document side: row i holds every query's logit against document p(i)
         doc_logits = logits.T[positive_col]  # (n_q, n_q)
         own = torch.eye(len(positive_col), dtype=torch.bool, device=scores.device)
         doc_candidates = (candidates & ~batch.positive).T[positive_col] | own  # (n_q, n_q)
         doc_side = torch.logsumexp(masked_logits(doc_logits, doc_candidates), dim=1) - positive_logit
         loss = (query_side.mean() + doc_side.mean()) / 2
-        metrics["query_to_doc"] = float(query_side.detach().mean())
-        metrics["doc_to_query"] = float(doc_side.detach().mean())
-        return LossOutput(loss, {"loss": float(loss.detach()), **metrics})
+        metrics["query_to_doc"] = query_side.detach().mean()
+        metrics["doc_to_query"] = doc_side.detach().mean()
+        return LossOutput(loss, {"loss": loss.detach(), **metrics})

@@ -67,4 +67,4 @@ class ListwiseLoss(RankingLoss):
         ranked = candidates.sum(dim=1) >= 2
         loss = kl[ranked].mean() if bool(ranked.any()) else scores.sum() * 0
         accuracy = in_batch_accuracy(scores, candidates, batch)
-        return LossOutput(loss, {"loss": float(loss.detach()), "accuracy": accuracy})
+        return LossOutput(loss, {"loss": loss.detach(), "accuracy": accuracy})

@@ -41,10 +41,12 @@ def single_positive_index(batch: RankingBatch, loss_name: str) -> torch.Tensor:
     return batch.positive.to(torch.int8).argmax(dim=1)
 
 
-def in_batch_accuracy(scores: torch.Tensor, candidates: torch.Tensor, batch: RankingBatch) -> float:
-    """Fraction of queries whose best-scoring candidate is one of their positives."""
+def in_batch_accuracy(scores: torch.Tensor, candidates: torch.Tensor, batch: RankingBatch) -> torch.Tensor:
+    """0-d fraction of queries whose best-scoring candidate is one of their positives (0 with no query)."""
+    if not scores.shape[0]:
+        return scores.new_zeros((), dtype=torch.float32)
     best = masked_logits(scores.detach(), candidates).argmax(dim=1, keepdim=True)  # (n_q, 1)
-    return float(batch.positive.gather(1, best).float().mean()) if scores.shape[0] else 0.0
+    return batch.positive.gather(1, best).float().mean()
 
 
 def negatives(batch: RankingBatch, hard_negatives: bool, in_batch_negatives: bool) -> torch.Tensor:
@@ -71,8 +73,8 @@ def kl_per_query(target: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
 
 def pair_regression(
     scores: torch.Tensor, labels: torch.Tensor, pairs: torch.Tensor
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Mean squared error of ``scores`` against ``labels`` over ``pairs``, and its metrics."""
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Mean squared error of ``scores`` against ``labels`` over ``pairs``, and its metrics (0-d tensors)."""
     error = scores - labels.to(scores.dtype)  # (n_q, n_d)
     loss = masked_mean(error * error, pairs)
-    return loss, {"loss": float(loss.detach()), "mean_abs_error": float(masked_mean(error.detach().abs(), pairs))}
+    return loss, {"loss": loss.detach(), "mean_abs_error": masked_mean(error.detach().abs(), pairs)}

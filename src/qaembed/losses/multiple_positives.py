@@ -90,5 +90,5 @@ class MultiplePositivesLoss(RankingLoss):
         per_query = weighted.sum(dim=1) / weight_sum.clamp(min=torch.finfo(weight_sum.dtype).tiny)
         loss = per_query[has_positive].mean() if bool(has_positive.any()) else scores.sum() * 0
         candidates = batch.positive | negative_pairs
-        metrics = {"loss": float(loss.detach()), "accuracy": in_batch_accuracy(scores, candidates, batch)}
+        metrics = {"loss": loss.detach(), "accuracy": in_batch_accuracy(scores, candidates, batch)}
         return LossOutput(loss, metrics)

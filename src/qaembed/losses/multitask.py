@@ -5,7 +5,7 @@ Formula
 ``L = Σ_k w_k · L_k(scores, batch)`` over the configured ``parts``; each part is any other
 loss with its own options. Metrics hold every part's metrics prefixed with its name
 (``infonce/loss``, ``infonce/accuracy``, ...; a loss used twice gets ``name#2``), and
-``loss`` the weighted total.
+``loss`` the weighted total; all are detached 0-d tensors, like every loss's metrics.
 
 Config
 ------
@@ -33,8 +33,8 @@ Example
 ...     {"loss": "triplet", "weight": 1.0, "options": {"margin": 0.5}},
 ...     {"loss": "cosine_pair", "weight": 2.0}]))  # 1 * 0.3 + 2 * (0.4² + 0.4²) / 2
 >>> out = loss(torch.tensor([[0.6, 0.4]]), batch)
->>> round(out.loss.item(), 4), round(out.metrics["triplet/loss"], 4), round(out.metrics["cosine_pair/loss"], 4)
-(0.62, 0.3, 0.16)
+>>> round(out.loss.item(), 4), {key: round(value.item(), 4) for key, value in out.metrics.items() if "/loss" in key}
+(0.62, {'triplet/loss': 0.3, 'cosine_pair/loss': 0.16})
 """
 
 from __future__ import annotations
@@ -91,11 +91,11 @@ class MultitaskLoss(RankingLoss):
 
     def forward(self, scores: torch.Tensor, batch: RankingBatch) -> LossOutput:
         total = scores.new_zeros(())
-        metrics: dict[str, float] = {}
+        metrics: dict[str, torch.Tensor] = {}
         for name, weight, part in zip(self.part_names, self.weights, self.parts, strict=True):
             output = part(scores, batch)
             total = total + weight * output.loss
             metrics.update({f"{name}/{key}": value for key, value in output.metrics.items()})
-            metrics[f"{name}/loss"] = float(output.loss.detach())
-        metrics["loss"] = float(total.detach())
+            metrics[f"{name}/loss"] = output.loss.detach()
+        metrics["loss"] = total.detach()
         return LossOutput(total, metrics)

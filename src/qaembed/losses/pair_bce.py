@@ -86,8 +86,8 @@ class PairBCELoss(RankingLoss):
         with torch.no_grad():
             probability = torch.sigmoid(logits)
             metrics = {
-                "loss": float(loss.detach()),
-                "positive_probability": float(masked_mean(probability, positive)),
-                "negative_probability": float(masked_mean(probability, negative)),
+                "loss": loss.detach(),
+                "positive_probability": masked_mean(probability, positive),
+                "negative_probability": masked_mean(probability, negative),
             }
         return LossOutput(loss, metrics)

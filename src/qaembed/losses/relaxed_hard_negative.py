@@ -78,4 +78,4 @@ class RelaxedHardNegativeLoss(RankingLoss):
         target = (1 - p) * batch.positive + p * others / n_others.clamp(min=1)  # (n_q, n_d)
         loss = kl_per_query(target, log_q).mean()
         accuracy = in_batch_accuracy(scores, candidates, batch)
-        return LossOutput(loss, {"loss": float(loss.detach()), "accuracy": accuracy})
+        return LossOutput(loss, {"loss": loss.detach(), "accuracy": accuracy})

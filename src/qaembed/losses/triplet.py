@@ -61,5 +61,5 @@ class TripletLoss(RankingLoss):
         hinge = torch.relu(config.margin - positive_score + scores)  # (n_q, n_d)
         loss = masked_mean(hinge, negative_pairs)
         wins = (positive_score.detach() > scores.detach()) & negative_pairs
-        accuracy = float(wins.sum() / negative_pairs.sum().clamp(min=1))
-        return LossOutput(loss, {"loss": float(loss.detach()), "accuracy": accuracy})
+        accuracy = wins.sum() / negative_pairs.sum().clamp(min=1)  # 0-d float (true division of counts)
+        return LossOutput(loss, {"loss": loss.detach(), "accuracy": accuracy})

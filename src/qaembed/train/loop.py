@@ -515,11 +515,15 @@ def train(
                 mini_batch_size=training.mini_batch_size, backward=accelerator.backward,
                 no_sync=lambda: accelerator.no_sync(model), embed_fn=scoring.embed,
             )
-            loss_value = float(accelerator.reduce(output.loss.detach().reshape(1), reduction="mean").item())
-            if not math.isfinite(loss_value):
+            # Loss, metrics and gradient norm stay on the device until a log step reads them: turning a
+            # GPU tensor into a float waits for every queued kernel. The one wait paid every step is
+            # this finiteness check, because a NaN/inf loss must stop the run before optimizer.step()
+            # applies its gradient (one flag for the whole step, however many metrics the loss has).
+            loss_mean = accelerator.reduce(output.loss.detach().reshape(1), reduction="mean")  # (1,)
+            if not bool(torch.isfinite(loss_mean).all()):  # host sync, every step
                 optimizer.zero_grad(set_to_none=True)
                 message = (
-                    f"non-finite loss ({loss_value}) at step {step + 1} (epoch {epoch}, batch {index}); "
+                    f"non-finite loss ({loss_mean.item()}) at step {step + 1} (epoch {epoch}, batch {index}); "
                     f"questions: {', '.join(global_batch.query_ids)}. "
                     f"The last good checkpoint in {run_dir / 'checkpoints'} is kept."
                 )
@@ -528,7 +532,7 @@ def train(
                 raise QaembedError(message)
             grad_norm = None
             if training.max_grad_norm is not None:
-                grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), training.max_grad_norm))
+                grad_norm = accelerator.clip_grad_norm_(model.parameters(), training.max_grad_norm)  # 0-d tensor
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -541,7 +545,8 @@ def train(
                          question_order=order.hexdigest())
             state["train_seconds"] += time.perf_counter() - step_start
             window_texts += texts
-            if step % training.log_every == 0 or step == total_steps:
+            if step % training.log_every == 0 or step == total_steps:  # the numbers reach the host only here
+                loss_value = loss_mean.item()
                 now = time.perf_counter()
                 rate = window_texts / max(now - window_start, 1e-9)
                 window_texts, window_start = 0, now
@@ -550,7 +555,7 @@ def train(
                           **{f"loss/{k}": float(v) for k, v in output.metrics.items() if k != "loss"},
                           "lr": scheduler.get_last_lr()[0], "texts_per_s": rate}
                 if grad_norm is not None:
-                    record["grad_norm"] = grad_norm
+                    record["grad_norm"] = float(grad_norm)
                 log(record)
                 progress.set_postfix(loss=f"{loss_value:.4f}", texts_s=f"{rate:.0f}")
             progress.update(1)

@@ -22,8 +22,6 @@ metric prefixed (``pooled/accuracy``, ``maxsim/accuracy``); the loop logs them a
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -75,8 +73,8 @@ class Scoring:
         pooled = self.loss_fn(cosine_scores(queries[0], docs[0]), batch)
         late = self.maxsim_loss(self.maxsim(queries[1:], docs[1:]), batch)
         total = weights.pooled * pooled.loss + weights.maxsim * late.loss
-        metrics: dict[str, Any] = {"loss": float(total.detach()), "pooled": float(pooled.loss.detach()),
-                                   "maxsim": float(late.loss.detach())}
+        metrics: dict[str, torch.Tensor] = {"loss": total.detach(), "pooled": pooled.loss.detach(),
+                                            "maxsim": late.loss.detach()}  # 0-d tensors, as every loss's
         for prefix, part in (("pooled", pooled), ("maxsim", late)):
             metrics.update({f"{prefix}/{key}": value for key, value in part.metrics.items() if key != "loss"})
         return LossOutput(total, metrics)
