@@ -120,7 +120,8 @@ def main() -> None:
             rows.append((megabytes, documents, stats["sentences"], stats["chunks"], peak_kb / 1024, seconds,
                          (folder / "out" / "sentences.sqlite").stat().st_size / 1e6))
     lines = ["# Chunking memory on synthetic Markdown", "",
-             f"Command: `python benchmarks/bench_chunking_memory.py --sizes-mb {' '.join(f'{s:g}' for s in args.sizes_mb)}`. "
+             f"Command: `python benchmarks/bench_chunking_memory.py --sizes-mb {' '.join(f'{s:g}' for s in args.sizes_mb)}"
+             f"{f' --distinct-sentences {args.distinct_sentences}' if args.distinct_sentences else ''}`. "
              f"{os.cpu_count()} CPUs; encoder: random 2-layer BERT (hidden 32); {pool_text}; documents chunked in groups of "
              "~4 M characters.", "",
              "| input MB | documents | sentences | chunks | peak RSS MB | wall s | MB/s | sentences/s | sentence cache MB |",
