@@ -301,8 +301,19 @@ def test_cli_folder_without_qa(tmp_path, monkeypatch, capsys):
     assert code == 2 and "--qa" in err
 
 
-def test_prepared_dataset_answers_as_documents(tmp_path, tiny_model_dir, monkeypatch, capsys):
+def write_train_only_dataset(data, records):
+    """A prepared dataset folder whose records are all in train (dev and test empty)."""
     from qaembed.data.dataset import write_json, write_jsonl_records
+
+    data.mkdir()
+    write_jsonl_records(data / "train.jsonl", records)
+    for split in ("dev", "test"):
+        write_jsonl_records(data / f"{split}.jsonl", [])
+    write_json(data / "manifest.json", {"seed": 13})
+    return data
+
+
+def test_prepared_dataset_answers_as_documents(tmp_path, tiny_model_dir, monkeypatch, capsys):
     from qaembed.records import Answer, QARecord
 
     long_answer = ("Keep the bottle in the fridge. Cold slows oxidation a lot. Light also spoils beer, so keep it dark. "
@@ -312,12 +323,7 @@ def test_prepared_dataset_answers_as_documents(tmp_path, tiny_model_dir, monkeyp
             Answer(id="a1", text=long_answer, score=5), Answer(id="a2", text="Not long.", score=1)]),
         QARecord(id="q2", title="Is short fine?", answers=[Answer(id="a3", text="Yes.", score=2)]),
     ]
-    data = tmp_path / "data"
-    data.mkdir()
-    write_jsonl_records(data / "train.jsonl", records)
-    for split in ("dev", "test"):
-        write_jsonl_records(data / f"{split}.jsonl", [])
-    write_json(data / "manifest.json", {"seed": 13})
+    data = write_train_only_dataset(tmp_path / "data", records)
     out = tmp_path / "out"
     code, stdout, err = run_cli(monkeypatch, capsys, "data", "chunk", data, "--out", out, "--model", tiny_model_dir,
                                 "--min-chars", "50", "--threshold", "1.0", "--positive-threshold", "-1")
@@ -468,19 +474,14 @@ def test_records_are_a_prepared_dataset_of_passages(tmp_path, tiny_model_dir, mo
 
 def test_prepared_answers_grade_passages_by_votes_and_fall_back_to_the_whole_answer(
         tmp_path, tiny_model_dir, monkeypatch, capsys):
-    from qaembed.data.dataset import read_split, write_json, write_jsonl_records
+    from qaembed.data.dataset import read_split
     from qaembed.records import Answer, QARecord
 
     top = "Keep the bottle in the fridge. Cold slows oxidation a lot. Light also spoils beer, so keep it dark."
     second = "Drink it within two days of opening. After that it tastes flat and stale."
     records = [QARecord(id="q1", title="How long does opened beer keep?", answers=[
         Answer(id="a1", text=top, score=5), Answer(id="a2", text=second, score=2), Answer(id="a3", text="No.", score=1)])]
-    data = tmp_path / "data"
-    data.mkdir()
-    write_jsonl_records(data / "train.jsonl", records)
-    for split in ("dev", "test"):
-        write_jsonl_records(data / f"{split}.jsonl", [])
-    write_json(data / "manifest.json", {"seed": 13})
+    data = write_train_only_dataset(tmp_path / "data", records)
     for threshold, kind in (("-1", "chunk"), ("0.999", "answer")):
         out = tmp_path / f"out{kind}"
         code, _, err = run_cli(monkeypatch, capsys, "data", "chunk", data, "--out", out, "--model", tiny_model_dir,
