@@ -29,13 +29,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from _output import print_and_save  # benchmarks/ is on sys.path when run as a script
 
 from qaembed.batching import RankingBatch
 from qaembed.losses import LOSSES, build_loss
 from qaembed.model import load_encoder
 from qaembed.provenance import git_state, library_versions
-
-from _output import print_and_save  # benchmarks/ is on sys.path when run as a script
 
 N_QUERIES, ANSWERS_PER_QUESTION = 256, 8
 LOSS_OPTIONS = {

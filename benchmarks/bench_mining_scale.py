@@ -1,7 +1,7 @@
 """Benchmark: the mining search at growing corpus sizes, to extrapolate to Stack Overflow.
 
 Mining = encode every answer and question, then top-k search of the questions against the
-answers (``qaembed.mining.search``). Encoding is measured elsewhere (``bench_eval.py``,
+answers (``qaembed.search``). Encoding is measured elsewhere (``bench_eval.py``,
 ``gpu_check.sh``); this script measures the search: FAISS ``IndexIVFFlat`` as qaembed builds
 it (``nlist = 4·sqrt(n)``, trained on ``256·nlist`` sampled vectors, ``nprobe`` 32) on
 synthetic clustered unit vectors (384 dims, MiniLM's size), at several corpus sizes, with
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qaembed.mining.search import exact_top_k, faiss_top_k
+from qaembed.search import exact_top_k, faiss_top_k
 
 DIM = 384
 
@@ -52,7 +52,7 @@ def _cpu() -> float:
 
 
 def measure(n: int, k: int = 10, nprobe: int = 32, recall_sample: int = 500) -> dict:
-    """Build the IVF index as ``qaembed.mining.search.faiss_top_k`` does, then search, timed apart."""
+    """Build the IVF index as ``qaembed.search.faiss_top_k`` does, then search, timed apart."""
     import faiss
 
     queries, corpus = _data(n)

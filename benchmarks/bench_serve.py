@@ -26,7 +26,6 @@ import os
 import platform
 import random
 import re
-import statistics
 import subprocess
 import sys
 import threading

@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _output import print_and_save  # benchmarks/ is on sys.path when run as a script
 
 LOSS_SETTINGS = [  # (loss, strategy, loss options, strategy options)

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from qaembed.batching import STRATEGIES, DocChoice, assemble_batch, build_strategy, length_aware_batches, normalize_votes
+from qaembed.batching import (
+    STRATEGIES,
+    DocChoice,
+    assemble_batch,
+    build_strategy,
+    length_aware_batches,
+    normalize_votes,
+)
 from qaembed.errors import ConfigError
 
 

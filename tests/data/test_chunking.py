@@ -303,7 +303,8 @@ def test_cli_folder_without_qa(tmp_path, monkeypatch, capsys):
 
 def write_train_only_dataset(data, records):
     """A prepared dataset folder whose records are all in train (dev and test empty)."""
-    from qaembed.data.dataset import write_json, write_jsonl_records
+    from qaembed.data.dataset import write_jsonl_records
+    from qaembed.jsonfiles import write_json
 
     data.mkdir()
     write_jsonl_records(data / "train.jsonl", records)

@@ -19,7 +19,16 @@ from qaembed.errors import QaembedError
 
 sys.path.insert(0, str(Path(__file__).parent / "bad_inputs"))
 from make_corpus import (  # noqa: E402
-    A_HEADER, K_QUESTIONS, a_row, dump_bytes, good_rows, k_answer, kaggle_answers, q_row, r_answer, ranked_item,
+    A_HEADER,
+    K_QUESTIONS,
+    a_row,
+    dump_bytes,
+    good_rows,
+    k_answer,
+    kaggle_answers,
+    q_row,
+    r_answer,
+    ranked_item,
 )
 
 

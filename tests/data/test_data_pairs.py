@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from qaembed.data.dataset import SPLITS
 from qaembed.data.pairs import (
     DelimitedPairs,
     JsonlPairs,
@@ -19,7 +20,6 @@ from qaembed.data.pairs import (
     split_pairs,
     strip_duplicate_notice,
 )
-from qaembed.data.dataset import SPLITS
 from qaembed.errors import ConfigError, DataError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pairs"

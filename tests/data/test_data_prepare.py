@@ -128,8 +128,8 @@ def test_dataset_stats_recomputes_splits_and_flags_edited_files(tmp_path):
 
 
 def test_read_json_names_the_file_and_line_of_invalid_json(tmp_path):
-    from qaembed.data.dataset import read_json
     from qaembed.errors import DataError
+    from qaembed.jsonfiles import read_json
 
     path = tmp_path / "state.json"
     path.write_text('{\n  "step": 3,\n  "x": oops\n}\n')

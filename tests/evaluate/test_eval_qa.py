@@ -16,8 +16,9 @@ import qaembed.evaluate.result
 from qaembed.errors import DataError, QaembedError
 from qaembed.evaluate import EvalConfig, EvalResult, evaluate_model, graded_gains
 from qaembed.evaluate.qa import in_batch_groups
-from qaembed.evaluate.ranking import encode_unique, top_k_search
+from qaembed.evaluate.ranking import encode_unique, retrieve
 from qaembed.records import Answer, QARecord
+from qaembed.search import top_k_search
 
 VOTES = [[5, 3, 1], [2, 7], [4], [0, -2, 9, 1], [3, 3], [6, 1, 2], [1, 0]]
 
@@ -136,12 +137,18 @@ def test_top_k_search_torch_and_faiss_agree_with_a_full_sort():
     rng = np.random.default_rng(0)
     queries, docs = rng.normal(size=(50, 16)).astype(np.float32), rng.normal(size=(300, 16)).astype(np.float32)
     expected = np.argsort(-(queries @ docs.T), axis=1)[:, :10]
-    _, by_torch = top_k_search(queries, docs, 10, chunk_size=7)
-    _, by_faiss = top_k_search(queries, docs, 10, faiss_min_docs=1)
-    np.testing.assert_array_equal(by_torch, expected)
-    np.testing.assert_array_equal(by_faiss, expected)
+    _, by_torch = top_k_search(queries, docs, 10, query_chunk=7)
+    _, by_faiss = top_k_search(queries, docs, 10, "flat")
+    np.testing.assert_array_equal(by_torch.numpy(), expected)
+    np.testing.assert_array_equal(by_faiss.numpy(), expected)
     _, short = top_k_search(queries, docs[:4], 10)
     assert short.shape == (50, 4)
+    with pytest.raises(QaembedError, match="the corpus is empty"):
+        top_k_search(queries, docs[:0], 10)
+    config = EvalConfig(search_chunk_size=7, faiss_min_docs=100)  # evaluation's choice: FAISS from 100 docs
+    np.testing.assert_array_equal(retrieve(queries, docs, 10, config), expected)  # FAISS
+    small = docs[:50]  # torch
+    np.testing.assert_array_equal(retrieve(queries, small, 10, config), np.argsort(-(queries @ small.T), axis=1)[:, :10])
 
 
 def test_encode_unique_rejects_a_wrong_shape():

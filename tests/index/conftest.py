@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from index_helpers import make_records, write_dataset
 
 

@@ -8,11 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from index_helpers import make_records, write_dataset
 
 from qaembed.data.dataset import write_jsonl_records
 from qaembed.errors import ConfigError, DataError
 from qaembed.index import load_index
-from index_helpers import make_records, write_dataset
 
 
 def _tree(folder: Path) -> dict[str, bytes]:

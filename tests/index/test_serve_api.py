@@ -11,8 +11,8 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-
 from index_helpers import running_server
+
 from qaembed.index import load_index
 from qaembed.serve import ServerLimits, create_app
 

@@ -12,8 +12,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from index_helpers import make_records, running_server, write_dataset
+
 from qaembed.records import Answer, Author, Provenance, QARecord
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

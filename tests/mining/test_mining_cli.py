@@ -95,3 +95,25 @@ def test_k_larger_than_pool_and_missing_answers(cli, qa_dataset, qa_records, tmp
     assert str(broken / "train.jsonl") in str(result.exception)
     result = cli("--data", tmp_path / "nowhere", "--out", tmp_path / "o3")
     assert isinstance(result.exception, DataError) and "train.jsonl is missing" in str(result.exception)
+
+
+def test_a_mined_copy_is_current_until_its_settings_inputs_or_output_change(cli, qa_dataset, qa_records, tmp_path):
+    from qaembed.mining import MiningConfig
+    from qaembed.mining.dataset import MINING_FILE, is_current
+
+    out = tmp_path / "mined"
+    config = MiningConfig(num_negatives=2, device="cpu")
+    assert not is_current(qa_dataset, out, config)  # nothing mined yet
+    assert cli("--data", qa_dataset, "--out", out, "--num-negatives", 2, "--device", "cpu").exit_code == 0
+    assert is_current(qa_dataset, out, config)
+    assert not is_current(qa_dataset, out, config.model_copy(update={"num_negatives": 3}))  # other settings
+    train = out / "train.jsonl"
+    mined = train.read_text()
+    train.write_text(mined.replace('"negatives"', '"negatives" ', 1))  # the mined split edited afterwards
+    assert not is_current(qa_dataset, out, config)
+    train.write_text(mined)
+    assert is_current(qa_dataset, out, config)
+    write_jsonl_records(qa_dataset / "dev.jsonl", qa_records[:3])  # an input split changed
+    assert not is_current(qa_dataset, out, config)
+    (out / MINING_FILE).write_text("{}")  # an older or damaged record
+    assert not is_current(qa_dataset, out, config)

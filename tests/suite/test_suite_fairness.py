@@ -79,7 +79,7 @@ def test_same_test_questions_final_weights_and_no_head_on_the_baseline(fair_suit
     from sentence_transformers import SentenceTransformer
 
     from qaembed.evaluate import EvalConfig, evaluate_model
-    from qaembed.suite.runner import test_records
+    from qaembed.suite.runner import evaluation_records
 
     out, config = fair_suite
     baseline = pd.read_parquet(out / "runs" / "baseline" / "eval" / "per_question.parquet")
@@ -95,7 +95,7 @@ def test_same_test_questions_final_weights_and_no_head_on_the_baseline(fair_suit
             [m["type"] for m in base_modules]
         final = SentenceTransformer(str(run / "train" / "model"), device="cpu")
         final.max_seq_length = config.max_seq_length
-        evaluated, distractors = test_records(config, Path(config.data))
+        evaluated, distractors = evaluation_records(config, Path(config.data))
         again = evaluate_model(final, evaluated, distractors=distractors, config=EvalConfig(seed=0))
         summary = json.loads((run / "eval" / "summary.json").read_text())
         recorded = summary.get("summary", summary)

@@ -35,10 +35,16 @@ def test_entry_scorer_from_yaml_and_its_test_scorer(tmp_path):
     path.write_text("entries:\n  - {name: a, loss: infonce, strategy: hard_negative, scorer: {name: combined}}\n")
     with pytest.raises(ConfigError, match=r"entries.0.scorer.*weights"):
         build_suite_config(file=path)
-    bad_part = GridEntry(name="c", loss="infonce", strategy="hard_negative",
-                         scorer={**COMBINED, "maxsim_loss": {"name": "pair_bce", "options": {"temperature": -1}}})
-    with pytest.raises(ConfigError, match="suite entry 'c': scorer.maxsim_loss: .*temperature"):
-        check_entries([bad_part])
+    path.write_text("entries:\n  - {name: c, loss: infonce, strategy: hard_negative, scorer: {name: combined, "
+                    "weights: {pooled: 0.3, maxsim: 0.7}, maxsim_loss: {name: pair_bce, options: {temperature: -1}}}}\n")
+    with pytest.raises(ConfigError, match=r"entries\.0\.scorer\.maxsim_loss\.options\.temperature: Input should be "
+                                          r"greater than 0 \(got -1\)"):
+        build_suite_config(file=path)
+    bad_pairing = GridEntry(name="d", loss="infonce", strategy="triplet",
+                            scorer={**COMBINED, "maxsim_loss": {"name": "listwise"}}, strategy_options={})
+    with pytest.raises(ConfigError, match="suite entry 'd': scorer.maxsim_loss: loss 'listwise' does not "
+                                          "accept batching strategy 'triplet'"):
+        check_entries([bad_pairing])
 
 
 def test_scorer_enters_the_hash_but_default_entries_keep_theirs():

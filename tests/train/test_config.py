@@ -15,11 +15,12 @@ CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"
 
 def test_defaults_and_yaml_typed_overrides(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text("data:\n  dataset: some/dir\nloss:\n  name: listwise\n")
+    path.write_text("data:\n  dataset: some/dir\nloss:\n  name: listwise\nstrategy: {name: listwise}\n")
     config = load_config(path, ["training.lr=1e-4", "model.projection_dim=128", "loss.options.temperature=0.1",
                                 "training.trackers=[tensorboard]", "training.max_grad_norm=null"])
     assert config.training.lr == 1e-4 and config.model.projection_dim == 128
-    assert config.loss.options == {"temperature": 0.1}
+    assert config.loss.options.temperature == 0.1 and config.loss.options.in_batch_negatives is False
+    assert config.to_dict()["loss"] == {"name": "listwise", "options": {"temperature": 0.1}}  # as given
     assert config.training.trackers == ["tensorboard"] and config.training.max_grad_norm is None
     assert config.model.base == "minilm" and config.training.mini_batch_size is None
 
@@ -39,7 +40,13 @@ def test_json_config_is_accepted(tmp_path):
         ({"data": {"dataset": "d"}, "training": {"scheduler": "step"}}, "training.scheduler"),
         ({"data": {"dataset": "d"}, "model": {"pooling": "sum"}}, "model.pooling"),
         ({"data": {"dataset": "d"}, "training": {"trackers": ["neptune"]}}, "training.trackers.0"),
-        ({"training": {}}, "data: Field required"),
+        ({"training": {}}, "data: required"),
+        ({"data": {"dataset": "d"}, "loss": {"name": "softmax"}}, "loss.name: unknown name 'softmax'; allowed: infonce,"),
+        ({"data": {"dataset": "d"}, "loss": {"options": {"temp": 1}}}, "loss.options.temp: unknown key"),
+        ({"data": {"dataset": "d"}, "strategy": {"name": "triplet", "options": {"neg_strategy": "x"}}},
+         "strategy.options.neg_strategy: Input should be"),
+        ({"data": {"dataset": "d"}, "loss": {"name": "multitask", "options": {"parts": [{"loss": "triplet"}]}}},
+         "loss 'multitask' does not accept batching strategy 'infonce'; it accepts: hard_negative, triplet, mined"),
         ({"data": {"dataset": "d"}, "training": {"early_stopping_patience": 2}}, "needs eval_every"),
     ],
 )
@@ -59,14 +66,25 @@ def test_bad_override_and_missing_file(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
-def test_loss_options_and_strategy_pairing_are_checked():
-    base = {"data": {"dataset": "d"}}
-    with pytest.raises(ConfigError, match="temperature"):
-        build_components(parse_config({**base, "loss": {"name": "infonce", "options": {"temperature": -1}}}))
+def test_loss_options_and_strategy_pairing_fail_when_the_config_is_read():
+    base = {"data": {"dataset": "d"}}  # no dataset on disk, no model: nothing heavy has started
+    with pytest.raises(ConfigError, match="loss.options.temperature: Input should be greater than 0"):
+        parse_config({**base, "loss": {"name": "infonce", "options": {"temperature": -1}}})
     with pytest.raises(ConfigError, match="does not accept batching strategy 'listwise'"):
-        build_components(parse_config({**base, "strategy": {"name": "listwise"}, "loss": {"name": "infonce"}}))
+        parse_config({**base, "strategy": {"name": "listwise"}, "loss": {"name": "infonce"}})
     with pytest.raises(ConfigError, match="data.query_text"):
-        build_components(parse_config({**base, "strategy": {"name": "infonce", "options": {"query_text": "title"}}}))
+        parse_config({**base, "strategy": {"name": "infonce", "options": {"query_text": "title"}}})
+
+
+def test_typed_options_reach_the_components_with_the_data_query_text():
+    config = parse_config({"data": {"dataset": "d", "query_text": "title"},
+                           "strategy": {"name": "multiple_positives", "options": {"pos_count": 2}},
+                           "loss": {"name": "multiple_positives", "options": {"use_scores": True}}})
+    strategy, loss_fn = build_components(config)
+    assert strategy.config.pos_count == 2 and strategy.config.query_text == "title"
+    assert loss_fn.config.use_scores is True and loss_fn.config is config.loss.options
+    assert "query_text" not in config.to_dict()["strategy"]["options"]  # the saved config stays as written
+    assert parse_config(config.to_dict()) == config  # a saved config reads back to the same config
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])

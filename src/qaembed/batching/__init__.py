@@ -31,11 +31,11 @@ A sketch (not run: it needs a model and records)::
 from qaembed.batching.assemble import DocChoice, assemble_batch
 from qaembed.batching.batch import RankingBatch
 from qaembed.batching.collate import Collator, tokenize
+from qaembed.batching.mined import MinedStrategy  # noqa: E402  (imports strategies; registered below)
+from qaembed.batching.pairs import PairsStrategy  # noqa: E402
 from qaembed.batching.relevance import RELEVANCE_METHODS, normalize_votes
 from qaembed.batching.sampler import length_aware_batches
 from qaembed.batching.strategies import STRATEGIES, BatchStrategy, StrategyConfig, build_strategy
-from qaembed.batching.mined import MinedStrategy  # noqa: E402  (imports strategies; registered below)
-from qaembed.batching.pairs import PairsStrategy  # noqa: E402
 
 STRATEGIES[MinedStrategy.name] = MinedStrategy
 STRATEGIES[PairsStrategy.name] = PairsStrategy  # pair data (PairRecords): data_kind "pairs"

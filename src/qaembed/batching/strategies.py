@@ -39,9 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qaembed.batching.assemble import DocChoice, assemble_batch
 from qaembed.batching.batch import RankingBatch
-from qaembed.batching.options import parse_options, unknown_name_error
 from qaembed.batching.relevance import RelevanceMethod, normalize_votes
 from qaembed.batching.sampler import length_aware_batches
+from qaembed.options import parse_options, unknown_name_error
 from qaembed.records import QARecord, QuestionTextMode, question_text
 
 

@@ -41,8 +41,9 @@ from qaembed.chunking.sources import (
     read_qa_file,
 )
 from qaembed.data.bad_records import BadRecordPolicy
-from qaembed.data.dataset import CORPUS_FILE, iter_split, split_path, write_json
+from qaembed.data.dataset import CORPUS_FILE, iter_split, split_path
 from qaembed.errors import ConfigError, DataError
+from qaembed.jsonfiles import write_json
 from qaembed.outputs import check_output_dir
 from qaembed.records import Answer, CorpusDocument, QARecord
 

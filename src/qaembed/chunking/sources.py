@@ -84,7 +84,7 @@ def read_text_file(path: Path, policy: BadRecordPolicy) -> str | None:
 
 def read_projects_json(path: Path, policy: BadRecordPolicy) -> tuple[list[Document], list[QAPair]]:
     """Documents (each project's README) and Q&A pairs of the original project's JSON file."""
-    from qaembed.data.dataset import read_json
+    from qaembed.jsonfiles import read_json
 
     payload = read_json(path)
     projects = payload.get("projects") if isinstance(payload, dict) else None

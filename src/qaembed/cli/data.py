@@ -94,7 +94,7 @@ def prepare(
     from qaembed import paths
     from qaembed.data.hf import parse_column_mapping
     from qaembed.data.prepare import STALE_REMOVED, PrepareConfig, check_output_dir, parse_split, prepare_dataset
-    from qaembed.errors import ConfigError, DataError
+    from qaembed.errors import ConfigError, DataError, first_problem
 
     by_date = split.strip() == "by-date"
     options = {"split_mode": "by-date"} if by_date else {"split": parse_split(split)}
@@ -106,11 +106,10 @@ def prepare(
                                hf_columns=parse_column_mapping(hf_columns), output=output,
                                shard_records=shard_records, **options)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        message = first["msg"].removeprefix("Value error, ")
-        if first["loc"]:
-            raise ConfigError(f"--{str(first['loc'][0]).replace('_', '-')}: {message}") from exc
-        raise ConfigError(f"--split {split}: {message}") from exc
+        problem = first_problem(exc)
+        if problem.field:
+            raise ConfigError(f"--{problem.field.split('.')[0].replace('_', '-')}: {problem.message}") from exc
+        raise ConfigError(f"--split {split}: {problem.message}") from exc
     for stale in check_output_dir(out, overwrite=overwrite):  # before any work (prepare_dataset checks again)
         typer.echo(STALE_REMOVED.format(stale), err=True)
     if not sources:
@@ -135,7 +134,13 @@ def _prepare_pairs(sources, out: Path, data_format: str, *, overwrite: bool, see
     from rich.console import Console
 
     from qaembed.data.pairs import (
-        PAIR_FORMATS, SPLIT_BY, pair_stats_notes, pair_stats_table, parse_pair_columns, prepare_pairs)
+        PAIR_FORMATS,
+        SPLIT_BY,
+        pair_stats_notes,
+        pair_stats_table,
+        parse_pair_columns,
+        prepare_pairs,
+    )
     from qaembed.data.prepare import check_output_dir, parse_split
     from qaembed.errors import ConfigError
 

@@ -18,7 +18,7 @@ from typing import Optional
 
 import typer
 
-from qaembed.errors import ConfigError
+from qaembed.errors import ConfigError, first_problem
 from qaembed.outputs import check_output_dir
 
 BEIR_PREFIX = "beir:"
@@ -173,10 +173,10 @@ def eval_command(
             maxsim_ann_nprobe=ann_nprobe, maxsim_ann_nlist=ann_nlist, maxsim_ann_recall_queries=ann_recall_queries,
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]) if first["loc"] else ""
+        problem = first_problem(exc)
+        name = problem.field.split(".")[0]
         option = _CONFIG_OPTIONS.get(name, "--" + name.replace("_", "-"))
-        raise ConfigError(f"option {option}: {first['msg']}") from exc
+        raise ConfigError(f"option {option}: {problem.message}") from exc
     if max_seq_length is not None and max_seq_length < 1:
         raise ConfigError(f"option max_seq_length must be >= 1, got {max_seq_length}")
 

@@ -39,7 +39,15 @@ def map_command(
 
     from qaembed.data.dataset import SPLITS, read_split, split_path
     from qaembed.data.pairs import is_pair_dataset, pair_dataset_path, read_pair_split
-    from qaembed.embedding_maps import INSTALL_HINT, MapsUnavailable, embed, pair_sample, qa_sample, umap_available, write_maps
+    from qaembed.embedding_maps import (
+        INSTALL_HINT,
+        MapsUnavailable,
+        embed,
+        pair_sample,
+        qa_sample,
+        umap_available,
+        write_maps,
+    )
     from qaembed.errors import ConfigError, DataError
     from qaembed.model import ModelNotFoundError, load_encoder
     from qaembed.outputs import check_output_dir

@@ -12,9 +12,9 @@ from __future__ import annotations
 import io
 import math
 import re
-from datetime import datetime, timezone
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 

@@ -19,16 +19,14 @@ Every downstream stage (batching, mining, training, evaluation) reads splits thr
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
 from qaembed.data.parquet import iter_parquet_records, shard_files
-from qaembed.errors import DataError
+from qaembed.errors import DataError, first_problem
 from qaembed.records import CorpusDocument, QARecord
 
 SPLITS = ("train", "dev", "test")
@@ -62,9 +60,8 @@ def model_from_json_line(model_class, line: str, path: str | Path, line_no: int)
     try:
         return model_class.model_validate_json(line)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first.get("loc", ())) or None
-        raise DataError(first.get("msg", str(exc)), path=str(path), line=line_no, field=field) from exc
+        problem = first_problem(exc)
+        raise DataError(problem.message, path=str(path), line=line_no, field=problem.field or None) from exc
 
 
 def split_files(dataset_dir: str | Path, split: str) -> list[Path]:
@@ -125,21 +122,3 @@ def write_jsonl_lines(path: str | Path, lines: Iterable[str]) -> int:
             count += 1
     os.replace(tmp, path)
     return count
-
-
-def read_json(path: str | Path) -> Any:
-    """Parse a JSON file; invalid JSON is a :class:`DataError` naming the file and line."""
-    path = Path(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON: {exc.msg}", path=str(path), line=exc.lineno) from exc
-
-
-def write_json(path: str | Path, payload: object) -> None:
-    """Write JSON atomically (temp file + rename), pretty-printed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from qaembed.data.adapter import BadRow, SourceAdapter, parse_flag, parse_native_id, parse_score
 from qaembed.data.bad_records import BadRecordPolicy
 from qaembed.data.clean import HtmlLimitError, clean_html, normalize_whitespace, parse_tags
-from qaembed.errors import ConfigError, DataError
+from qaembed.errors import ConfigError, DataError, first_problem
 from qaembed.records import Answer, Provenance, QARecord
 
 COLUMN_FIELDS = ("id", "title", "body", "tags", "score", "answers",
@@ -98,10 +98,9 @@ class HuggingFaceDataset(SourceAdapter):
                 try:
                     record, empty_answers = self._record(row_index, row)
                 except ValidationError as exc:  # a rule of the record model (see qaembed.records)
-                    first = exc.errors()[0]
-                    field = ".".join(str(p) for p in first.get("loc", ())) or None
-                    raise BadRow(DataError(f"row {row_index}: {first.get('msg', exc)}", path=self.dataset_name,
-                                           field=field), "invalid_record") from None
+                    problem = first_problem(exc)
+                    raise BadRow(DataError(f"row {row_index}: {problem.message}", path=self.dataset_name,
+                                           field=problem.field or None), "invalid_record") from None
                 self.notes["answer_empty_after_cleaning"] += empty_answers
                 yield record
             except BadRow as bad:

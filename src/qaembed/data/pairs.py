@@ -70,9 +70,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from qaembed.data.adapter import BadRow, SourceAdapter, date_field, int_field, parse_native_id
 from qaembed.data.bad_records import BadRecordPolicy
 from qaembed.data.clean import HtmlLimitError, clean_html, normalize_whitespace
-from qaembed.data.dataset import SPLITS, model_from_json_line, read_json, write_json, write_jsonl_lines
+from qaembed.data.dataset import SPLITS, model_from_json_line, write_jsonl_lines
 from qaembed.data.hf import parse_column_mapping
 from qaembed.errors import ConfigError, DataError
+from qaembed.jsonfiles import read_json, write_json
 from qaembed.records import Author, Provenance, license_for_date
 
 PAIR_FORMATS = ("pairs-qqp", "pairs-csv", "pairs-jsonl", "pairs-hf", "se-duplicates")

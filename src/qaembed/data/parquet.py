@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from qaembed.errors import DataError
+from qaembed.errors import DataError, first_problem
 from qaembed.records import QARecord
 
 PARQUET_DIR = "parquet"
@@ -142,9 +142,8 @@ def iter_parquet_records(path: str | Path) -> Iterator[QARecord]:
                 try:
                     yield QARecord.model_validate(values)
                 except ValidationError as exc:
-                    first = exc.errors()[0]
-                    field = ".".join(str(p) for p in first.get("loc", ())) or None
-                    raise DataError(f"row {row}: {first.get('msg', str(exc))}", path=str(path), field=field) from exc
+                    problem = first_problem(exc)
+                    raise DataError(f"row {row}: {problem.message}", path=str(path), field=problem.field or None) from exc
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cannot read Parquet: {exc}", path=str(path)) from exc
 

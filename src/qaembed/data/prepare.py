@@ -47,12 +47,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from qaembed import paths
 from qaembed.data.adapter import SourceAdapter
-from qaembed.data.dataset import SPLITS, split_files, split_path, write_json, write_jsonl_lines
+from qaembed.data.dataset import SPLITS, split_files, split_path, write_jsonl_lines
 from qaembed.data.parquet import PARQUET_DIR, SHARD_RECORDS, is_shard_name, write_parquet_shards
 from qaembed.data.sources import open_source
 from qaembed.data.stats import STATS_FILE, StatsAccumulator
 from qaembed.data.workers import default_workers
 from qaembed.errors import ConfigError, DataError
+from qaembed.jsonfiles import write_json
 from qaembed.records import QARecord
 
 MANIFEST_FILE = "manifest.json"

@@ -45,7 +45,7 @@ from pydantic import ValidationError
 from qaembed.data.adapter import BadRow, SourceAdapter, parse_flag, parse_native_id, parse_score, parse_time
 from qaembed.data.bad_records import BadRecordPolicy
 from qaembed.data.clean import HtmlLimitError, clean_html, normalize_whitespace, parse_tags
-from qaembed.errors import DataError
+from qaembed.errors import DataError, first_problem
 from qaembed.records import Answer, Provenance, QARecord
 
 QUESTION_ID_KEYS = ("id", "question_id", "qid")
@@ -83,9 +83,9 @@ class RankedQaJson(SourceAdapter):
                 try:
                     record = self._record(index, item)
                 except ValidationError as exc:  # a rule of the record model (see qaembed.records)
-                    first = exc.errors()[0]
-                    field = ".".join(str(p) for p in first.get("loc", ())) or "question"
-                    raise BadRow(self._error(index, field, first.get("msg", str(exc))), "invalid_record") from None
+                    problem = first_problem(exc)
+                    raise BadRow(self._error(index, problem.field or "question", problem.message),
+                                 "invalid_record") from None
                 if record.id in seen:
                     raise BadRow(self._error(index, "question.id", f"duplicate id {record.id!r}"), "duplicate_id")
                 seen.add(record.id)

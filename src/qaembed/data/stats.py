@@ -19,8 +19,9 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from qaembed.data.dataset import SPLITS, iter_split, read_json, split_files
+from qaembed.data.dataset import SPLITS, iter_split, split_files
 from qaembed.errors import DataError
+from qaembed.jsonfiles import read_json
 from qaembed.records import QARecord
 
 STATS_FILE = "stats.json"

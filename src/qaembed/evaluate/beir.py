@@ -34,7 +34,7 @@ import pandas as pd
 from qaembed.errors import DataError
 from qaembed.evaluate.config import EvalConfig
 from qaembed.evaluate.metrics import ranking_metrics
-from qaembed.evaluate.ranking import EncodeFn, Qrels, encode_unique, resolve_encoder, top_k_search
+from qaembed.evaluate.ranking import EncodeFn, Qrels, encode_unique, resolve_encoder, retrieve
 from qaembed.evaluate.result import EvalResult
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
@@ -173,8 +173,7 @@ def evaluate_beir(model, data: BeirData, *, config: EvalConfig | None = None, en
             query_emb = encode_unique(data.query_texts, encode)
             doc_emb = encode_unique(data.doc_texts, encode)
             encode_seconds = time.perf_counter() - started
-            _, retrieved_index = top_k_search(query_emb, doc_emb, config.depth, chunk_size=config.search_chunk_size,
-                                              faiss_min_docs=config.faiss_min_docs)
+            retrieved_index = retrieve(query_emb, doc_emb, config.depth, config)
     retrieved = np.where(retrieved_index >= 0, data.qrels.gains_of(np.maximum(retrieved_index, 0)), 0.0)
     columns = ranking_metrics(retrieved, data.qrels.ideal(), config.ks, config.mrr_k, prefix="retrieval/")
     per_question = pd.DataFrame(columns, index=pd.Index(data.query_ids, name="question_id"))

@@ -39,7 +39,7 @@ from qaembed.data.pairs import PairRecord
 from qaembed.errors import DataError
 from qaembed.evaluate.config import EvalConfig
 from qaembed.evaluate.metrics import ranking_metrics
-from qaembed.evaluate.ranking import EncodeFn, Qrels, encode_unique, resolve_encoder, top_k_search
+from qaembed.evaluate.ranking import EncodeFn, Qrels, encode_unique, resolve_encoder, retrieve
 from qaembed.evaluate.result import EvalResult
 
 PER_PAIR_FILE = "per_pair.parquet"
@@ -131,8 +131,7 @@ def duplicate_retrieval(embeddings: np.ndarray, question_ids: Sequence[str], pai
     depth = min(config.depth, len(question_ids) - 1)
     if queries.size == 0 or depth < 1:
         return [], {}, len(question_ids)
-    _, retrieved = top_k_search(embeddings[queries], embeddings, depth + 1, chunk_size=config.search_chunk_size,
-                                faiss_min_docs=config.faiss_min_docs)  # (n_q, depth + 1)
+    retrieved = retrieve(embeddings[queries], embeddings, depth + 1, config)  # (n_q, depth + 1)
     not_self = retrieved != queries[:, None]
     # keep the first `depth` entries that are not the query (it may be absent from the top depth + 1)
     keep_order = np.argsort(~not_self, axis=1, kind="stable")[:, :depth]

@@ -33,6 +33,7 @@ import pandas as pd
 
 from qaembed.errors import DataError, QaembedError
 from qaembed.evaluate.config import EvalConfig
+from qaembed.evaluate.maxsim import TokenEncodeFn
 from qaembed.evaluate.metrics import (
     kendall_tau_b,
     ndcg_at_k,
@@ -40,8 +41,7 @@ from qaembed.evaluate.metrics import (
     rank_by_score,
     ranking_metrics,
 )
-from qaembed.evaluate.maxsim import TokenEncodeFn
-from qaembed.evaluate.ranking import EncodeFn, Qrels, encode_unique, resolve_encoder, top_k_search
+from qaembed.evaluate.ranking import EncodeFn, Qrels, encode_unique, resolve_encoder, retrieve
 from qaembed.evaluate.result import EvalResult
 from qaembed.records import CorpusDocument, QARecord, question_text
 
@@ -281,8 +281,7 @@ def evaluate_model(
             query_emb = encode_unique(queries, encode)  # (n_q, dim)
             doc_emb = encode_unique(doc_texts, encode)  # (n_d, dim)
             encode_seconds = time.perf_counter() - encode_started
-            _, retrieved_index = top_k_search(query_emb, doc_emb, config.depth, chunk_size=config.search_chunk_size,
-                                              faiss_min_docs=config.faiss_min_docs)  # (n_q, depth)
+            retrieved_index = retrieve(query_emb, doc_emb, config.depth, config)  # (n_q, depth)
             own_emb = doc_emb[doc_index]  # (n_answers, dim)
             answer_sims = np.einsum("ij,ij->i", query_emb[question_index], own_emb)  # (n_answers,)
             in_batch_sims = (lambda groups: _cosine_in_batch_sims(query_emb, own_emb[top], groups))

@@ -1,9 +1,9 @@
 """Encoding, exact top-k search and relevance lookup shared by every evaluation protocol.
 
 * :func:`encode_unique` encodes each distinct text once and maps rows back;
-* :func:`top_k_search` ranks a corpus for many queries by cosine similarity: a matrix
-  product with ``torch.topk`` over chunks of queries, or a FAISS ``IndexFlatIP`` (exact
-  inner product) when the corpus has at least ``faiss_min_docs`` documents;
+* :func:`retrieve` ranks a corpus for many queries by cosine similarity with the shared
+  :func:`qaembed.search.top_k_search` (exact: torch, or FAISS ``IndexFlatIP`` from
+  ``faiss_min_docs`` documents);
 * :class:`Qrels` holds graded relevance judgments as flat arrays and turns a (n_q, k)
   matrix of retrieved document indices into the (n_q, k) gain matrix that
   :mod:`qaembed.evaluate.metrics` consumes, without a loop over queries.
@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from qaembed.errors import QaembedError
+from qaembed.evaluate.config import EvalConfig
+from qaembed.search import top_k_search
 
 EncodeFn = Callable[[list[str]], np.ndarray]
 
@@ -74,43 +76,15 @@ def resolve_encoder(model, encode: EncodeFn | None, batch_size: int, show_progre
     return encode or sentence_transformer_encoder(model, batch_size, show_progress)
 
 
-def top_k_search(
-    queries: np.ndarray,
-    docs: np.ndarray,
-    k: int,
-    *,
-    chunk_size: int = 1024,
-    faiss_min_docs: int = 100_000,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``k`` documents by inner product: ((n_q, k') scores, (n_q, k') indices), k' = min(k, n_d).
+def retrieve(queries: np.ndarray, docs: np.ndarray, depth: int, config: EvalConfig) -> np.ndarray:
+    """(n_q, min(depth, n_d)) indices of each query's best documents (:func:`qaembed.search.top_k_search`).
 
-    Rows are sorted by decreasing score. ``queries`` and ``docs`` should be unit-norm
-    (see :func:`normalize_rows`) for cosine similarity.
+    Exact: torch over chunks of ``config.search_chunk_size`` queries, or FAISS ``IndexFlatIP``
+    once the corpus has ``config.faiss_min_docs`` documents.
     """
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    docs = np.ascontiguousarray(docs, dtype=np.float32)
-    if docs.shape[0] == 0:
-        raise QaembedError("the corpus is empty: no documents to rank")
-    k = min(k, docs.shape[0])
-    if docs.shape[0] >= faiss_min_docs:
-        import faiss
-
-        index = faiss.IndexFlatIP(docs.shape[1])
-        index.add(docs)
-        scores, indices = index.search(queries, k)
-        return scores, indices.astype(np.int64)
-
-    import torch
-
-    doc_tensor = torch.from_numpy(docs)
-    scores = np.empty((queries.shape[0], k), dtype=np.float32)
-    indices = np.empty((queries.shape[0], k), dtype=np.int64)
-    for start in range(0, queries.shape[0], chunk_size):
-        block = torch.from_numpy(queries[start : start + chunk_size]) @ doc_tensor.T  # (chunk, n_d)
-        top = torch.topk(block, k, dim=1, largest=True, sorted=True)
-        scores[start : start + chunk_size] = top.values.numpy()
-        indices[start : start + chunk_size] = top.indices.numpy()
-    return scores, indices
+    kind = "flat" if len(docs) >= config.faiss_min_docs else "exact"
+    _, indices = top_k_search(queries, docs, depth, kind, query_chunk=config.search_chunk_size)
+    return indices.numpy()
 
 
 @dataclass(frozen=True)

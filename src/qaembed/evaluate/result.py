@@ -28,8 +28,8 @@ from typing import Any
 
 import pandas as pd
 
-from qaembed.data.dataset import read_json, write_json
 from qaembed.errors import DataError
+from qaembed.jsonfiles import read_json, write_json
 
 SUMMARY_FILE = "summary.json"
 PER_QUESTION_FILE = "per_question.parquet"

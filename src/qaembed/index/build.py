@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qaembed.data.dataset import SPLITS, iter_split, split_files, split_path, write_json
+from qaembed.data.dataset import SPLITS, iter_split, split_files, split_path
 from qaembed.errors import ConfigError, DataError
 from qaembed.index.documents import documents_from_records, documents_table, read_documents, write_documents
 from qaembed.index.store import (
@@ -49,6 +49,7 @@ from qaembed.index.store import (
     read_manifest,
     weight_files_hash,
 )
+from qaembed.jsonfiles import write_json
 
 # texts handed to model.encode at a time: large enough for its own length sorting to pay off,
 # small enough that the progress bar moves
@@ -146,7 +147,7 @@ def read_chunk_documents(data_dir: Path, splits: Sequence[str]) -> tuple[list[di
     asked for, chunks of documents no question points to are indexed too (split ``none``)."""
     import json
 
-    from qaembed.data.dataset import read_json
+    from qaembed.jsonfiles import read_json
     from qaembed.provenance import hash_files
 
     settings = read_json(data_dir / "chunking.json")

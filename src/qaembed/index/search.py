@@ -34,7 +34,15 @@ import numpy as np
 
 from qaembed.errors import ConfigError, DataError
 from qaembed.index.documents import read_documents
-from qaembed.index.store import DOCUMENTS_FILE, VECTORS_FILE, Manifest, check_files, model_weights_hash, read_faiss, read_manifest
+from qaembed.index.store import (
+    DOCUMENTS_FILE,
+    VECTORS_FILE,
+    Manifest,
+    check_files,
+    model_weights_hash,
+    read_faiss,
+    read_manifest,
+)
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from qaembed.data.dataset import read_json
-from qaembed.errors import ConfigError, DataError
+from qaembed.errors import ConfigError, DataError, first_problem
+from qaembed.jsonfiles import read_json
 from qaembed.outputs import check_output_dir
 
 MANIFEST_FILE = "manifest.json"
@@ -256,9 +256,8 @@ def read_manifest(folder: Path) -> Manifest:
     try:
         return Manifest.model_validate(payload)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first.get("loc", ())) or None
-        raise DataError(first.get("msg", str(exc)), path=str(path), field=field) from exc
+        problem = first_problem(exc)
+        raise DataError(problem.message, path=str(path), field=problem.field or None) from exc
 
 
 def model_weights_hash(model) -> str:

@@ -19,7 +19,7 @@ A sketch (not run: it needs a model and records)::
   forbidden, ranges validated) and ``strategies`` (accepted batching strategies).
 * ``build_loss(name, options) -> RankingLoss`` validates; ``loss.accepted_strategies()``.
 * ``check_strategy(loss_name, strategy_name, options=None)``: raises ConfigError listing
-  the strategies the loss accepts (``options`` matter only for ``multitask``).
+  the strategies the loss accepts (``options`` matter for a composite loss: ``multitask``).
 * ``qaembed.losses.scores``: the scorers, ``cosine_scores(q_emb, d_emb)`` and
   ``maxsim_scores(q_tok, q_mask, d_tok, d_mask)`` (late interaction); every loss takes either.
 * ``loss_table()`` / ``strategy_table()``: options, defaults, ranges for the CLI and docs.
@@ -33,52 +33,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from qaembed.batching.options import parse_options, unknown_name_error
 from qaembed.batching.strategies import STRATEGIES
 from qaembed.errors import ConfigError
 from qaembed.losses.base import LossConfig, LossOutput, RankingLoss
-from qaembed.losses.cosine_pair import CosinePairLoss
-from qaembed.losses.infonce import InfoNCELoss
-from qaembed.losses.listwise import ListwiseLoss
-from qaembed.losses.mse import VoteRegressionLoss
-from qaembed.losses.multiple_positives import MultiplePositivesLoss
 from qaembed.losses.multitask import MultitaskLoss
-from qaembed.losses.pair_bce import PairBCELoss
-from qaembed.losses.relaxed_hard_negative import RelaxedHardNegativeLoss
-from qaembed.losses.triplet import TripletLoss
+from qaembed.losses.registry import SINGLE_LOSSES
+from qaembed.options import parse_options, unknown_name_error
 
-LOSSES: dict[str, type[RankingLoss]] = {
-    cls.name: cls
-    for cls in (
-        InfoNCELoss,
-        MultiplePositivesLoss,
-        RelaxedHardNegativeLoss,
-        TripletLoss,
-        ListwiseLoss,
-        VoteRegressionLoss,
-        CosinePairLoss,
-        PairBCELoss,
-        MultitaskLoss,
-    )
-}
+LOSSES: dict[str, type[RankingLoss]] = {**SINGLE_LOSSES, MultitaskLoss.name: MultitaskLoss}
 
 
-def build_loss(name: str, options: Mapping[str, Any] | None = None) -> RankingLoss:
-    """The loss ``name`` with validated ``options``; ConfigError names the field and what is allowed."""
+def build_loss(name: str, options: Mapping[str, Any] | LossConfig | None = None) -> RankingLoss:
+    """The loss ``name`` with validated ``options`` (a dict, or the loss's typed config); ConfigError names the
+    field and what is allowed."""
     if name not in LOSSES:
         raise unknown_name_error("loss", name, LOSSES)
     cls = LOSSES[name]
     return cls(parse_options("loss", name, cls.config_class, options))
 
 
-def check_strategy(loss_name: str, strategy_name: str, options: Mapping[str, Any] | None = None) -> None:
+def check_strategy(loss_name: str, strategy_name: str, options: Mapping[str, Any] | LossConfig | None = None) -> None:
     """ConfigError unless loss ``loss_name`` accepts batches of strategy ``strategy_name``."""
     if strategy_name not in STRATEGIES:
         raise unknown_name_error("batching strategy", strategy_name, STRATEGIES)
     if loss_name not in LOSSES:
         raise unknown_name_error("loss", loss_name, LOSSES)
     cls = LOSSES[loss_name]
-    accepted = build_loss(loss_name, options).accepted_strategies() if loss_name == "multitask" else cls.strategies
+    accepted = cls.strategies_for(parse_options("loss", loss_name, cls.config_class, options))
     if strategy_name not in accepted:
         raise ConfigError(
             f"loss {loss_name!r} does not accept batching strategy {strategy_name!r}; "

@@ -4,7 +4,8 @@ A loss is an ``nn.Module`` subclass of :class:`RankingLoss` with three class att
 
 * ``name``: the closed-set name used in configs (``"infonce"``, ``"listwise"``, ...);
 * ``config_class``: a pydantic :class:`LossConfig` with validated options;
-* ``strategies``: the batching strategies it accepts (checked when a config is loaded).
+* ``strategies``: the batching strategies it accepts (checked when a config is loaded;
+  :meth:`RankingLoss.strategies_for` narrows them by the options, e.g. ``multitask``'s parts).
 
 ``forward(scores, batch)`` returns a :class:`LossOutput`: the scalar loss and a small
 dict of metrics (e.g. in-batch accuracy), or named parts for multi-task sums. Metrics are
@@ -41,14 +42,20 @@ class RankingLoss(nn.Module):
     name: ClassVar[str]
     config_class: ClassVar[type[LossConfig]]
     strategies: ClassVar[tuple[str, ...]]
+    composite: ClassVar[bool] = False  # True: the accepted strategies depend on the options (multitask's parts)
 
     def __init__(self, config: LossConfig | None = None) -> None:
         super().__init__()
         self.config = config if config is not None else self.config_class()
 
+    @classmethod
+    def strategies_for(cls, config: LossConfig) -> tuple[str, ...]:
+        """The batching strategies the loss accepts with options ``config`` (a composite loss: those all its parts accept)."""
+        return cls.strategies
+
     def accepted_strategies(self) -> tuple[str, ...]:
-        """The batching strategies this loss accepts (``multitask``: those all its parts accept)."""
-        return self.strategies
+        """The batching strategies this loss, with its options, accepts."""
+        return type(self).strategies_for(self.config)
 
     def forward(self, scores: torch.Tensor, batch: RankingBatch) -> LossOutput:  # pragma: no cover
         raise NotImplementedError

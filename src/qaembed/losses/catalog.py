@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import inspect
 import sys
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Discriminator
 from pydantic.fields import FieldInfo
 
 
@@ -27,6 +27,10 @@ def _range(field: FieldInfo) -> str:
 
 
 def _type_name(annotation: Any) -> str:
+    if get_origin(annotation) is Annotated and any(isinstance(m, Discriminator) for m in get_args(annotation)[1:]):
+        return "part"  # a tagged union of typed sections (options.named_union), e.g. multitask's parts
+    if get_origin(annotation) is list:
+        return f"list[{_type_name(get_args(annotation)[0])}]"
     text = getattr(annotation, "__name__", None) if not getattr(annotation, "__args__", None) else None
     return text or str(annotation).replace("typing.", "")
 
@@ -63,7 +67,7 @@ def loss_catalog() -> list[dict[str, Any]]:
             "name": name,
             "class": cls.__name__,
             "summary": summary(cls),
-            "strategies": list(cls.strategies) if name != "multitask" else ["(those all parts accept)"],
+            "strategies": list(cls.strategies) if not cls.composite else ["(those all parts accept)"],
             "options": describe_options(cls.config_class),
         }
         for name, cls in LOSSES.items()
@@ -78,7 +82,7 @@ def strategy_catalog() -> list[dict[str, Any]]:
         {
             "name": name,
             "summary": (inspect.getdoc(cls) or "").splitlines()[0],
-            "losses": [loss for loss, cls_ in LOSSES.items() if name in cls_.strategies and loss != "multitask"],
+            "losses": [loss for loss, cls_ in LOSSES.items() if name in cls_.strategies and not cls_.composite],
             "options": describe_options(cls.config_class),
         }
         for name, cls in STRATEGIES.items()
@@ -98,7 +102,8 @@ def losses_markdown() -> str:
     lines += ["## Batching strategies", ""]
     for entry in strategy_catalog():
         lines += [f"### `{entry['name']}`", "", entry["summary"], ""]
-        lines += [f"Losses that accept it: {', '.join(f'`{x}`' for x in entry['losses'])} (and `multitask`).", ""]
+        composites = " and ".join(f"`{name}`" for name, cls in LOSSES.items() if cls.composite)
+        lines += [f"Losses that accept it: {', '.join(f'`{x}`' for x in entry['losses'])} (and {composites}).", ""]
         lines += _options_markdown(entry["options"])
     return "\n".join(lines).rstrip() + "\n"
 

@@ -43,7 +43,7 @@ from pydantic import Field
 
 from qaembed.batching.batch import RankingBatch
 from qaembed.losses.base import LossConfig, LossOutput, RankingLoss
-from qaembed.losses.masking import in_batch_accuracy, known_or_in_batch, kl_per_query, masked_logits
+from qaembed.losses.masking import in_batch_accuracy, kl_per_query, known_or_in_batch, masked_logits
 
 
 class ListwiseConfig(LossConfig):

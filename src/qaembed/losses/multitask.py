@@ -39,22 +39,23 @@ Example
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from qaembed.batching.batch import RankingBatch
-from qaembed.errors import ConfigError
 from qaembed.losses.base import LossConfig, LossOutput, RankingLoss
+from qaembed.losses.registry import SINGLE_LOSSES
+from qaembed.options import named_union
 
 
-class MultitaskPart(BaseModel):
+class _PartBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    loss: str = Field(description="name of the part's loss")
     weight: float = Field(1.0, gt=0, le=1000, description="weight of the part in the sum")
-    options: dict[str, Any] = Field(default_factory=dict, description="the part's own options")
+
+
+# a part: {loss: NAME, weight: w, options: {NAME's options}}, typed by the part's loss (multitask cannot nest)
+MultitaskPart = named_union(SINGLE_LOSSES, key="loss", base=_PartBase, suffix="Part")
 
 
 class MultitaskConfig(LossConfig):
@@ -65,29 +66,24 @@ class MultitaskLoss(RankingLoss):
     name = "multitask"
     config_class = MultitaskConfig
     strategies = ("infonce", "multiple_positives", "hard_negative", "triplet", "listwise", "mined", "pairs")
+    composite = True
 
     def __init__(self, config: MultitaskConfig) -> None:
         super().__init__(config)
-        from qaembed.losses import build_loss
-
         names: list[str] = []
-        losses = []
-        for index, part in enumerate(config.parts):
-            if part.loss == self.name:
-                raise ConfigError(f"loss 'multitask': option 'parts.{index}.loss': multitask cannot contain multitask")
-            try:
-                losses.append(build_loss(part.loss, part.options))
-            except ConfigError as exc:
-                raise ConfigError(f"loss 'multitask': option 'parts.{index}': {exc}") from exc
+        for part in config.parts:
             count = sum(1 for name in names if name.split("#")[0] == part.loss)
             names.append(part.loss if count == 0 else f"{part.loss}#{count + 1}")
         self.part_names = names
         self.weights = [part.weight for part in config.parts]
-        self.parts = torch.nn.ModuleList(losses)
+        self.parts = torch.nn.ModuleList(SINGLE_LOSSES[part.loss](part.options) for part in config.parts)
 
-    def accepted_strategies(self) -> tuple[str, ...]:
+    @classmethod
+    def strategies_for(cls, config: LossConfig) -> tuple[str, ...]:
         """Strategies every part accepts."""
-        return tuple(s for s in self.strategies if all(s in part.accepted_strategies() for part in self.parts))
+        assert isinstance(config, MultitaskConfig)
+        return tuple(s for s in cls.strategies
+                     if all(s in SINGLE_LOSSES[part.loss].strategies_for(part.options) for part in config.parts))
 
     def forward(self, scores: torch.Tensor, batch: RankingBatch) -> LossOutput:
         total = scores.new_zeros(())

@@ -2,7 +2,7 @@
 
 * :mod:`qaembed.mining.config`: :class:`MiningConfig`, the validated options;
 * :mod:`qaembed.mining.embed`: chunked encoding into memory maps, on-disk embedding cache;
-* :mod:`qaembed.mining.search`: exact (torch) and FAISS (IVF, HNSW) top-k search;
+* :mod:`qaembed.search` (shared with evaluation): exact (torch) and FAISS (IVF, HNSW) top-k search;
 * :mod:`qaembed.mining.mine`: candidate filters and selection (:func:`mine_negatives`);
 * :mod:`qaembed.mining.dataset`: a prepared dataset folder in, a mined copy out
   (:func:`mine_dataset`).

@@ -6,10 +6,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from qaembed.batching.options import parse_options
-from qaembed.mining.search import IndexKind
 from qaembed.model import DEFAULT_MODEL
+from qaembed.options import parse_options
 from qaembed.records import QuestionTextMode
+from qaembed.search import IndexKind
 
 
 class MiningConfig(BaseModel):

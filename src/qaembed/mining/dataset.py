@@ -10,13 +10,15 @@ filter removed, timings).
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from qaembed.data.dataset import SPLITS, read_split, split_files, split_path, write_json, write_jsonl_records
+from qaembed.data.dataset import SPLITS, read_split, split_files, split_path, write_jsonl_records
 from qaembed.data.parquet import PARQUET_DIR
 from qaembed.errors import ConfigError, DataError
+from qaembed.jsonfiles import read_json, write_json
 from qaembed.mining.config import MiningConfig
 from qaembed.mining.embed import model_fingerprint
 from qaembed.mining.mine import mine_negatives
@@ -26,6 +28,29 @@ from qaembed.paths import cache_dir
 from qaembed.provenance import environment, hash_files
 
 MINING_FILE = "mining.json"
+
+
+def _input_hashes(data_dir: Path) -> dict[str, str]:
+    return {s: hash_files(split_files(data_dir, s)) for s in SPLITS if split_files(data_dir, s)}
+
+
+def is_current(data_dir: str | Path, mined_dir: str | Path, config: MiningConfig) -> bool:
+    """Whether ``mined_dir`` holds what :func:`mine_dataset` would write for ``data_dir`` with ``config`` now.
+
+    Current when its ``mining.json`` records the same settings and the same input split hashes,
+    and its train split still has the hash recorded when it was written (not edited since).
+    """
+    data_dir, mined_dir = Path(data_dir), Path(mined_dir)
+    mining_file, train = mined_dir / MINING_FILE, split_path(mined_dir, "train")
+    if not (mining_file.is_file() and train.is_file()):
+        return False
+    try:
+        provenance = read_json(mining_file)["provenance"]
+        return (provenance["settings"] == json.loads(config.model_dump_json())
+                and provenance["data"]["input_hashes"] == _input_hashes(data_dir)
+                and provenance["data"]["output_train_hash"] == hash_files([train]))
+    except (KeyError, TypeError, DataError):
+        return False  # an older or damaged record: mine again
 
 
 def _check_folders(data_dir: Path, out_dir: Path, overwrite: bool) -> None:
@@ -82,7 +107,6 @@ def mine_dataset(
             shutil.copy2(item, target)
     write_jsonl_records(split_path(out_dir, "train"), result.records)
 
-    input_hashes = {s: hash_files(split_files(data_dir, s)) for s in SPLITS if split_files(data_dir, s)}
     payload = {
         "provenance": {
             "command": "qaembed mine",
@@ -94,7 +118,7 @@ def mine_dataset(
             "effective": result.search,
             "data": {
                 "source": str(data_dir),
-                "input_hashes": input_hashes,
+                "input_hashes": _input_hashes(data_dir),
                 "output_train_hash": hash_files([split_path(out_dir, "train")]),
             },
             "environment": environment(),

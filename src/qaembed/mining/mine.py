@@ -32,8 +32,8 @@ import torch
 from qaembed.errors import ConfigError, DataError
 from qaembed.mining.config import MiningConfig
 from qaembed.mining.embed import encode_cached
-from qaembed.mining.search import choose_index, top_k_search
 from qaembed.records import MinedNegative, QARecord, question_text
+from qaembed.search import choose_index, top_k_search
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from qaembed.data.dataset import SPLITS, read_split, write_json
+from qaembed.data.dataset import SPLITS, read_split
+from qaembed.jsonfiles import write_json
 from qaembed.report.analysis import Analysis, analyze, metrics_for, plain_summary
 from qaembed.report.collect import SuiteData, load_suite
 from qaembed.report.document import Block, Bullets, Code, Heading, Image, Paragraph, TableBlock
@@ -73,12 +74,12 @@ def _setup_block(suite: SuiteData, analysis: Analysis) -> list[Block]:
     statuses = [r.status for r in suite.runs if r.status is not None and r.ok]
     documents = max((s.corpus_documents or 0 for s in statuses), default=0)
     evaluated = [len(r.per_question) for r in suite.runs if r.per_question is not None]
-    caps = ", ".join(f"{name} {config.get(key)}" for name, key in
-                     (("dev", "dev_questions"), ("test", "test_questions")) if config.get(key) is not None)
-    if config.get("corpus", "all") == "test":
+    caps = ", ".join(f"{name} {value}" for name, value in
+                     (("dev", config.dev_questions), ("test", config.test_questions)) if value is not None)
+    if config.corpus == "test":
         corpus = "the evaluated test questions' answers only"
-    elif config.get("distractor_questions") is not None:
-        corpus = (f"the test answers plus the answers of {config['distractor_questions']} other questions of the "
+    elif config.distractor_questions is not None:
+        corpus = (f"the test answers plus the answers of {config.distractor_questions} other questions of the "
                   "prepared data (train first) as distractors with gain 0")
     else:
         corpus = "every answer of the prepared data (train, dev and test answers; other questions' answers have gain 0)"
@@ -86,7 +87,7 @@ def _setup_block(suite: SuiteData, analysis: Analysis) -> list[Block]:
         if extra:
             corpus += f", plus {extra:,} documents no question owns (the dataset's corpus.jsonl, gain 0)"
     train_questions = (data.get("train_questions") or {}).get("description") or "train split"
-    budget, unit = config.get("budget"), config.get("budget_unit", "texts")
+    budget, unit = config.budget, config.budget_unit
     _, _, explanations = metrics_for(analysis.kind)
     pairs = analysis.kind == "pairs"
     unit_name = "pairs" if pairs else "questions"
@@ -97,16 +98,16 @@ def _setup_block(suite: SuiteData, analysis: Analysis) -> list[Block]:
                  f"test: **{max(evaluated) if evaluated else '?'} questions**, each ranked against a corpus of "
                  f"{int(documents):,} documents: {corpus}")
     items = [
-        f"base model: **{config.get('model')}**; every run starts from the same weights",
+        f"base model: **{config.model}**; every run starts from the same weights",
         f"data: {data.get('description', 'prepared dataset')} — {unit_name} per split: {split_text or 'unknown'}"
         + (f"; caps (first N {unit_name} of a split): {caps}" if caps else ""),
         f"training {unit_name}: {train_questions}; the same seeded order for every entry",
         test_text,
-        f"metrics: " + "; ".join(f"**{analysis.metrics[m]}**: {text}" for m, text in explanations.items()),
+        "metrics: " + "; ".join(f"**{analysis.metrics[m]}**: {text}" for m, text in explanations.items()),
         f"compute budget, equal for every loss: {budget:,} {unit} per run (the compute table shows what each run "
-        f"spent); {config.get('batch_size')} questions per batch, learning rate {config.get('learning_rate')}, "
-        f"linear warm-up over {config.get('warmup_ratio')} of the steps, max sequence length {config.get('max_seq_length')}",
-        f"seeds: {config.get('seeds')} (the same seeds, split and data order for every loss)",
+        f"spent); {config.batch_size} questions per batch, learning rate {config.learning_rate}, "
+        f"linear warm-up over {config.warmup_ratio} of the steps, max sequence length {config.max_seq_length}",
+        f"seeds: {config.seeds} (the same seeds, split and data order for every loss)",
         "intervals: 95% hierarchical bootstrap, resampling seeds and then questions (10,000 resamples), the same "
         "method for every row including the baseline; with one seed it is a bootstrap over questions",
         "significance: " + ("paired sign-flip permutation test over test questions (one seed: a test of this run, "

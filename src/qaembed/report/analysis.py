@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from qaembed.report.collect import RunData, SuiteData
+from qaembed.report.collect import SuiteData
 from qaembed.suite.grid import BASELINE_NAME, REFERENCE_NAME
 from qaembed.suite.stats import (
     ALPHA,
@@ -274,7 +274,7 @@ def analyze(suite: SuiteData) -> Analysis:
         rows=rows, metrics=dict(main_metrics), reference=reference.label if reference else None,
         n_seeds=max((len(r.seeds) for r in trained), default=1),
         dev_trend=_dev_trend(suite, primary, main_metrics[primary]),
-        notes=suite.base_model_notes, preset=suite.config.get("preset"), primary=primary, kind=kind,
+        notes=suite.base_model_notes, preset=suite.config.preset, primary=primary, kind=kind,
     )
 
 
@@ -308,8 +308,8 @@ def plain_summary(analysis: Analysis, metric: str | None = None) -> list[str]:
         lines.append(f"The zero-shot baseline has no {name} result, so no loss could be tested against it.")
     else:
         base = baseline.intervals[metric]
-        lead = (f"This run (one seed per loss; seed-to-seed variance is not measured, so the tests say whether "
-                f"these trained models differ, not whether the losses do): "
+        lead = ("This run (one seed per loss; seed-to-seed variance is not measured, so the tests say whether "
+                "these trained models differ, not whether the losses do): "
                 if one_seed else f"With {analysis.n_seeds} seeds per loss (the seed is treated as a random effect): ")
         groups: dict[str, list[str]] = {"better": [], "n.s.": [], "worse": []}
         ordered = sorted(trained, key=lambda r: -(r.intervals[metric].mean if metric in r.intervals else -np.inf))

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
-from qaembed.data.dataset import read_json
-from qaembed.errors import DataError
-from qaembed.suite.grid import BASELINE_NAME
+from qaembed.errors import DataError, format_validation_error
+from qaembed.jsonfiles import read_json
+from qaembed.suite.grid import BASELINE_NAME, RunSpec, SuiteConfig
 from qaembed.suite.runner import EVAL_SUBDIR, SPEC_FILE, SUITE_FILE, TRAIN_SUBDIR, RunStatus, read_status
-
-METRICS_FILE = "metrics.jsonl"  # written by qaembed.train
+from qaembed.train.loop import METRICS_FILE
 
 
 @dataclass
@@ -39,7 +39,7 @@ class RunData:
 @dataclass
 class SuiteData:
     suite_dir: Path
-    config: dict[str, Any]  # SuiteConfig as JSON
+    config: SuiteConfig  # the suite's configuration, as it was run
     data: dict[str, Any]  # data description (dataset folder, hash, counts, sites)
     environment: dict[str, Any]
     runs: list[RunData]
@@ -57,9 +57,9 @@ class SuiteData:
         return [r for r in self.runs if r.label == label]
 
     def description(self, label: str) -> str:
-        for entry in self.config.get("entries", []):
-            if entry["name"] == label:
-                return entry.get("description", "")
+        for entry in self.config.entries:
+            if entry.name == label:
+                return entry.description
         return "zero-shot base model (no fine-tuning)" if label == BASELINE_NAME else ""
 
 
@@ -88,19 +88,27 @@ def load_suite(suite_dir: str | Path) -> SuiteData:
     if not suite_file.is_file():
         raise DataError("no suite.json here (not a suite folder?)", path=str(suite_file))
     record = read_json(suite_file)
+    try:
+        config = SuiteConfig.model_validate(record["config"])
+        specs = [RunSpec.model_validate(spec) for spec in record["runs"]]
+    except (KeyError, TypeError) as exc:
+        raise DataError(f"not a suite record (missing {exc})", path=str(suite_file)) from exc
+    except ValidationError as exc:
+        raise DataError(format_validation_error(exc, "suite record written by an incompatible qaembed "
+                                                "(re-run the suite, finished runs are kept)", record),
+                        path=str(suite_file)) from exc
     runs: list[RunData] = []
-    for spec in record["runs"]:
-        run_dir = suite_dir / "runs" / spec["run_id"]
+    for spec in specs:
+        run_dir = suite_dir / "runs" / spec.run_id
         status = read_status(run_dir)
-        if status is not None and status.config_hash != spec["config_hash"]:
+        if status is not None and status.config_hash != spec.config_hash:
             status = None  # left over from a different configuration
         per_question = None
         if status is not None and status.status == "ok":
             per_question = EvalResult.load(run_dir / EVAL_SUBDIR).per_question
-        label = spec["entry"]["name"] if spec["entry"] else BASELINE_NAME
         curve = read_curve(run_dir / TRAIN_SUBDIR / METRICS_FILE) if (run_dir / SPEC_FILE).is_file() else None
-        runs.append(RunData(run_id=spec["run_id"], label=label, kind=spec["kind"], seed=spec["seed"],
+        runs.append(RunData(run_id=spec.run_id, label=spec.label, kind=spec.kind, seed=spec.seed,
                             status=status, per_question=per_question, curve=curve))
-    return SuiteData(suite_dir=suite_dir, config=record["config"], data=record.get("data", {}),
+    return SuiteData(suite_dir=suite_dir, config=config, data=record.get("data", {}),
                      environment=record.get("environment", {}), runs=runs,
                      base_model_notes=list(record.get("base_model_notes", [])))

@@ -35,10 +35,9 @@ def report_maps(suite: SuiteData, analysis: Analysis, out_dir: Path) -> ReportMa
         write_maps,
     )
     from qaembed.errors import QaembedError
-    from qaembed.suite.grid import SuiteConfig
     from qaembed.suite.runner import map_sample
 
-    config = SuiteConfig.model_validate(suite.config)
+    config = suite.config
     if config.map_points is None:
         return ReportMaps(skipped="embedding maps are off (map_points: null)")
     if not umap_available():

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from qaembed.report.analysis import ALPHA, Analysis, Comparison
 from qaembed.report.collect import SuiteData
-from qaembed.suite.grid import BASELINE_NAME
+from qaembed.suite.grid import BASELINE_NAME, GridEntry
 
 BETTER_MARK, WORSE_MARK, REFERENCE_MARK = "▲", "▼", "†"
 
@@ -131,8 +131,7 @@ def cost_table(suite: SuiteData) -> Table:
             _seconds(status.wall_time_s), _seconds(status.cpu_time_s),
             "—" if status.texts_per_s is None else f"{status.texts_per_s:.1f}",
         ])
-    budget = suite.config.get("budget")
-    unit = suite.config.get("budget_unit", "texts")
+    budget, unit = suite.config.budget, suite.config.budget_unit
     return Table(
         "Compute per run",
         ["run", "status", "steps", "texts", "tokens", "questions", "train s", "eval s", "wall s", "CPU s",
@@ -153,21 +152,17 @@ def failures_table(suite: SuiteData) -> Table:
 
 def grid_table(suite: SuiteData) -> Table:
     rows = [[BASELINE_NAME, "—", "—", "—", "cosine", suite.description(BASELINE_NAME)]]
-    for entry in suite.config.get("entries", []):
-        options = ", ".join(f"{k}={v}" for k, v in {**entry.get("loss_options", {})}.items()) or "defaults"
-        rows.append([entry["name"], entry["loss"], options, entry["strategy"], _scorer_text(entry),
-                     entry.get("description", "")])
+    for entry in suite.config.entries:
+        options = ", ".join(f"{k}={v}" for k, v in entry.loss_options.items()) or "defaults"
+        rows.append([entry.name, entry.loss, options, entry.strategy, _scorer_text(entry), entry.description])
     return Table("Grid", ["row", "loss", "loss options", "strategy", "scorer (train / test)", "what it is"], rows)
 
 
-def _scorer_text(entry: dict) -> str:
-    """``cosine``, ``maxsim``, or e.g. ``combined 0.3/0.7 / test maxsim`` (suites without scorers: cosine)."""
-    scorer = entry.get("scorer") or {"name": "cosine"}
-    name = scorer.get("name", "cosine")
-    test = entry.get("eval_scorer") or ("cosine" if name == "cosine" else "maxsim")
-    weights = scorer.get("weights") or {}
-    train = f"{name} {weights.get('pooled')}/{weights.get('maxsim')}" if name == "combined" else name
-    return train if train == test else f"{train} / test {test}"
+def _scorer_text(entry: GridEntry) -> str:
+    """``cosine``, ``maxsim``, or e.g. ``combined 0.3/0.7 / test maxsim``."""
+    name, weights = entry.scorer.name, entry.scorer.weights
+    train = f"{name} {weights.pooled}/{weights.maxsim}" if name == "combined" and weights is not None else name
+    return train if train == entry.test_scorer else f"{train} / test {entry.test_scorer}"
 
 
 def run_rows(suite: SuiteData, metrics: list[str]) -> list[dict[str, object]]:

@@ -81,7 +81,7 @@ def duplicate_training_sets(data_config_text: str) -> list[str]:
 
 def pair_base_model_notes(model: str, dataset_dir: Path) -> list[str]:
     """Pair data: whether the base model's ``data_config.json`` lists duplicate-question training sets."""
-    from qaembed.data.dataset import read_json
+    from qaembed.jsonfiles import read_json
     from qaembed.model import resolve_model
 
     folder = Path(resolve_model(model))

@@ -16,14 +16,14 @@ options) is the same and the split files still match the hashes in their
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qaembed.data.dataset import SPLITS, content_files, read_json, split_files, split_path, write_json
+from qaembed.data.dataset import SPLITS, content_files, split_files
 from qaembed.data.parquet import count_parquet_records
 from qaembed.errors import ConfigError, DataError
+from qaembed.jsonfiles import read_json, write_json
 from qaembed.provenance import hash_files
 
 if TYPE_CHECKING:
@@ -173,21 +173,11 @@ def mine_suite_data(data: PreparedData, out_dir: Path, model: str) -> PreparedDa
     strategy ignores mined negatives train on the same questions and answers as before.
     """
     from qaembed.mining import MiningConfig, mine_dataset
-    from qaembed.mining.dataset import MINING_FILE
+    from qaembed.mining.dataset import is_current
 
     mined_dir = out_dir / MINED_SUBDIR
     config = MiningConfig(model=model)
-    mining_file = mined_dir / MINING_FILE
-    current = False
-    if mining_file.is_file() and split_path(mined_dir, "train").is_file():
-        provenance = read_json(mining_file)["provenance"]
-        inputs = {s: hash_files(split_files(data.dataset_dir, s)) for s in SPLITS}
-        current = (
-            provenance["data"]["input_hashes"] == inputs
-            and provenance["settings"] == json.loads(config.model_dump_json())
-            and provenance["data"]["output_train_hash"] == hash_files([split_path(mined_dir, "train")])
-        )
-    if not current:
+    if not is_current(data.dataset_dir, mined_dir, config):
         mine_dataset(data.dataset_dir, mined_dir, config, overwrite=True)
     return PreparedData(
         dataset_dir=mined_dir,

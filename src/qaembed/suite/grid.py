@@ -54,10 +54,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from qaembed.errors import ConfigError
+from qaembed.batching import STRATEGIES
+from qaembed.errors import ConfigError, format_validation_error
 from qaembed.records import QuestionTextMode
 from qaembed.train.budget import BudgetUnit
-from qaembed.train.config import ScorerSection
+from qaembed.train.config import Components, ScorerSection
 
 BASELINE_NAME = "baseline"
 REFERENCE_NAME = "infonce"  # the standard InfoNCE entry every loss is also compared with
@@ -93,6 +94,12 @@ class GridEntry(BaseModel):
             payload["test_scorer"] = self.test_scorer
         return payload
 
+    def training_sections(self) -> dict[str, Any]:
+        """The entry as the ``strategy``, ``loss`` and ``scorer`` sections of a training config."""
+        return {"strategy": {"name": self.strategy, "options": self.strategy_options},
+                "loss": {"name": self.loss, "options": self.loss_options},
+                "scorer": self.scorer.model_dump(exclude_none=True)}
+
     @field_validator("name")
     @classmethod
     def _not_baseline(cls, value: str) -> str:
@@ -111,40 +118,40 @@ def default_entries() -> list[GridEntry]:
     only the loss's masks differ), MSE on votes, and listwise with and without in-batch
     negatives, and ``pair_bce`` (binary cross-entropy, on pooled cosine here).
     """
-    rows = [
-        ("infonce", "infonce", {}, "hard_negative", {},
-         "InfoNCE, standard: top answer vs in-batch negatives and the question's lower-voted answers"),
-        ("infonce_random_answer", "infonce", {}, "infonce", {"take_top": False},
-         "InfoNCE with a seeded random answer of the question as the positive, in-batch negatives"),
-        ("infonce_no_in_batch", "infonce", {"in_batch_negatives": False}, "hard_negative", {},
-         "InfoNCE with only the question's own lower-voted answers as negatives"),
-        ("infonce_no_hard", "infonce", {"hard_negatives": False}, "hard_negative", {},
-         "InfoNCE with only other questions' answers as negatives"),
-        ("multiple_positives_rank", "multiple_positives", {"use_ranks": True, "rank_weight": 0.1},
-         "multiple_positives", {}, "top 3 answers all positives, weighted by vote rank"),
-        ("multiple_positives_score", "multiple_positives", {"use_scores": True, "score_weight": 0.05},
-         "multiple_positives", {}, "top 3 answers all positives, weighted by normalized votes"),
-        ("relaxed_hard_negative", "relaxed_hard_negative", {}, "hard_negative", {},
-         "soft target: 0.9 on the top answer, 0.1 shared by the question's other answers"),
-        ("triplet_hard", "triplet", {}, "triplet", {"neg_strategy": "hard_negative"},
-         "triplet margin loss, a lower-voted answer of the same question as negative"),
-        ("listwise", "listwise", {}, "listwise", {},
-         "KL between score and vote distributions over the question's own answers"),
-        ("listwise_in_batch", "listwise", {"in_batch_negatives": True}, "listwise", {},
-         "listwise, with other questions' answers as relevance-0 candidates"),
-        ("mse_votes", "mse", {}, "hard_negative", {},
-         "cosine similarity regressed onto normalized votes"),
-        ("cosine_pair", "cosine_pair", {"labels": "relevance", "in_batch_negatives": True}, "hard_negative", {},
-         "cosine regression onto relevance, other questions' answers onto 0"),
-        ("pair_bce", "pair_bce", {}, "hard_negative", {},
-         "binary cross-entropy on labelled pairs (ColTrast's late-interaction loss, here on pooled cosine)"),
-        ("multitask_infonce_listwise", "multitask",
-         {"parts": [{"loss": "infonce", "weight": 1.0}, {"loss": "listwise", "weight": 0.5}]}, "hard_negative", {},
-         "InfoNCE + 0.5 x listwise on the same batches"),
-    ]
+    hard = {"strategy": "hard_negative"}
     return [
-        GridEntry(name=n, loss=l, loss_options=lo, strategy=s, strategy_options=so, description=d)
-        for n, l, lo, s, so, d in rows
+        GridEntry(name="infonce", loss="infonce", **hard,
+                  description="InfoNCE, standard: top answer vs in-batch negatives and the question's lower-voted answers"),
+        GridEntry(name="infonce_random_answer", loss="infonce", strategy="infonce", strategy_options={"take_top": False},
+                  description="InfoNCE with a seeded random answer of the question as the positive, in-batch negatives"),
+        GridEntry(name="infonce_no_in_batch", loss="infonce", loss_options={"in_batch_negatives": False}, **hard,
+                  description="InfoNCE with only the question's own lower-voted answers as negatives"),
+        GridEntry(name="infonce_no_hard", loss="infonce", loss_options={"hard_negatives": False}, **hard,
+                  description="InfoNCE with only other questions' answers as negatives"),
+        GridEntry(name="multiple_positives_rank", loss="multiple_positives",
+                  loss_options={"use_ranks": True, "rank_weight": 0.1}, strategy="multiple_positives",
+                  description="top 3 answers all positives, weighted by vote rank"),
+        GridEntry(name="multiple_positives_score", loss="multiple_positives",
+                  loss_options={"use_scores": True, "score_weight": 0.05}, strategy="multiple_positives",
+                  description="top 3 answers all positives, weighted by normalized votes"),
+        GridEntry(name="relaxed_hard_negative", loss="relaxed_hard_negative", **hard,
+                  description="soft target: 0.9 on the top answer, 0.1 shared by the question's other answers"),
+        GridEntry(name="triplet_hard", loss="triplet", strategy="triplet", strategy_options={"neg_strategy": "hard_negative"},
+                  description="triplet margin loss, a lower-voted answer of the same question as negative"),
+        GridEntry(name="listwise", loss="listwise", strategy="listwise",
+                  description="KL between score and vote distributions over the question's own answers"),
+        GridEntry(name="listwise_in_batch", loss="listwise", loss_options={"in_batch_negatives": True}, strategy="listwise",
+                  description="listwise, with other questions' answers as relevance-0 candidates"),
+        GridEntry(name="mse_votes", loss="mse", **hard,
+                  description="cosine similarity regressed onto normalized votes"),
+        GridEntry(name="cosine_pair", loss="cosine_pair", loss_options={"labels": "relevance", "in_batch_negatives": True},
+                  **hard, description="cosine regression onto relevance, other questions' answers onto 0"),
+        GridEntry(name="pair_bce", loss="pair_bce", **hard,
+                  description="binary cross-entropy on labelled pairs (ColTrast's late-interaction loss, here on pooled "
+                              "cosine)"),
+        GridEntry(name="multitask_infonce_listwise", loss="multitask",
+                  loss_options={"parts": [{"loss": "infonce", "weight": 1.0}, {"loss": "listwise", "weight": 0.5}]},
+                  **hard, description="InfoNCE + 0.5 x listwise on the same batches"),
     ]
 
 
@@ -154,19 +161,21 @@ def pair_entries() -> list[GridEntry]:
     ``infonce`` is sentence-transformers' MultipleNegativesRankingLoss with the labelled
     non-duplicates as hard negatives, ``multitask`` the original project's MNRL + CosineSimilarityLoss.
     """
-    rows = [
-        ("infonce", "infonce", {"temperature": 0.05},
-         "MNRL: the duplicate vs in-batch negatives and one labelled non-duplicate (hard negative)"),
-        ("cosine_pair", "cosine_pair", {"labels": "binary"},
-         "CosineSimilarityLoss: cosine regressed onto the pair label (duplicate 1, labelled non-duplicate 0)"),
-        ("pair_bce", "pair_bce", {}, "binary cross-entropy on the labelled pairs and in-batch negatives"),
-        ("multitask", "multitask",
-         {"parts": [{"loss": "infonce", "weight": 1.0, "options": {"temperature": 0.05}},
-                    {"loss": "cosine_pair", "weight": 1.0, "options": {"labels": "binary"}}]},
-         "the original project's multi-task loss: MNRL + CosineSimilarityLoss on the same batches"),
+    pairs = {"strategy": "pairs", "strategy_options": {"max_negatives": 1}}
+    return [
+        GridEntry(name="infonce", loss="infonce", loss_options={"temperature": 0.05}, **pairs,
+                  description="MNRL: the duplicate vs in-batch negatives and one labelled non-duplicate (hard negative)"),
+        GridEntry(name="cosine_pair", loss="cosine_pair", loss_options={"labels": "binary"}, **pairs,
+                  description="CosineSimilarityLoss: cosine regressed onto the pair label (duplicate 1, labelled "
+                              "non-duplicate 0)"),
+        GridEntry(name="pair_bce", loss="pair_bce", **pairs,
+                  description="binary cross-entropy on the labelled pairs and in-batch negatives"),
+        GridEntry(name="multitask", loss="multitask",
+                  loss_options={"parts": [{"loss": "infonce", "weight": 1.0, "options": {"temperature": 0.05}},
+                                          {"loss": "cosine_pair", "weight": 1.0, "options": {"labels": "binary"}}]},
+                  **pairs, description="the original project's multi-task loss: MNRL + CosineSimilarityLoss on the "
+                                       "same batches"),
     ]
-    return [GridEntry(name=n, loss=l, loss_options=lo, strategy="pairs", strategy_options={"max_negatives": 1},
-                      description=d) for n, l, lo, d in rows]
 
 
 def mined_entries() -> list[GridEntry]:
@@ -184,28 +193,16 @@ def uses_mined_negatives(entry: GridEntry) -> bool:
 
 
 def check_entries(entries: list[GridEntry], data_kind: str | None = None) -> None:
-    """Validate every entry against the loss and strategy registries (ConfigError naming the entry).
+    """Validate every entry's loss, strategy and scorer as a training config would (ConfigError naming the entry).
 
     With ``data_kind`` (``"qa"`` or ``"pairs"``), every entry's strategy must batch that kind of data.
     """
-    from qaembed.batching import STRATEGIES, build_strategy
-    from qaembed.losses import build_loss, check_strategy
-
     for entry in entries:
+        sections = entry.training_sections()
         try:
-            build_loss(entry.loss, entry.loss_options)
-            build_strategy(entry.strategy, entry.strategy_options)
-            check_strategy(entry.loss, entry.strategy, entry.loss_options)
-            for part in ("pooled_loss", "maxsim_loss"):  # scorer: combined may give each part its own loss
-                section = getattr(entry.scorer, part)
-                if section is not None:
-                    try:
-                        build_loss(section.name, section.options)
-                        check_strategy(section.name, entry.strategy, section.options)
-                    except ConfigError as exc:
-                        raise ConfigError(f"scorer.{part}: {exc}") from exc
-        except ConfigError as exc:
-            raise ConfigError(f"suite entry {entry.name!r}: {exc}") from exc
+            Components.model_validate(sections)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, f"suite entry {entry.name!r}", sections)) from exc
         kind = STRATEGIES[entry.strategy].data_kind
         if data_kind is not None and kind != data_kind:
             if data_kind == "pairs":
@@ -226,7 +223,7 @@ class SuiteConfig(BaseModel):
     model: str = "minilm"
     query_text: QuestionTextMode = "title_body"  # question text used as the query, in training and evaluation
     data: str | None = None  # prepared dataset folder, or comma-separated sources; None: default sites
-    # Field defaults are close to the ``quick`` preset; `qaembed suite` with no options applies that preset.
+    # Field defaults are the ``quick`` preset's except the three it sets (PRESETS); `qaembed suite` with no options applies it.
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     budget_unit: BudgetUnit = "texts"  # what the budget counts: texts or real tokens encoded, or steps
     budget: int = Field(default=480, ge=1)  # per run, in budget_unit (the same for every loss)
@@ -297,62 +294,42 @@ def cpu_entries() -> list[GridEntry]:
     return [by_name[name] for name in wanted]
 
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {
-        "seeds": [0],
-        "budget_unit": "texts",
-        "budget": 480,
-        "batch_size": 12,
-        "learning_rate": 1e-4,
-        "warmup_ratio": 0.1,
-        "max_seq_length": 64,
-        "eval_every": None,  # dev at step 0 and at the end only
-        "train_questions": 600,
-        "dev_questions": 40,
-        "test_questions": 300,
-        "distractor_questions": 100,
-        "map_points": 300,
-    },
-    "cpu": {
-        "seeds": [0, 1, 2],
-        "budget_unit": "texts",
-        "budget": 2400,
-        "batch_size": 16,
-        "learning_rate": 5e-5,  # the sweep's best setting (benchmarks/results/suite.md)
-        "warmup_ratio": 0.1,
-        "max_seq_length": 64,
-        "eval_every": 20,
-        "train_questions": None,
-        "dev_questions": 60,
-        "test_questions": None,
-        "distractor_questions": 400,
-        "entries": cpu_entries(),
-    },
-    "full": {
-        "seeds": [0, 1, 2],
-        "budget_unit": "texts",
-        "budget": 64_000,
-        "batch_size": 32,
-        "learning_rate": 2e-5,
-        "save_every": 250,
-        "max_seq_length": 256,
-        "eval_every": 100,
-        "train_questions": None,
-        "dev_questions": None,
-        "test_questions": None,
-        "keep_models": True,
-        "mine_negatives": True,
-        "entries": default_entries() + mined_entries(),
-    },
+# Each preset is a SuiteConfig that sets only what differs from the field defaults (the defaults are
+# the ``quick`` preset's, bar the three fields it sets); a file or the CLI then overrides any field.
+PRESETS: dict[str, SuiteConfig] = {
+    "quick": SuiteConfig(
+        eval_every=None,  # dev at step 0 and at the end only
+        distractor_questions=100,
+        map_points=300,
+    ),
+    "cpu": SuiteConfig(
+        seeds=[0, 1, 2],
+        budget=2400,
+        batch_size=16,
+        learning_rate=5e-5,  # the sweep's best setting (benchmarks/results/suite.md)
+        eval_every=20,
+        train_questions=None,
+        dev_questions=60,
+        test_questions=None,
+        distractor_questions=400,
+        entries=cpu_entries(),
+    ),
+    "full": SuiteConfig(
+        seeds=[0, 1, 2],
+        budget=64_000,
+        batch_size=32,
+        learning_rate=2e-5,
+        save_every=250,
+        max_seq_length=256,
+        eval_every=100,
+        train_questions=None,
+        dev_questions=None,
+        test_questions=None,
+        keep_models=True,
+        mine_negatives=True,
+        entries=default_entries() + mined_entries(),
+    ),
 }
-
-
-def _validation_message(exc: ValidationError, source: str) -> str:
-    parts = []
-    for error in exc.errors():
-        field = ".".join(str(p) for p in error.get("loc", ())) or "(top level)"
-        parts.append(f"{field}: {error.get('msg')}")
-    return f"{source}: " + "; ".join(parts)
 
 
 def build_suite_config(
@@ -382,7 +359,7 @@ def build_suite_config(
     if preset is not None:
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
-        values.update(PRESETS[preset])
+        values.update(PRESETS[preset].model_dump(exclude_unset=True))
     values.update(file_values)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     values["preset"] = preset
@@ -395,7 +372,7 @@ def build_suite_config(
     try:
         return SuiteConfig.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError(_validation_message(exc, str(file) if file else "suite config")) from exc
+        raise ConfigError(format_validation_error(exc, str(file) if file else "suite config", values)) from exc
 
 
 class RunSpec(BaseModel):

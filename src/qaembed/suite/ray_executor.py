@@ -29,8 +29,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from qaembed.data.dataset import write_json
 from qaembed.errors import ConfigError
+from qaembed.jsonfiles import write_json
 from qaembed.suite.grid import RunSpec
 from qaembed.suite.runner import (
     STATUS_FILE,

@@ -45,8 +45,8 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from qaembed.data.dataset import write_json
-from qaembed.errors import ConfigError, DataError, QaembedError
+from qaembed.errors import ConfigError, DataError, QaembedError, format_validation_error
+from qaembed.jsonfiles import write_json
 from qaembed.outputs import check_output_dir
 from qaembed.provenance import environment
 from qaembed.suite.dataset import mine_suite_data, resolve_suite_data
@@ -167,7 +167,7 @@ def read_status(run_dir: Path) -> RunStatus | None:
     try:
         return RunStatus.model_validate_json(path.read_bytes())
     except ValidationError as exc:
-        raise DataError(f"unreadable run status ({exc.errors()[0]['msg']})", path=str(path)) from exc
+        raise DataError(f"unreadable run status ({format_validation_error(exc, 'invalid')})", path=str(path)) from exc
 
 
 def _read_spec_hash(run_dir: Path) -> str | None:
@@ -177,7 +177,7 @@ def _read_spec_hash(run_dir: Path) -> str | None:
     try:
         return RunSpec.model_validate_json(path.read_bytes()).config_hash
     except ValidationError as exc:
-        raise DataError(f"unreadable run spec ({exc.errors()[0]['msg']})", path=str(path)) from exc
+        raise DataError(f"unreadable run spec ({format_validation_error(exc, 'invalid')})", path=str(path)) from exc
 
 
 def _now() -> str:
@@ -447,9 +447,7 @@ def train_config_for(spec: RunSpec, config: SuiteConfig, dataset_dir: Path, trai
     raw = {
         "model": {"base": config.model, "max_seq_length": config.max_seq_length},
         "data": data,
-        "strategy": {"name": entry.strategy, "options": entry.strategy_options},
-        "loss": {"name": entry.loss, "options": entry.loss_options},
-        **({"scorer": entry.scorer.model_dump(exclude_none=True)} if entry.scorer.name != "cosine" else {}),
+        **entry.training_sections(),
         "training": {
             "batch_size": config.batch_size, "budget": {"unit": config.budget_unit, "amount": config.budget},
             "lr": config.learning_rate, "warmup_ratio": config.warmup_ratio, "seed": spec.seed,
@@ -459,7 +457,7 @@ def train_config_for(spec: RunSpec, config: SuiteConfig, dataset_dir: Path, trai
     return parse_config(raw, source=f"suite entry {entry.name!r}")
 
 
-def test_records(config: SuiteConfig, dataset_dir: Path) -> tuple[list, list]:
+def evaluation_records(config: SuiteConfig, dataset_dir: Path) -> tuple[list, list]:
     """(the test questions every run is evaluated on, the distractor questions whose answers join the corpus).
 
     Test questions are the first ``test_questions`` of the test split. With ``corpus: all`` the
@@ -490,7 +488,7 @@ def extra_documents(config: SuiteConfig, dataset_dir: Path) -> list:
     return read_corpus(dataset_dir)
 
 
-def test_pairs(config: SuiteConfig, dataset_dir: Path) -> tuple[list, list]:
+def evaluation_pairs(config: SuiteConfig, dataset_dir: Path) -> tuple[list, list]:
     """Pair data: (the test pairs every run is evaluated on: the first ``test_questions`` pairs, the dev pairs
     that choose the classification thresholds: the first ``dev_questions``, as in training)."""
     from qaembed.data.pairs import read_pair_split
@@ -508,8 +506,8 @@ def map_sample(config: SuiteConfig, dataset_dir: Path):
     if config.map_points is None:
         return None
     if is_pair_dataset(dataset_dir):
-        return pair_sample(test_pairs(config, dataset_dir)[0], config.map_points, seed=0)
-    return qa_sample(test_records(config, dataset_dir)[0], config.map_points, seed=0, query_text=config.query_text)
+        return pair_sample(evaluation_pairs(config, dataset_dir)[0], config.map_points, seed=0)
+    return qa_sample(evaluation_records(config, dataset_dir)[0], config.map_points, seed=0, query_text=config.query_text)
 
 
 def train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resume: bool) -> RunOutcome:
@@ -558,12 +556,12 @@ def _train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resum
     if is_pair_dataset(context.dataset_dir):  # duplicate retrieval + classification at dev thresholds
         from qaembed.evaluate.pairs import PER_PAIR_FILE, evaluate_pairs
 
-        pairs, threshold_pairs = test_pairs(config, context.dataset_dir)
+        pairs, threshold_pairs = evaluation_pairs(config, context.dataset_dir)
         evaluation, per_pair = evaluate_pairs(model, pairs, threshold_pairs=threshold_pairs, config=EvalConfig(seed=0))
         evaluation.save(run_dir / EVAL_SUBDIR)
         per_pair.to_parquet(run_dir / EVAL_SUBDIR / PER_PAIR_FILE, index=True)
     else:
-        evaluated, distractors = test_records(config, context.dataset_dir)
+        evaluated, distractors = evaluation_records(config, context.dataset_dir)
         evaluation = evaluate_model(model, evaluated, distractors=distractors, config=eval_config,
                                     extra_documents=extra_documents(config, context.dataset_dir))
         evaluation.save(run_dir / EVAL_SUBDIR)

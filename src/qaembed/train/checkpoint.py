@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from qaembed.data.dataset import read_json
 from qaembed.errors import DataError, QaembedError
+from qaembed.jsonfiles import read_json
 
 CHECKPOINTS = "checkpoints"
 _PREFIX = "step-"

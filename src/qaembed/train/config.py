@@ -19,8 +19,9 @@ A config file is YAML or JSON with six sections (every key optional except
 :func:`load_config` reads a file, applies ``--set key=value`` overrides (values parsed as
 YAML, so ``--set training.lr=1e-4`` is a float and ``--set model.projection_dim=null`` is
 None) and validates; every problem is a :class:`~qaembed.errors.ConfigError` naming the key.
-Loss options and the loss/strategy pairing are validated by the loss registry when the
-loop builds the loss (:func:`qaembed.train.loop.build_components`).
+Loss and strategy options are typed by the registries (``config.loss.options`` is the named
+loss's own config) and the loss/strategy pairing is checked by :func:`check_pairing`, so a bad
+config fails when it is read, before any model loads.
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from qaembed.errors import ConfigError
+from qaembed.batching import STRATEGIES, StrategyConfig
+from qaembed.errors import ConfigError, format_validation_error
+from qaembed.losses import LOSSES
 from qaembed.model import DEFAULT_MODEL, PoolingMode
+from qaembed.options import named_union
 from qaembed.records import QuestionTextMode
 from qaembed.train.budget import Budget
 
@@ -61,14 +65,16 @@ class DataSection(_Section):
     train_questions_file: Path | None = None
 
 
-class StrategySection(_Section):
-    name: str = "infonce"  # a batching strategy (qaembed.batching.strategies.STRATEGIES)
-    options: dict[str, Any] = Field(default_factory=dict)
+# `strategy: {name, options}` / `loss: {name, options}`: tagged unions over the registries, so
+# `config.loss.options` is the named loss's own typed config (e.g. InfoNCEConfig) and a bad option
+# or name fails when the file is read; options are written back as given (defaults omitted)
+StrategySection = named_union(STRATEGIES, default="infonce")
+LossSection = named_union(LOSSES, default="infonce")
 
 
-class LossSection(_Section):
-    name: str = "infonce"
-    options: dict[str, Any] = Field(default_factory=dict)
+def _section(union: Any, name: str = "infonce") -> Any:
+    """The default section (``{name: infonce}``) of a tagged union."""
+    return TypeAdapter(union).validate_python({"name": name})
 
 
 class CombinedWeights(_Section):
@@ -164,27 +170,53 @@ class TrainingSection(_Section):
         return self
 
 
+def check_pairing(strategy: Any, loss: Any, scorer: ScorerSection) -> None:
+    """ValueError unless the loss (and a combined scorer's own losses) accept the batching strategy.
+
+    Each loss declares its strategies (``RankingLoss.strategies``, narrowed by its options through
+    ``strategies_for``: ``multitask`` accepts what all its parts accept).
+    """
+    if isinstance(strategy.options, StrategyConfig) and "query_text" in strategy.options.model_fields_set:
+        raise ValueError("strategy.options.query_text: set data.query_text instead (it also drives evaluation)")
+    sections = [("", loss)] + [(f"scorer.{part}: ", getattr(scorer, part)) for part in ("pooled_loss", "maxsim_loss")]
+    for prefix, section in sections:
+        if section is None:
+            continue
+        accepted = LOSSES[section.name].strategies_for(section.options)
+        if strategy.name not in accepted:
+            raise ValueError(
+                f"{prefix}loss {section.name!r} does not accept batching strategy {strategy.name!r}; "
+                f"it accepts: {', '.join(accepted) or '(none: its parts share no strategy)'}")
+
+
+class Components(_Section):
+    """The ``strategy``, ``loss`` and ``scorer`` sections alone, checked to fit together (a suite entry's part)."""
+
+    strategy: StrategySection = Field(default_factory=lambda: _section(StrategySection))
+    loss: LossSection = Field(default_factory=lambda: _section(LossSection))
+    scorer: ScorerSection = Field(default_factory=ScorerSection)
+
+    @model_validator(mode="after")
+    def _pairing(self) -> Components:
+        check_pairing(self.strategy, self.loss, self.scorer)
+        return self
+
+
 class TrainConfig(_Section):
     model: ModelSection = Field(default_factory=ModelSection)
     data: DataSection
-    strategy: StrategySection = Field(default_factory=StrategySection)
-    loss: LossSection = Field(default_factory=LossSection)
+    strategy: StrategySection = Field(default_factory=lambda: _section(StrategySection))
+    loss: LossSection = Field(default_factory=lambda: _section(LossSection))
     scorer: ScorerSection = Field(default_factory=ScorerSection)
     training: TrainingSection = Field(default_factory=TrainingSection)
 
+    @model_validator(mode="after")
+    def _pairing(self) -> TrainConfig:
+        check_pairing(self.strategy, self.loss, self.scorer)
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
-
-
-def _error_message(exc: ValidationError, source: str) -> str:
-    lines = []
-    for error in exc.errors():
-        key = ".".join(str(p) for p in error["loc"]) or "<root>"
-        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-        if error["type"] != "missing" and "input" in error and error["type"] != "extra_forbidden":
-            message += f" (got {error['input']!r})"
-        lines.append(f"{key}: {message}")
-    return f"{source}: invalid config: " + "; ".join(lines)
 
 
 def apply_override(raw: dict[str, Any], assignment: str) -> None:
@@ -214,7 +246,7 @@ def parse_config(raw: dict[str, Any], *, source: str = "config") -> TrainConfig:
     try:
         config = TrainConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_error_message(exc, source)) from exc
+        raise ConfigError(format_validation_error(exc, f"{source}: invalid config", raw)) from exc
     return config
 
 

@@ -47,13 +47,15 @@ from typing import Any
 
 import torch
 
+from qaembed.batching import StrategyConfig, build_strategy
 from qaembed.batching.batch import RankingBatch
-from qaembed.data.dataset import read_json, write_json
 from qaembed.errors import ConfigError, DataError, QaembedError
+from qaembed.jsonfiles import read_json, write_json
 from qaembed.late_interaction import ColbertCollator, ColbertTokens, add_marker_tokens
+from qaembed.losses import build_loss
 from qaembed.records import QARecord
-from qaembed.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from qaembed.train.budget import TokenCounter, plan_steps
+from qaembed.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from qaembed.train.config import TrainConfig, parse_config, save_config
 from qaembed.train.data import check_data_kind, dataset_kind, evaluate_dev_pairs, read_training_split, split_files
 from qaembed.train.distributed import gathered_loss_inputs, split_batch
@@ -120,27 +122,11 @@ def evaluate_dev(model: Any, records: list[QARecord], config: TrainConfig) -> di
 
 
 def build_components(config: TrainConfig) -> tuple[Any, Any]:
-    """The batching strategy and loss of ``config``, checked to fit together (ConfigError otherwise)."""
-    from qaembed.batching.strategies import STRATEGIES, build_strategy
-    from qaembed.losses import build_loss, check_strategy
-
-    if "query_text" in config.strategy.options:
-        raise ConfigError("strategy.options.query_text: set data.query_text instead (it also drives evaluation)")
-    options = dict(config.strategy.options)
-    if getattr(STRATEGIES.get(config.strategy.name), "data_kind", "qa") == "qa":  # pair texts are whole questions
-        options["query_text"] = config.data.query_text
-    strategy = build_strategy(config.strategy.name, options)
-    loss_fn = build_loss(config.loss.name, config.loss.options)
-    check_strategy(config.loss.name, config.strategy.name, config.loss.options)
-    for part in ("pooled_loss", "maxsim_loss"):  # scorer: combined may give each score matrix its own loss
-        section = getattr(config.scorer, part)
-        if section is not None:
-            try:
-                build_loss(section.name, section.options)
-                check_strategy(section.name, config.strategy.name, section.options)
-            except ConfigError as exc:
-                raise ConfigError(f"scorer.{part}: {exc}") from exc
-    return strategy, loss_fn
+    """The batching strategy and loss of ``config`` (the config's validator has checked that they fit)."""
+    options = config.strategy.options
+    if isinstance(options, StrategyConfig):  # Q&A strategies; pair texts are whole questions
+        options = options.model_copy(update={"query_text": config.data.query_text})
+    return build_strategy(config.strategy.name, options), build_loss(config.loss.name, config.loss.options)
 
 
 def _read_records(config: TrainConfig, split: str, limit: int | None) -> list[QARecord]:

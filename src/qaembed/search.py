@@ -1,6 +1,7 @@
-"""Top-k inner-product search of normalized embeddings: exact (torch) or FAISS (IVF, HNSW).
+"""Top-k inner-product search of normalized embeddings, for evaluation and mining: exact (torch) or FAISS.
 
-Which index (``--index``):
+:func:`top_k_search` is the one entry point (evaluation ranks a corpus with it, ``qaembed mine``
+retrieves candidate negatives with it). Which index (``kind``; mining's ``--index``):
 
 * ``exact``: blocked ``queries @ corpus.T`` and ``torch.topk``, on the mining device
   (GPU when ``--device cuda``). The corpus is processed in blocks of ``corpus_block``
@@ -15,6 +16,8 @@ Which index (``--index``):
 * ``hnsw``: FAISS ``IndexHNSWFlat`` (``M = 32``, ``efConstruction = 200``,
   ``efSearch = max(ef_search, k)``). Approximate with higher recall per query than IVF
   on CPU, but slower to build and CPU only.
+* ``flat``: FAISS ``IndexFlatIP``: exact like ``exact``, by FAISS's BLAS kernels and heap
+  (evaluation uses it for corpora of at least ``faiss_min_docs`` documents).
 * ``auto``: ``exact`` up to :data:`AUTO_EXACT_MAX_CORPUS` answers (CPU) or
   :data:`AUTO_EXACT_MAX_CORPUS_GPU` (CUDA), ``ivf`` above. Exact search costs
   ``n_queries · n_corpus · dim`` multiply-adds; past a few hundred thousand answers on
@@ -34,6 +37,8 @@ from typing import Literal
 
 import numpy as np
 import torch
+
+from qaembed.errors import QaembedError
 
 IndexKind = Literal["exact", "ivf", "hnsw", "auto"]
 AUTO_EXACT_MAX_CORPUS = 250_000
@@ -132,14 +137,34 @@ def top_k_search(
     queries: np.ndarray,
     corpus: np.ndarray,
     k: int,
-    kind: Literal["exact", "ivf", "hnsw"],
+    kind: Literal["exact", "flat", "ivf", "hnsw"] = "exact",
     *,
-    device: str,
+    device: str = "cpu",
+    query_chunk: int = 1024,
     nprobe: int = 32,
     ef_search: int = 256,
     seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dispatch to :func:`exact_top_k` or :func:`faiss_top_k` (``kind`` already resolved)."""
+    """The top ``min(k, n_corpus)`` documents of every query: ((n_q, k') scores, (n_q, k') indices), best first.
+
+    ``kind`` is already resolved (:func:`choose_index` resolves ``auto``); an empty corpus is a
+    :class:`QaembedError`.
+
+    >>> corpus = np.eye(3, dtype=np.float32)
+    >>> scores, indices = top_k_search(np.array([[0.0, 0.6, 0.8]], dtype=np.float32), corpus, 5)
+    >>> indices.tolist(), [round(s, 2) for s in scores[0].tolist()]
+    ([[2, 1, 0]], [0.8, 0.6, 0.0])
+    """
+    if len(corpus) == 0:
+        raise QaembedError("the corpus is empty: no documents to rank")
+    k = min(k, len(corpus))
     if kind == "exact":
-        return exact_top_k(queries, corpus, k, device=device)
+        return exact_top_k(queries, corpus, k, device=device, query_chunk=query_chunk)
+    if kind == "flat":
+        import faiss
+
+        index = faiss.IndexFlatIP(corpus.shape[1])
+        index.add(np.ascontiguousarray(corpus, dtype=np.float32))
+        scores, indices = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return torch.from_numpy(scores).to(device), torch.from_numpy(indices).long().to(device)
     return faiss_top_k(queries, corpus, k, kind, device=device, nprobe=nprobe, ef_search=ef_search, seed=seed)

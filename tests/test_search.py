@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from qaembed.mining.search import AUTO_EXACT_MAX_CORPUS, choose_index, exact_top_k, faiss_top_k
+from qaembed.search import AUTO_EXACT_MAX_CORPUS, choose_index, exact_top_k, faiss_top_k
 
 
 def _unit(rng, n, dim=16):
