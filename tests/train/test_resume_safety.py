@@ -170,4 +170,4 @@ def test_tampered_loop_state_names_the_field(run_copy, monkeypatch, capsys):
     (checkpoint / "state.json").write_text(json.dumps({**state, "batch_in_epoch": -3}))
     code, err = run_main(monkeypatch, capsys, "train", "--config", config_file, "--out", run, "--resume")
     assert code == 2
-    assert f"error: {checkpoint / 'state.json'}, field 'batch_in_epoch': expected a non-negative integer, got -3" in err
+    assert f"error: {checkpoint / 'state.json'}, field 'batch_in_epoch': Input should be greater than or equal to 0 (got -3)" in err

@@ -8,7 +8,9 @@ the config keys, the run folder and resuming. Modules:
 * ``loop.py``        :func:`train`, the straight-line loop;
 * ``gradcache.py``   one forward/backward, plain or chunked with cached embedding gradients;
 * ``distributed.py`` batch sharding and all-gather with gradient for cross-process negatives;
-* ``checkpoint.py``  atomic checkpoints and exact resume.
+* ``checkpoint.py``  atomic checkpoints and exact resume;
+* ``state.py``       :class:`RunState`, the loop's state (the schema of a checkpoint's ``state.json``);
+* ``trackers.py``    ``metrics.jsonl`` and Accelerate's trackers (TensorBoard, W&B, MLflow).
 """
 
 from qaembed.train.config import TrainConfig, debug_config, load_config

@@ -35,9 +35,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
-from qaembed.errors import DataError, QaembedError
+from qaembed.errors import DataError, QaembedError, first_problem
 from qaembed.jsonfiles import read_json
+from qaembed.train.state import RunState
 
 CHECKPOINTS = "checkpoints"
 _PREFIX = "step-"
@@ -104,7 +106,7 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     scaler: Any,
-    state: dict[str, Any],
+    state: RunState,
     accelerator: Any,
 ) -> Path:
     """Write a complete checkpoint for ``step`` atomically; every process must call this."""
@@ -123,7 +125,8 @@ def save_checkpoint(
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         if scaler is not None:
             torch.save(scaler.state_dict(), tmp / "scaler.pt")
-        (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=2) + "\n", encoding="utf-8")
+        (tmp / "state.json").write_text(state.model_copy(update={"step": step}).model_dump_json(indent=2) + "\n",
+                                        encoding="utf-8")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         if final.exists():
@@ -171,7 +174,7 @@ def load_checkpoint(
     scheduler: Any,
     scaler: Any,
     accelerator: Any,
-) -> dict[str, Any]:
+) -> RunState:
     """Restore model, optimizer, scheduler, scaler and this process's RNG states; returns state.json.
 
     Raises :class:`DataError` naming the file when one is missing, truncated or holds more
@@ -186,11 +189,12 @@ def load_checkpoint(
             "when loaded); it is not loaded. Resume it with the qaembed version that wrote it, or delete "
             f"{path.parent} to train again from step 0 with --resume"
         )
-    state = read_json(path / "state.json")
-    for key in ("step", "epoch", "batch_in_epoch"):  # where the batches resume
-        value = state.get(key) if isinstance(state, dict) else None
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise DataError(f"expected a non-negative integer, got {value!r}", path=str(path / "state.json"), field=key)
+    raw = read_json(path / "state.json")
+    try:
+        state = RunState.model_validate(raw)
+    except ValidationError as exc:
+        problem = first_problem(exc, raw)
+        raise DataError(problem.message, path=str(path / "state.json"), field=problem.field or None) from exc
     device = accelerator.device
     rng_file = path / f"rng-{accelerator.process_index}.json"
     if not rng_file.is_file():

@@ -33,7 +33,6 @@ Run folder::
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
@@ -46,13 +45,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list, set_seed
+from tqdm.auto import tqdm
+from transformers import get_scheduler
 
 from qaembed.batching import StrategyConfig, build_strategy
 from qaembed.batching.batch import RankingBatch
+from qaembed.batching.collate import Collator, tokenize
 from qaembed.errors import ConfigError, DataError, QaembedError
+from qaembed.evaluate import EvalConfig, evaluate_model
 from qaembed.jsonfiles import read_json, write_json
-from qaembed.late_interaction import ColbertCollator, ColbertTokens, add_marker_tokens
+from qaembed.late_interaction import ColbertCollator, ColbertTokens, add_marker_tokens, add_token_projection, save_model
 from qaembed.losses import build_loss
+from qaembed.model import build_encoder
+from qaembed.provenance import environment, hash_files
 from qaembed.records import QARecord
 from qaembed.train.budget import TokenCounter, plan_steps
 from qaembed.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -61,8 +69,9 @@ from qaembed.train.data import check_data_kind, dataset_kind, evaluate_dev_pairs
 from qaembed.train.distributed import gathered_loss_inputs, split_batch
 from qaembed.train.gradcache import forward_backward
 from qaembed.train.scoring import Scoring, build_scoring
+from qaembed.train.state import RunState
+from qaembed.train.trackers import METRICS_FILE, MetricsLog, check_trackers
 
-METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "result.json"
 
 logger = logging.getLogger(__name__)
@@ -101,8 +110,6 @@ def evaluate_dev(model: Any, records: list[QARecord], config: TrainConfig) -> di
     keys (early stopping and ``best_model`` follow them unless ``training.eval_metric`` names a
     ``maxsim/...`` key) and MaxSim's as ``maxsim/retrieval/ndcg@10`` ...
     """
-    from qaembed.evaluate import EvalConfig, evaluate_model
-
     if dataset_kind(config.data.dataset) == "pairs":  # duplicate retrieval + pair classification (train/data.py)
         return evaluate_dev_pairs(model, records, config)
 
@@ -129,11 +136,6 @@ def build_components(config: TrainConfig) -> tuple[Any, Any]:
     return build_strategy(config.strategy.name, options), build_loss(config.loss.name, config.loss.options)
 
 
-def _read_records(config: TrainConfig, split: str, limit: int | None) -> list[QARecord]:
-    """Q&A records, or PairRecords for pair data (``train/data.py``)."""
-    return read_training_split(config, split, limit)
-
-
 def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> None:
     saved = run_dir / "config.yaml"
     if not resume:
@@ -141,8 +143,6 @@ def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> None:
             raise QaembedError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
         return
     if saved.exists():
-        import yaml
-
         previous = parse_config(yaml.safe_load(saved.read_text(encoding="utf-8")), source=str(saved))
         if previous.to_dict() != config.to_dict():
             old, new = _flatten(previous.to_dict()), _flatten(config.to_dict())
@@ -197,46 +197,14 @@ def _truncate_metrics(path: Path, last_step: int) -> None:
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
-def _make_accelerator(config: TrainConfig, run_dir: Path) -> Any:
-    from accelerate import Accelerator
-
+def _make_accelerator(config: TrainConfig, run_dir: Path) -> Accelerator:
     training = config.training
     if training.mixed_precision != "no" and not torch.cuda.is_available():
         raise ConfigError(
             f"training.mixed_precision: {training.mixed_precision!r} needs a CUDA GPU and none is visible; "
             "use mixed_precision: \"no\""
         )
-    if "wandb" in training.trackers:
-        try:
-            import wandb  # noqa: F401
-        except ImportError as exc:
-            raise ConfigError(
-                "training.trackers: 'wandb' is not installed; pip install wandb (set WANDB_MODE=offline to log "
-                "without network)"
-            ) from exc
-    if "tensorboard" in training.trackers:
-        try:
-            import tensorboard  # noqa: F401
-        except ImportError as exc:
-            raise ConfigError("training.trackers: 'tensorboard' is not installed; pip install tensorboard") from exc
-    if "mlflow" in training.trackers:
-        try:
-            import mlflow
-        except ImportError as exc:
-            raise ConfigError(
-                "training.trackers: 'mlflow' is not installed; pip install mlflow (or mlflow-skinny)"
-            ) from exc
-        if not os.environ.get("MLFLOW_TRACKING_URI"):
-            # no server configured: a local SQLite store in the run folder (no network)
-            try:
-                import sqlalchemy  # noqa: F401  (MLflow's SQL store; in `mlflow`, not in `mlflow-skinny`)
-            except ImportError as exc:
-                raise ConfigError(
-                    "training.trackers: 'mlflow' without MLFLOW_TRACKING_URI logs to a local SQLite store, "
-                    "which needs sqlalchemy and alembic; pip install mlflow (or set MLFLOW_TRACKING_URI)"
-                ) from exc
-            (run_dir / "tracking").mkdir(parents=True, exist_ok=True)
-            mlflow.set_tracking_uri(f"sqlite:///{(run_dir / 'tracking' / 'mlflow.db').resolve()}")
+    check_trackers(training.trackers, run_dir)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     accelerator = Accelerator(
         mixed_precision=training.mixed_precision,
@@ -266,8 +234,6 @@ def _freeze_unused_parameters(model: torch.nn.Module, collate: Any, scoring: Sco
     the probe uses what the scorer embeds (MaxSim: the token projection takes part, a pooled
     head does not); a model without token outputs fails here, before the first step.
     """
-    from qaembed.batching.collate import tokenize
-
     device = next(model.parameters()).device  # the encoder may already sit on a GPU
     features = {k: v.to(device) for k, v in tokenize(collate.tokenizer, ["probe"], collate.max_length).items()}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -288,8 +254,6 @@ def _freeze_unused_parameters(model: torch.nn.Module, collate: Any, scoring: Sco
 
 
 def _optimizer_and_scheduler(model: torch.nn.Module, config: TrainConfig, total_steps: int) -> tuple[Any, Any]:
-    from transformers import get_scheduler
-
     training = config.training
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():
@@ -316,6 +280,37 @@ def _epoch_batches(strategy: Any, records: list[QARecord], batch_size: int, seed
             yield epoch, index, batch
 
 
+@dataclass
+class _Run:
+    """What one run trains with, built once by :func:`_build_run` (everything but the loop's state)."""
+
+    config: TrainConfig
+    run_dir: Path
+    accelerator: Accelerator
+    model: Any  # the prepared SentenceTransformer (wrapped by DDP on several processes)
+    optimizer: Any
+    scheduler: Any
+    strategy: Any
+    scoring: Scoring
+    collate: Any
+    count_tokens: TokenCounter
+    train_records: list
+    dev_records: list
+    total_steps: int
+    log: MetricsLog
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def save(self, folder: str) -> None:
+        """Write the current weights to ``run_dir/folder`` (main process), in the scorer's format."""
+        if self.main:
+            scorer = self.config.scorer
+            save_model(self.accelerator.unwrap_model(self.model), self.run_dir / folder, scorer.name,
+                       query_length=scorer.query_length, colbert=ColbertTokens.of_scorer(scorer))
+
+
 def train(
     config: TrainConfig,
     out_dir: str | Path,
@@ -335,33 +330,101 @@ def train(
     budget is planned into steps first). ``progress_bar=False`` hides the per-step bar (e.g.
     under a caller's own progress display).
     """
-    from accelerate.utils import broadcast_object_list, set_seed
-    from tqdm.auto import tqdm
-
-    from qaembed.batching.collate import Collator
-    from qaembed.late_interaction import add_token_projection, save_model
-    from qaembed.model import build_encoder
-    from qaembed.provenance import environment, hash_files
-
     run_dir = Path(out_dir)
-    training = config.training
-    if resume and (run_dir / RESULT_FILE).is_file():
-        stored = read_json(run_dir / RESULT_FILE)
-        if stored.get("status") in ("completed", "early_stopped"):
-            try:
-                return TrainResult(**{k: stored[k] for k in TrainResult.__dataclass_fields__ if k in stored})
-            except TypeError as exc:  # a required field is missing
-                raise DataError(f"finished run's result is incomplete ({exc})", path=str(run_dir / RESULT_FILE)) from exc
+    finished = _finished_result(run_dir) if resume else None
+    if finished is not None:
+        return finished
     _check_run_dir(config, run_dir, resume)
-    accelerator = _make_accelerator(config, run_dir)
-    main = accelerator.is_main_process
-    world = accelerator.num_processes
+    run = _build_run(config, run_dir)
+    state = _open_run(run, resume)
+    training = config.training
+    if plan_callback is not None:
+        plan_callback(run.total_steps)
+    run.model.train()
+    stop_early = _evaluate_dev(run, state) if state.step == 0 else False
+    # skip to where the checkpoint stopped (batches are cheap to build: no tokenization); by (epoch, index),
+    # since an epoch of the pairs strategy may hold one batch more or less than another
+    batches = itertools.dropwhile(lambda item: (item[0], item[1]) < (state.epoch, state.batch_in_epoch),
+                                  _epoch_batches(run.strategy, run.train_records, _global_batch_size(run),
+                                                 training.seed))
+    progress = tqdm(total=run.total_steps, initial=state.step, disable=not (run.main and progress_bar), desc="train",
+                    dynamic_ncols=True)
+    status = "completed"
+    started = time.perf_counter()
+    window_texts, window_start = 0, time.perf_counter()
+    try:
+        while state.step < run.total_steps and not stop_early:
+            step_start = time.perf_counter()
+            epoch, index, global_batch = next(batches)
+            output, loss_mean, grad_norm, texts, tokens = _train_step(run, state, epoch, index, global_batch)
+            state.record_step(epoch, index, texts, tokens, global_batch.query_ids)
+            state.train_seconds += time.perf_counter() - step_start
+            window_texts += texts
+            if state.step % training.log_every == 0 or state.step == run.total_steps:  # numbers reach the host here
+                now = time.perf_counter()
+                rate = window_texts / max(now - window_start, 1e-9)
+                window_texts, window_start = 0, now
+                loss_value = _log_step(run, state, epoch, loss_mean, output.metrics, grad_norm, rate)
+                progress.set_postfix(loss=f"{loss_value:.4f}", texts_s=f"{rate:.0f}")
+            progress.update(1)
+            if training.eval_every is not None and state.step % training.eval_every == 0 and state.step < run.total_steps:
+                stop_early = _evaluate_dev(run, state)
+            if (training.save_every is not None and state.step % training.save_every == 0) or stop_early:
+                state.wall_seconds += time.perf_counter() - started
+                started = time.perf_counter()
+                save_checkpoint(run_dir, state.step, model=run.model, optimizer=run.optimizer, scheduler=run.scheduler,
+                                scaler=run.accelerator.scaler, state=state, accelerator=run.accelerator)
+            if step_callback is not None:
+                step_callback(state.step)
+    except StopTraining:
+        status = "stopped"
+    finally:
+        progress.close()
+    state.wall_seconds += time.perf_counter() - started
+    if status == "stopped":
+        run.accelerator.end_training()
+        return _result(status, state, run_dir, None)
 
+    if stop_early:
+        status = "early_stopped"
+    elif state.last_eval_step != state.step:
+        _evaluate_dev(run, state)  # the final model's dev metrics
+    run.save("model")
+    result = _result(status, state, run_dir, state.last_dev)
+    if run.main:
+        write_json(run_dir / RESULT_FILE, result.to_dict())
+    run.accelerator.wait_for_everyone()
+    run.accelerator.end_training()
+    return result
+
+
+def _finished_result(run_dir: Path) -> TrainResult | None:
+    """The stored result of a run that already finished (completed or early-stopped), else None."""
+    if not (run_dir / RESULT_FILE).is_file():
+        return None
+    stored = read_json(run_dir / RESULT_FILE)
+    if stored.get("status") not in ("completed", "early_stopped"):
+        return None
+    try:
+        return TrainResult(**{k: stored[k] for k in TrainResult.__dataclass_fields__ if k in stored})
+    except TypeError as exc:  # a required field is missing
+        raise DataError(f"finished run's result is incomplete ({exc})", path=str(run_dir / RESULT_FILE)) from exc
+
+
+def _global_batch_size(run: _Run) -> int:
+    return run.config.training.batch_size * run.accelerator.num_processes
+
+
+def _build_run(config: TrainConfig, run_dir: Path) -> _Run:
+    """Accelerator, data, model, collator, step plan, optimizer: everything before the first step."""
+    training = config.training
+    accelerator = _make_accelerator(config, run_dir)
+    world = accelerator.num_processes
     check_data_kind(config)  # pair data <-> the pairs strategy, before anything heavy
     strategy, loss_fn = build_components(config)
     scoring = build_scoring(config.scorer, loss_fn)
-    train_records = _read_records(config, "train", config.data.max_train_questions)
-    dev_records = _read_records(config, "dev", config.data.max_dev_questions)
+    train_records = read_training_split(config, "train", config.data.max_train_questions)
+    dev_records = read_training_split(config, "dev", config.data.max_dev_questions)
     global_batch_size = training.batch_size * world
     steps_per_epoch = strategy.num_batches(train_records, global_batch_size, drop_last=True)
     if steps_per_epoch == 0:
@@ -370,12 +433,8 @@ def train(
             f"make no full batch of {global_batch_size} questions"
         )
     set_seed(training.seed)  # python, numpy, torch (and CUDA): model head init, dropout
-    model = build_encoder(
-        config.model.base,
-        projection_dim=config.model.projection_dim,
-        pooling=config.model.pooling,
-        max_seq_length=config.model.max_seq_length,
-    )
+    model = build_encoder(config.model.base, projection_dim=config.model.projection_dim,
+                          pooling=config.model.pooling, max_seq_length=config.model.max_seq_length)
     if config.scorer.name != "cosine":
         add_token_projection(model, config.scorer.projection_dim, option="scorer.projection_dim")
     colbert = ColbertTokens.of_scorer(config.scorer)
@@ -395,213 +454,144 @@ def train(
     _freeze_unused_parameters(model, collate, scoring)
     optimizer, scheduler = _optimizer_and_scheduler(model, config, total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
-    scoring = scoring.to(accelerator.device)
-    scaler = accelerator.scaler
+    return _Run(config=config, run_dir=run_dir, accelerator=accelerator, model=model, optimizer=optimizer,
+                scheduler=scheduler, strategy=strategy, scoring=scoring.to(accelerator.device), collate=collate,
+                count_tokens=count_tokens, train_records=train_records, dev_records=dev_records,
+                total_steps=total_steps, log=MetricsLog(run_dir / METRICS_FILE, accelerator, training.trackers))
 
-    state: dict[str, Any] = {
-        "epoch": 0, "batch_in_epoch": 0, "best_metric": None, "best_step": None,
-        "evals_without_improvement": 0, "texts": 0, "train_seconds": 0.0, "wall_seconds": 0.0,
-        "tokens": 0, "questions": 0, "question_order": hashlib.sha256().hexdigest(),
-    }
-    step = 0
+
+def _open_run(run: _Run, resume: bool) -> RunState:
+    """The state to start from: the newest checkpoint's (``resume``), or a fresh run folder's."""
+    config, run_dir = run.config, run.run_dir
     checkpoint = latest_checkpoint(run_dir) if resume else None
-    metrics_path = run_dir / METRICS_FILE
     if checkpoint is not None:
-        state = {**state, **load_checkpoint(
-            checkpoint, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, accelerator=accelerator
-        )}
-        step = state.pop("step")
-        if main:
-            _truncate_metrics(metrics_path, step)
-    elif main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        metrics_path.write_text("", encoding="utf-8")
-        save_config(config, run_dir / "config.yaml")
-        data_files = [path for s in ("train", "dev") for path in split_files(config.data.dataset, s)]
-        write_json(run_dir / "provenance.json", {**environment(), "data_hash": hash_files(data_files),
-                                                 "data_files": [str(p) for p in data_files]})
-    accelerator.wait_for_everyone()
-    if training.trackers:
-        accelerator.init_trackers("qaembed", config={k: str(v) for k, v in _flatten(config.to_dict()).items()})
-
-    def log(record: dict[str, Any]) -> None:
-        if main:
-            with metrics_path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record) + "\n")
-        if training.trackers:
-            # tracker names: MLflow rejects "@", so "dev/retrieval/ndcg@10" is logged as
-            # "dev/retrieval/ndcg_at_10" to every tracker (metrics.jsonl keeps the canonical names)
-            accelerator.log({k.replace("@", "_at_"): v for k, v in record.items() if k != "step"}, step=record["step"])
-
-    def evaluate_and_track() -> bool:
-        """Evaluate on dev, log, keep the best model; True when early stopping says stop."""
-        summary = [None]
-        if main:
-            model.eval()
-            summary[0] = evaluate_dev(accelerator.unwrap_model(model), dev_records, config)
-            model.train()
-        summary = broadcast_object_list(summary)[0]
-        if training.eval_metric not in summary:
-            raise ConfigError(f"training.eval_metric: {training.eval_metric!r} is not a dev metric; "
-                              f"available: {', '.join(sorted(summary))}")
-        log({"step": step, "texts": state["texts"], **{f"dev/{k}": v for k, v in summary.items()}})
-        value = summary[training.eval_metric]
-        if state["best_metric"] is None or value > state["best_metric"]:
-            state.update(best_metric=value, best_step=step, evals_without_improvement=0)
-            if main:
-                save_model(accelerator.unwrap_model(model), run_dir / "best_model", config.scorer.name,
-                           query_length=config.scorer.query_length,
-                           colbert=ColbertTokens.of_scorer(config.scorer))
-        else:
-            state["evals_without_improvement"] += 1
-        state.update(last_dev=summary, last_eval_step=step)
-        patience = training.early_stopping_patience
-        return patience is not None and state["evals_without_improvement"] >= patience
-
-    def compute_loss(shards: list[RankingBatch], local: RankingBatch):
-        def loss_of(query_embeddings, doc_embeddings):  # tensors, or tuples of tensors (scorer)
-            if training.gather_across_devices and world > 1:
-                query_embeddings, doc_embeddings, batch = gathered_loss_inputs(query_embeddings, doc_embeddings, shards)
-            else:
-                batch = local
-            return scoring.loss(query_embeddings, doc_embeddings, batch)
-
-        return loss_of
-
-    if plan_callback is not None:
-        plan_callback(total_steps)
-    model.train()
-    status = "completed"
-    stop_early = False
-    if step == 0:
-        stop_early = evaluate_and_track()
-    batches = _epoch_batches(strategy, train_records, global_batch_size, training.seed)
-    # skip to where the checkpoint stopped (batches are cheap to build: no tokenization); by (epoch, index),
-    # since an epoch of the pairs strategy may hold one batch more or less than another
-    resume_at = (state["epoch"], state["batch_in_epoch"])
-    batches = itertools.dropwhile(lambda item: (item[0], item[1]) < resume_at, batches)
-    progress = tqdm(total=total_steps, initial=step, disable=not (main and progress_bar), desc="train", dynamic_ncols=True)
-    started = time.perf_counter()
-    window_texts, window_start = 0, time.perf_counter()
-    try:
-        while step < total_steps and not stop_early:
-            step_start = time.perf_counter()
-            epoch, index, global_batch = next(batches)
-            shards = split_batch(global_batch, world)
-            local = shards[accelerator.process_index]
-            features = collate(local)
-            # real tokens of every process's shard (counted on the CPU, before the copy to the device)
-            if world == 1:
-                tokens = int(features["attention_mask"].sum())
-            else:
-                tokens = sum(count_tokens(shard.queries + shard.docs) for shard in shards)
-            features = {k: v.to(accelerator.device) for k, v in features.items()}
-            output = forward_backward(
-                model, features, local.num_queries, compute_loss(shards, local.to(accelerator.device)),
-                mini_batch_size=training.mini_batch_size, backward=accelerator.backward,
-                no_sync=lambda: accelerator.no_sync(model), embed_fn=scoring.embed,
-            )
-            # Loss, metrics and gradient norm stay on the device until a log step reads them: turning a
-            # GPU tensor into a float waits for every queued kernel. The one wait paid every step is
-            # this finiteness check, because a NaN/inf loss must stop the run before optimizer.step()
-            # applies its gradient (one flag for the whole step, however many metrics the loss has).
-            loss_mean = accelerator.reduce(output.loss.detach().reshape(1), reduction="mean")  # (1,)
-            if not bool(torch.isfinite(loss_mean).all()):  # host sync, every step
-                optimizer.zero_grad(set_to_none=True)
-                message = (
-                    f"non-finite loss ({loss_mean.item()}) at step {step + 1} (epoch {epoch}, batch {index}); "
-                    f"questions: {', '.join(global_batch.query_ids)}. "
-                    f"The last good checkpoint in {run_dir / 'checkpoints'} is kept."
-                )
-                if main:
-                    write_json(run_dir / RESULT_FILE, {"status": "failed", "steps": step, "error": message})
-                raise QaembedError(message)
-            grad_norm = None
-            if training.max_grad_norm is not None:
-                grad_norm = accelerator.clip_grad_norm_(model.parameters(), training.max_grad_norm)  # 0-d tensor
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            texts = sum(shard.num_queries + shard.num_docs for shard in shards)
-            order = hashlib.sha256(state["question_order"].encode())
-            order.update("\n".join(global_batch.query_ids).encode())
-            state.update(epoch=epoch, batch_in_epoch=index + 1, texts=state["texts"] + texts,
-                         tokens=state["tokens"] + tokens, questions=state["questions"] + global_batch.num_queries,
-                         question_order=order.hexdigest())
-            state["train_seconds"] += time.perf_counter() - step_start
-            window_texts += texts
-            if step % training.log_every == 0 or step == total_steps:  # the numbers reach the host only here
-                loss_value = loss_mean.item()
-                now = time.perf_counter()
-                rate = window_texts / max(now - window_start, 1e-9)
-                window_texts, window_start = 0, now
-                record = {"step": step, "epoch": epoch, "texts": state["texts"], "tokens": state["tokens"],
-                          "loss": loss_value,
-                          **{f"loss/{k}": float(v) for k, v in output.metrics.items() if k != "loss"},
-                          "lr": scheduler.get_last_lr()[0], "texts_per_s": rate}
-                if grad_norm is not None:
-                    record["grad_norm"] = float(grad_norm)
-                log(record)
-                progress.set_postfix(loss=f"{loss_value:.4f}", texts_s=f"{rate:.0f}")
-            progress.update(1)
-            if training.eval_every is not None and step % training.eval_every == 0 and step < total_steps:
-                stop_early = evaluate_and_track()
-            if (training.save_every is not None and step % training.save_every == 0) or stop_early:
-                state["wall_seconds"] += time.perf_counter() - started
-                started = time.perf_counter()
-                save_checkpoint(run_dir, step, model=model, optimizer=optimizer, scheduler=scheduler,
-                                scaler=scaler, state=state, accelerator=accelerator)
-            if step_callback is not None:
-                step_callback(step)
-    except StopTraining:
-        status = "stopped"
-    finally:
-        progress.close()
-    state["wall_seconds"] += time.perf_counter() - started
-    if status == "stopped":
-        accelerator.end_training()
-        return _result(status, step, state, run_dir, None)
-
-    if stop_early:
-        status = "early_stopped"
-    elif state.get("last_eval_step") != step:
-        evaluate_and_track()  # the final model's dev metrics
-    if main:
-        save_model(accelerator.unwrap_model(model), run_dir / "model", config.scorer.name,
-                   query_length=config.scorer.query_length,
-                           colbert=ColbertTokens.of_scorer(config.scorer))
-    result = _result(status, step, state, run_dir, state.get("last_dev"))
-    if main:
-        write_json(run_dir / RESULT_FILE, result.to_dict())
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return result
+        state = load_checkpoint(checkpoint, model=run.model, optimizer=run.optimizer, scheduler=run.scheduler,
+                                scaler=run.accelerator.scaler, accelerator=run.accelerator)
+        if run.main:
+            _truncate_metrics(run.log.path, state.step)
+    else:
+        state = RunState()
+        if run.main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            run.log.path.write_text("", encoding="utf-8")
+            save_config(config, run_dir / "config.yaml")
+            data_files = [path for s in ("train", "dev") for path in split_files(config.data.dataset, s)]
+            write_json(run_dir / "provenance.json", {**environment(), "data_hash": hash_files(data_files),
+                                                     "data_files": [str(p) for p in data_files]})
+    run.accelerator.wait_for_everyone()
+    run.log.start(_flatten(config.to_dict()))
+    return state
 
 
-def _result(status: str, step: int, state: dict[str, Any], run_dir: Path, final_dev: dict | None) -> TrainResult:
+def _train_step(run: _Run, state: RunState, epoch: int, index: int, global_batch: RankingBatch):
+    """One optimizer step on ``global_batch``: (loss output, mean loss, grad norm, texts, tokens); tensors stay
+    on the device. A non-finite loss ends the run (QaembedError) before the optimizer applies its gradient."""
+    accelerator, training, world = run.accelerator, run.config.training, run.accelerator.num_processes
+    shards = split_batch(global_batch, world)
+    local = shards[accelerator.process_index]
+    features = run.collate(local)
+    # real tokens of every process's shard (counted on the CPU, before the copy to the device)
+    if world == 1:
+        tokens = int(features["attention_mask"].sum())
+    else:
+        tokens = sum(run.count_tokens(shard.queries + shard.docs) for shard in shards)
+    features = {k: v.to(accelerator.device) for k, v in features.items()}
+    local = local.to(accelerator.device)
+
+    def loss_of(query_embeddings, doc_embeddings):  # tensors, or tuples of tensors (scorer)
+        batch = local
+        if training.gather_across_devices and world > 1:
+            query_embeddings, doc_embeddings, batch = gathered_loss_inputs(query_embeddings, doc_embeddings, shards)
+        return run.scoring.loss(query_embeddings, doc_embeddings, batch)
+
+    output = forward_backward(
+        run.model, features, local.num_queries, loss_of, mini_batch_size=training.mini_batch_size,
+        backward=accelerator.backward, no_sync=lambda: accelerator.no_sync(run.model), embed_fn=run.scoring.embed,
+    )
+    # Loss, metrics and gradient norm stay on the device until a log step reads them: turning a
+    # GPU tensor into a float waits for every queued kernel. The one wait paid every step is
+    # this finiteness check, because a NaN/inf loss must stop the run before optimizer.step()
+    # applies its gradient (one flag for the whole step, however many metrics the loss has).
+    loss_mean = accelerator.reduce(output.loss.detach().reshape(1), reduction="mean")  # (1,)
+    if not bool(torch.isfinite(loss_mean).all()):  # host sync, every step
+        run.optimizer.zero_grad(set_to_none=True)
+        message = (
+            f"non-finite loss ({loss_mean.item()}) at step {state.step + 1} (epoch {epoch}, batch {index}); "
+            f"questions: {', '.join(global_batch.query_ids)}. "
+            f"The last good checkpoint in {run.run_dir / 'checkpoints'} is kept."
+        )
+        if run.main:
+            write_json(run.run_dir / RESULT_FILE, {"status": "failed", "steps": state.step, "error": message})
+        raise QaembedError(message)
+    grad_norm = None
+    if training.max_grad_norm is not None:
+        grad_norm = accelerator.clip_grad_norm_(run.model.parameters(), training.max_grad_norm)  # 0-d tensor
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    texts = sum(shard.num_queries + shard.num_docs for shard in shards)
+    return output, loss_mean, grad_norm, texts, tokens
+
+
+def _log_step(run: _Run, state: RunState, epoch: int, loss_mean: torch.Tensor, metrics: dict[str, torch.Tensor],
+              grad_norm: torch.Tensor | None, rate: float) -> float:
+    """Write a step's line to metrics.jsonl and the trackers (the device->host copies happen here); returns the loss."""
+    loss_value = loss_mean.item()
+    record = {"step": state.step, "epoch": epoch, "texts": state.texts, "tokens": state.tokens, "loss": loss_value,
+              **{f"loss/{k}": float(v) for k, v in metrics.items() if k != "loss"},
+              "lr": run.scheduler.get_last_lr()[0], "texts_per_s": rate}
+    if grad_norm is not None:
+        record["grad_norm"] = float(grad_norm)
+    run.log(record)
+    return loss_value
+
+
+def _evaluate_dev(run: _Run, state: RunState) -> bool:
+    """Evaluate on dev (main process; the summary is broadcast), log, keep the best model; True when early
+    stopping says stop."""
+    training = run.config.training
+    summary: list[dict[str, float] | None] = [None]
+    if run.main:
+        run.model.eval()
+        summary[0] = evaluate_dev(run.accelerator.unwrap_model(run.model), run.dev_records, run.config)
+        run.model.train()
+    dev = broadcast_object_list(summary)[0]
+    if training.eval_metric not in dev:
+        raise ConfigError(f"training.eval_metric: {training.eval_metric!r} is not a dev metric; "
+                          f"available: {', '.join(sorted(dev))}")
+    run.log({"step": state.step, "texts": state.texts, **{f"dev/{k}": v for k, v in dev.items()}})
+    value = dev[training.eval_metric]
+    if state.best_metric is None or value > state.best_metric:
+        state.best_metric, state.best_step, state.evals_without_improvement = value, state.step, 0
+        run.save("best_model")
+    else:
+        state.evals_without_improvement += 1
+    state.last_dev, state.last_eval_step = dev, state.step
+    patience = training.early_stopping_patience
+    return patience is not None and state.evals_without_improvement >= patience
+
+
+def _result(status: str, state: RunState, run_dir: Path, final_dev: dict | None) -> TrainResult:
     best_dir = run_dir / "best_model"
     return TrainResult(
         status=status,
-        steps=step,
-        best_metric=state["best_metric"],
-        best_step=state["best_step"],
+        steps=state.step,
+        best_metric=state.best_metric,
+        best_step=state.best_step,
         final_dev=final_dev,
         model_dir=str(run_dir / "model"),
         best_model_dir=str(best_dir) if best_dir.is_dir() else None,
-        wall_time_s=state["wall_seconds"],
-        texts_per_s=state["texts"] / state["train_seconds"] if state["train_seconds"] else 0.0,
-        texts=state["texts"],
-        tokens=state["tokens"],
-        questions=state["questions"],
-        question_order=state["question_order"],
+        wall_time_s=state.wall_seconds,
+        texts_per_s=state.texts / state.train_seconds if state.train_seconds else 0.0,
+        texts=state.texts,
+        tokens=state.tokens,
+        questions=state.questions,
+        question_order=state.question_order,
     )
 
 
 def load_run_config(run_dir: str | Path) -> TrainConfig:
     """The resolved config a run folder was trained with."""
-    import yaml
-
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise QaembedError(f"{run_dir} is not a training run folder (no config.yaml)")
