@@ -337,3 +337,17 @@ def test_metrics_are_detached_scalar_tensors_made_without_host_conversion(case, 
         assert isinstance(value, torch.Tensor), (key, type(value))
         assert value.dim() == 0 and not value.requires_grad and value.is_floating_point(), key
     assert output.metrics["loss"].item() == pytest.approx(output.loss.item())
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_forward_and_backward_never_wait_for_the_device(case, make_batch):
+    # On the "meta" device tensors have shapes but no values: anything that needs a value on the host
+    # (.item(), float(), bool() of a tensor, boolean-mask indexing, .nonzero()) raises. A loss that runs
+    # there makes no device-to-host sync, the way it must on a GPU every step.
+    batch = make_batch(case.strategy, **case.strategy_options).to("meta")
+    loss_fn = build_loss(case.loss, case.options)
+    scores = torch.empty(batch.num_queries, batch.num_docs, device="meta", requires_grad=True)
+    output = loss_fn(scores, batch)
+    output.loss.backward()
+    assert output.loss.device.type == "meta" and scores.grad is not None and scores.grad.shape == scores.shape
+    assert all(value.device.type == "meta" for value in output.metrics.values())

@@ -50,6 +50,27 @@ def test_run_folder_holds_model_metrics_result_and_provenance(tiny_config, tmp_p
     assert any(not torch.equal(base[k], v) for k, v in model.state_dict().items())
 
 
+def test_dev_evaluation_off_evaluates_nothing_and_trains_the_same_weights(tiny_config, tmp_path, monkeypatch):
+    import qaembed.train.loop as loop
+
+    calls = []
+    real = loop.evaluate_dev
+    monkeypatch.setattr(loop, "evaluate_dev", lambda *args: calls.append(1) or real(*args))
+    tiny_config["training"].update(max_steps=3, eval_every=None, save_every=None)
+    with_dev = train(parse_config(tiny_config), tmp_path / "with_dev")
+    assert len(calls) == 2  # step 0 and the end
+    calls.clear()
+    tiny_config["training"]["dev_evaluation"] = False
+    without = train(parse_config(tiny_config), tmp_path / "without")
+    assert calls == [] and without.final_dev is None and without.best_model_dir is None
+    assert not any("dev/retrieval/ndcg@10" in r for r in _metrics(tmp_path / "without"))
+    assert without.question_order == with_dev.question_order  # evaluation takes no part in the training RNG
+    first, second = _weights(tmp_path / "with_dev" / "model"), _weights(tmp_path / "without" / "model")
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    with pytest.raises(ConfigError, match="dev_evaluation: false evaluates nothing"):
+        parse_config({**tiny_config, "training": {**tiny_config["training"], "eval_every": 2}})
+
+
 def test_killed_and_resumed_run_matches_uninterrupted_run(tiny_config, tmp_path):
     config = parse_config(tiny_config)
     straight = tmp_path / "straight"

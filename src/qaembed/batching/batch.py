@@ -64,7 +64,9 @@ class RankingBatch:
                 raise ValueError(f"RankingBatch.{name} has shape {shape}, expected ({n_q}, {n_d})")
         if len(set(self.docs)) != n_d:
             raise ValueError("RankingBatch.docs must be unique texts")
-        if bool((self.positive & ~self.known).any()):
+        # on CPU only: strategies build batches there; .to(device) copies one already checked, and the
+        # check on an accelerator would wait for the device every step
+        if self.positive.device.type == "cpu" and bool((self.positive & ~self.known).any()):
             raise ValueError("RankingBatch: every positive pair must also be known")
 
     @classmethod

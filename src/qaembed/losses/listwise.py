@@ -43,7 +43,7 @@ from pydantic import Field
 
 from qaembed.batching.batch import RankingBatch
 from qaembed.losses.base import LossConfig, LossOutput, RankingLoss
-from qaembed.losses.masking import in_batch_accuracy, kl_per_query, known_or_in_batch, masked_logits
+from qaembed.losses.masking import in_batch_accuracy, kl_per_query, known_or_in_batch, masked_logits, masked_mean
 
 
 class ListwiseConfig(LossConfig):
@@ -65,6 +65,6 @@ class ListwiseLoss(RankingLoss):
         log_q = torch.log_softmax(masked_logits(scores / config.temperature, candidates), dim=1)  # (n_q, n_d)
         kl = kl_per_query(target, log_q)  # (n_q,)
         ranked = candidates.sum(dim=1) >= 2
-        loss = kl[ranked].mean() if bool(ranked.any()) else scores.sum() * 0
+        loss = masked_mean(kl, ranked)  # no boolean indexing: that would wait for the device every step
         accuracy = in_batch_accuracy(scores, candidates, batch)
         return LossOutput(loss, {"loss": loss.detach(), "accuracy": accuracy})

@@ -53,7 +53,7 @@ from pydantic import Field
 
 from qaembed.batching.batch import RankingBatch
 from qaembed.losses.base import LossConfig, LossOutput, RankingLoss
-from qaembed.losses.masking import in_batch_accuracy, masked_logits, negatives
+from qaembed.losses.masking import in_batch_accuracy, masked_logits, masked_mean, negatives
 
 
 class MultiplePositivesConfig(LossConfig):
@@ -88,7 +88,7 @@ class MultiplePositivesLoss(RankingLoss):
         weight_sum = weights.sum(dim=1)  # (n_q,)
         has_positive = batch.positive.any(dim=1)
         per_query = weighted.sum(dim=1) / weight_sum.clamp(min=torch.finfo(weight_sum.dtype).tiny)
-        loss = per_query[has_positive].mean() if bool(has_positive.any()) else scores.sum() * 0
+        loss = masked_mean(per_query, has_positive)  # no boolean indexing: that would wait for the device
         candidates = batch.positive | negative_pairs
         metrics = {"loss": loss.detach(), "accuracy": in_batch_accuracy(scores, candidates, batch)}
         return LossOutput(loss, metrics)

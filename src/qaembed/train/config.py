@@ -12,7 +12,7 @@ A config file is YAML or JSON with six sections (every key optional except
     scorer:   {name: cosine}    # or maxsim / combined, see ScorerSection; `scorer: maxsim` is short for {name: maxsim}
     training: {batch_size: 32, mini_batch_size: null, max_steps: null, epochs: 1, lr: 2.0e-5,
                warmup_ratio: 0.1, weight_decay: 0.01, scheduler: linear, max_grad_norm: 1.0,
-               budget: null, mixed_precision: "no", seed: 42, eval_every: null, eval_metric: retrieval/ndcg@10,
+               budget: null, mixed_precision: "no", seed: 42, dev_evaluation: true, eval_every: null, eval_metric: retrieval/ndcg@10,
                early_stopping_patience: null, save_every: 500, gather_across_devices: false,
                log_every: 10, trackers: []}
 
@@ -153,7 +153,10 @@ class TrainingSection(_Section):
     max_grad_norm: float | None = Field(1.0, gt=0)  # None = no clipping
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     seed: int = 42
-    eval_every: int | None = Field(None, ge=1)  # steps; dev is always evaluated at step 0 and at the end
+    # false: no dev evaluation at all (no best_model/, result.final_dev null); the fastest way to train
+    # when the model is evaluated afterwards (qaembed eval, the suite)
+    dev_evaluation: bool = True
+    eval_every: int | None = Field(None, ge=1)  # steps; dev is also evaluated at step 0 and at the end
     eval_metric: str = "retrieval/ndcg@10"  # a key of EvalResult.summary; higher is better
     early_stopping_patience: int | None = Field(None, ge=1)  # evaluations without improvement
     save_every: int | None = Field(500, ge=1)  # checkpoint period in steps; None = only at the end
@@ -167,6 +170,9 @@ class TrainingSection(_Section):
             raise ValueError("set either max_steps or budget, not both")
         if self.early_stopping_patience is not None and self.eval_every is None:
             raise ValueError("early_stopping_patience needs eval_every (evaluations to count)")
+        if not self.dev_evaluation and (self.eval_every is not None or self.early_stopping_patience is not None):
+            raise ValueError("dev_evaluation: false evaluates nothing, so eval_every and early_stopping_patience "
+                             "must be null")
         return self
 
 

@@ -80,7 +80,8 @@ def split_features(features: dict[str, torch.Tensor], chunk_size: int) -> list[d
     """Row chunks of ``chunk_size`` texts, each cut to the longest text it holds.
 
     Padding is on the right (BERT-style tokenizers), so dropping trailing columns where
-    every row's attention mask is 0 changes no embedding.
+    every row's attention mask is 0 changes no embedding. Each cut reads a length on the host: free
+    for CPU features (the training loop cuts before moving chunks to the device).
     """
     mask = features["attention_mask"]
     if "maxsim_mask" in features:  # query expansion: [MASK] tokens take part in MaxSim without being attended to
@@ -122,10 +123,14 @@ def forward_backward(
     backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
     no_sync: Callable[[], ContextManager] = contextlib.nullcontext,
     embed_fn: EmbedFn = embed,
+    device: torch.device | str | None = None,
 ) -> LossOutput:
     """Forward all texts, compute the loss, backward; returns the loss output (graph freed).
 
-    ``features`` hold ``num_queries`` query rows followed by the document rows.
+    ``features`` hold ``num_queries`` query rows followed by the document rows. With ``device``,
+    ``features`` are on the CPU and each chunk is moved there after it is cut to its longest text, so
+    the cut needs no device-to-host copy (the training loop passes it; the tensors may also already
+    be on the model's device, ``device=None``).
     ``backward(scalar)`` runs a backward pass (``accelerator.backward`` applies fp16 loss
     scaling); ``no_sync()`` suppresses DDP's gradient all-reduce for all but the last chunk.
     ``embed_fn`` says what to embed (see the module docstring).
@@ -133,12 +138,16 @@ def forward_backward(
     num_texts = features["attention_mask"].shape[0]
     queries, docs = slice(0, num_queries), slice(num_queries, None)
     if mini_batch_size is None or mini_batch_size >= num_texts:
+        if device is not None:
+            features = {key: value.to(device) for key, value in features.items()}
         embeddings = embed_fn(model, features)  # (n_q + n_d, dim), or a tuple of such row-aligned tensors
         output = compute_loss(rows(embeddings, queries), rows(embeddings, docs))
         backward(output.loss)
         return LossOutput(output.loss.detach(), output.metrics)
 
     chunks = split_features(features, mini_batch_size)
+    if device is not None:
+        chunks = [{key: value.to(device) for key, value in chunk.items()} for chunk in chunks]
     rng_states = []
     with torch.no_grad():
         parts, plain = [], True

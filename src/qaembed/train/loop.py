@@ -341,7 +341,7 @@ def train(
     if plan_callback is not None:
         plan_callback(run.total_steps)
     run.model.train()
-    stop_early = _evaluate_dev(run, state) if state.step == 0 else False
+    stop_early = _evaluate_dev(run, state) if state.step == 0 and training.dev_evaluation else False
     # skip to where the checkpoint stopped (batches are cheap to build: no tokenization); by (epoch, index),
     # since an epoch of the pairs strategy may hold one batch more or less than another
     batches = itertools.dropwhile(lambda item: (item[0], item[1]) < (state.epoch, state.batch_in_epoch),
@@ -387,7 +387,7 @@ def train(
 
     if stop_early:
         status = "early_stopped"
-    elif state.last_eval_step != state.step:
+    elif training.dev_evaluation and state.last_eval_step != state.step:
         _evaluate_dev(run, state)  # the final model's dev metrics
     run.save("model")
     result = _result(status, state, run_dir, state.last_dev)
@@ -424,7 +424,7 @@ def _build_run(config: TrainConfig, run_dir: Path) -> _Run:
     strategy, loss_fn = build_components(config)
     scoring = build_scoring(config.scorer, loss_fn)
     train_records = read_training_split(config, "train", config.data.max_train_questions)
-    dev_records = read_training_split(config, "dev", config.data.max_dev_questions)
+    dev_records = read_training_split(config, "dev", config.data.max_dev_questions) if training.dev_evaluation else []
     global_batch_size = training.batch_size * world
     steps_per_epoch = strategy.num_batches(train_records, global_batch_size, drop_last=True)
     if steps_per_epoch == 0:
@@ -495,7 +495,6 @@ def _train_step(run: _Run, state: RunState, epoch: int, index: int, global_batch
         tokens = int(features["attention_mask"].sum())
     else:
         tokens = sum(run.count_tokens(shard.queries + shard.docs) for shard in shards)
-    features = {k: v.to(accelerator.device) for k, v in features.items()}
     local = local.to(accelerator.device)
 
     def loss_of(query_embeddings, doc_embeddings):  # tensors, or tuples of tensors (scorer)
@@ -507,6 +506,7 @@ def _train_step(run: _Run, state: RunState, epoch: int, index: int, global_batch
     output = forward_backward(
         run.model, features, local.num_queries, loss_of, mini_batch_size=training.mini_batch_size,
         backward=accelerator.backward, no_sync=lambda: accelerator.no_sync(run.model), embed_fn=run.scoring.embed,
+        device=accelerator.device,  # features stay on the CPU until each GradCache chunk is cut to its length
     )
     # Loss, metrics and gradient norm stay on the device until a log step reads them: turning a
     # GPU tensor into a float waits for every queued kernel. The one wait paid every step is
