@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from qaembed.errors import ConfigError, QaembedError
 
@@ -36,6 +36,25 @@ class ModelNotFoundError(QaembedError, RuntimeError):
 
 
 DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+# texts per encoding batch when none is given, by device type: measured on the 2-core CPU with MiniLM
+# (benchmarks/bench_encode_batch.py, benchmarks/results/encode_batch.md: 4-16 equally fastest, 32 at
+# 0.85-0.88, 256 at 0.45: a large batch's activations leave the caches); 256 on accelerators (not measured
+# here: no GPU was lent; larger batches fill a GPU)
+ENCODE_BATCH_SIZE = {"cpu": 16}
+ENCODE_BATCH_SIZE_ACCELERATOR = 256
+
+
+def encode_batch_size(model_or_device: Any) -> int:
+    """The default encoding batch size for a model (its device) or a device.
+
+    >>> encode_batch_size("cpu"), encode_batch_size("cuda:0")
+    (16, 256)
+    """
+    device = getattr(model_or_device, "device", model_or_device)
+    kind = getattr(device, "type", str(device).split(":")[0])
+    return ENCODE_BATCH_SIZE.get(kind, ENCODE_BATCH_SIZE_ACCELERATOR)
 
 
 def check_device(device: str | None, option: str = "--device") -> None:

@@ -97,7 +97,8 @@ def eval_command(
         None, help="Add these splits' answers to the retrieval corpus as distractors (e.g. train, or train,dev). "
                    "A dataset's corpus.jsonl (documents no question owns) is always in the corpus."
     ),
-    batch_size: int = typer.Option(256, help="Texts per encoding batch."),
+    batch_size: Optional[int] = typer.Option(
+        None, help="Texts per encoding batch (default: 16 on CPU, 256 on a GPU; benchmarks/results/encode_batch.md)."),
     max_seq_length: Optional[int] = typer.Option(None, help="Truncate texts to this many tokens (default: the model's)."),
     query_mode: str = typer.Option("title_body", help="Question text used as query: title, body or title_body."),
     in_batch_size: int = typer.Option(32, help="Questions per in-batch comparison group."),

@@ -17,7 +17,7 @@ class EvalConfig(BaseModel):
     query_mode: QuestionTextMode = "title_body"  # question text used as the query
     ks: list[int] = Field(default_factory=lambda: [1, 5, 10])  # cut-offs for NDCG, MAP, Recall, Precision
     mrr_k: int = Field(10, ge=1)  # cut-off of MRR
-    encode_batch_size: int = Field(256, ge=1)  # texts per model.encode batch
+    encode_batch_size: int | None = Field(None, ge=1)  # texts per encoding batch; None: by device (model.encode_batch_size)
     in_batch_size: int = Field(32, ge=2)  # questions per in-batch comparison group
     seed: int = 0  # seeds the in-batch grouping
     search_chunk_size: int = Field(1024, ge=1)  # queries per matrix-product chunk

@@ -448,7 +448,7 @@ def build_ranker(model, queries: Sequence[str], docs: Sequence[str], config, *,
     return MaxSimRanker(q_tok[q_index], q_mask[q_index], store, np.asarray(d_codes, dtype=np.int64), config)
 
 
-def sentence_transformer_token_encoder(model, batch_size: int = 256, show_progress: bool = False, *,
+def sentence_transformer_token_encoder(model, batch_size: int | None = None, show_progress: bool = False, *,
                                        is_query: bool = False, colbert=None) -> TokenEncodeFn:
     """A :data:`TokenEncodeFn` over the model's forward: length-sorted batches, tokens L2-normalized, padding removed.
 
@@ -459,6 +459,9 @@ def sentence_transformer_token_encoder(model, batch_size: int = 256, show_progre
     """
     from qaembed.batching.collate import tokenize
     from qaembed.late_interaction import colbert_tokenize, token_embeddings
+    from qaembed.model import encode_batch_size
+
+    batch_size = batch_size or encode_batch_size(model)
 
     def features_of(texts: list[str]) -> dict:
         if colbert is not None and colbert.active:

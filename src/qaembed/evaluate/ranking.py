@@ -28,6 +28,7 @@ import pandas as pd
 
 from qaembed.errors import QaembedError
 from qaembed.evaluate.config import EvalConfig
+from qaembed.model import encode_batch_size
 from qaembed.search import top_k_search
 
 EncodeFn = Callable[[list[str]], np.ndarray]
@@ -54,8 +55,10 @@ def encode_unique(texts: Sequence[str], encode: EncodeFn) -> np.ndarray:
     return normalize_rows(unique_embeddings)[codes]
 
 
-def sentence_transformer_encoder(model, batch_size: int = 256, show_progress: bool = False) -> EncodeFn:
-    """An :data:`EncodeFn` over ``model.encode`` (which sorts texts by length into large batches)."""
+def sentence_transformer_encoder(model, batch_size: int | None = None, show_progress: bool = False) -> EncodeFn:
+    """An :data:`EncodeFn` over ``model.encode`` (which sorts texts by length into batches); ``batch_size``
+    None: the measured default of the model's device (:func:`qaembed.model.encode_batch_size`)."""
+    batch_size = batch_size or encode_batch_size(model)
 
     def encode(texts: list[str]) -> np.ndarray:
         return model.encode(
@@ -69,7 +72,7 @@ def sentence_transformer_encoder(model, batch_size: int = 256, show_progress: bo
     return encode
 
 
-def resolve_encoder(model, encode: EncodeFn | None, batch_size: int, show_progress: bool = False) -> EncodeFn:
+def resolve_encoder(model, encode: EncodeFn | None, batch_size: int | None, show_progress: bool = False) -> EncodeFn:
     """``encode`` itself, or one over ``model.encode``; exactly one of the two must be given."""
     if (model is None) == (encode is None):
         raise QaembedError("evaluate: give exactly one of model and encode")

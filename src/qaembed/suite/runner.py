@@ -537,7 +537,7 @@ def _train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resum
     else:
         model_path = config.model
     started = time.perf_counter()
-    eval_config = EvalConfig(query_mode=config.query_text, seed=0)
+    eval_config = EvalConfig(query_mode=config.query_text)  # fixed in-batch groups, as in dev evaluation
     if spec.entry is not None and spec.entry.test_scorer == "maxsim":  # token embeddings (a MaxSim-only folder too)
         from qaembed.model import load_token_encoder
 
@@ -557,7 +557,7 @@ def _train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resum
         from qaembed.evaluate.pairs import PER_PAIR_FILE, evaluate_pairs
 
         pairs, threshold_pairs = evaluation_pairs(config, context.dataset_dir)
-        evaluation, per_pair = evaluate_pairs(model, pairs, threshold_pairs=threshold_pairs, config=EvalConfig(seed=0))
+        evaluation, per_pair = evaluate_pairs(model, pairs, threshold_pairs=threshold_pairs, config=EvalConfig())
         evaluation.save(run_dir / EVAL_SUBDIR)
         per_pair.to_parquet(run_dir / EVAL_SUBDIR / PER_PAIR_FILE, index=True)
     else:

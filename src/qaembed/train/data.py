@@ -130,5 +130,5 @@ def evaluate_dev_pairs(model: Any, pairs: list[Any], config: TrainConfig) -> dic
     from qaembed.evaluate import EvalConfig
     from qaembed.evaluate.pairs import evaluate_pairs
 
-    result, _ = evaluate_pairs(model, pairs, config=EvalConfig(seed=config.training.seed))
+    result, _ = evaluate_pairs(model, pairs, config=EvalConfig())  # fixed seed, as every evaluation
     return {key: float(value) for key, value in result.summary.items()}

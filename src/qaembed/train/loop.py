@@ -113,7 +113,9 @@ def evaluate_dev(model: Any, records: list[QARecord], config: TrainConfig) -> di
     if dataset_kind(config.data.dataset) == "pairs":  # duplicate retrieval + pair classification (train/data.py)
         return evaluate_dev_pairs(model, records, config)
 
-    eval_config = EvalConfig(query_mode=config.data.query_text, seed=config.training.seed)
+    # the in-batch groups are fixed (EvalConfig's seed), as in the suite's test evaluation: every run of
+    # every seed is compared on the same groups of dev questions
+    eval_config = EvalConfig(query_mode=config.data.query_text)
     scorer = config.scorer.name
     summary: dict[str, float] = {}
     if scorer != "maxsim":  # cosine, and combined's pooled head: the unprefixed keys early stopping reads
