@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
 from qaembed.batching.batch import RankingBatch
+from qaembed.records import Answer
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,19 @@ class DocChoice:
     relevance: float  # graded gain in [0, 1]; 0 for negatives
     positive: bool
     rank: int  # rank among the question's own answers (0 = top); -1 if not its own answer
+
+
+class LabelledAnswer(NamedTuple):
+    """One of a question's own answers with the labels its votes give it (``BatchStrategy.labelled_answers``)."""
+
+    answer: Answer
+    relevance: float  # normalized votes within the question, in [0, 1]
+    rank: int  # by votes, 0 = top
+
+    def choice(self, positive: bool) -> DocChoice:
+        """This answer as a batch document of its own question."""
+        return DocChoice(doc_id=self.answer.id, text=self.answer.text, relevance=self.relevance, positive=positive,
+                         rank=self.rank)
 
 
 def assemble_batch(

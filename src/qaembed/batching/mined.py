@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import Field
 
-from qaembed.batching.assemble import DocChoice, assemble_batch
+from qaembed.batching.assemble import DocChoice, LabelledAnswer, assemble_batch
 from qaembed.batching.batch import RankingBatch
 from qaembed.batching.strategies import BatchStrategy, StrategyConfig
 from qaembed.errors import DataError
@@ -39,11 +39,11 @@ def mined_negative_choices(record: QARecord, limit: int | None = None) -> list[D
 
 
 def label_owned_answers(
-    labelled: Sequence[Sequence[tuple]], choices: Sequence[Sequence[DocChoice]]
+    labelled: Sequence[Sequence[LabelledAnswer]], choices: Sequence[Sequence[DocChoice]]
 ) -> list[list[DocChoice]]:
     """Add each question's own label to every batch document that is one of its answers.
 
-    ``labelled[i]``: (answer, relevance, rank) of question ``i``'s answers, top first (as
+    ``labelled[i]``: question ``i``'s answers with their labels, top first (as
     ``BatchStrategy.labelled_answers`` gives). ``choices[i]``: what question ``i`` brought.
     A document (by text) that is an answer of question ``j`` but that ``j`` did not bring
     (another question's mined negative) gets ``j``'s label: positive when rank 0, else
@@ -51,9 +51,8 @@ def label_owned_answers(
     """
     owners: dict[str, list[tuple[int, DocChoice]]] = {}
     for row, answers in enumerate(labelled):
-        for answer, gain, rank in answers:
-            own = DocChoice(doc_id=answer.id, text=answer.text, relevance=gain, positive=rank == 0, rank=rank)
-            owners.setdefault(answer.text, []).append((row, own))
+        for item in answers:
+            owners.setdefault(item.answer.text, []).append((row, item.choice(positive=item.rank == 0)))
     result = [list(docs) for docs in choices]
     present = [{choice.text for choice in docs} for docs in choices]
     batch_texts = dict.fromkeys(choice.text for docs in choices for choice in docs)
@@ -89,10 +88,8 @@ class MinedStrategy(BatchStrategy):
     def choose(self, record: QARecord, rng: np.random.Generator) -> list[DocChoice]:
         return self._choices(record, self.labelled_answers(record))
 
-    def _choices(self, record: QARecord, labelled: list[tuple]) -> list[DocChoice]:
-        answer, gain, rank = labelled[0]
-        positive = DocChoice(doc_id=answer.id, text=answer.text, relevance=gain, positive=True, rank=rank)
-        return [positive] + mined_negative_choices(record, self.config.num_negatives)
+    def _choices(self, record: QARecord, labelled: list[LabelledAnswer]) -> list[DocChoice]:
+        return [labelled[0].choice(positive=True)] + mined_negative_choices(record, self.config.num_negatives)
 
     def length_key(self, record: QARecord) -> int:
         negatives = [len(n.text) for n in record.negatives[: self.config.num_negatives]]

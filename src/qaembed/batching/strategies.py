@@ -37,7 +37,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from qaembed.batching.assemble import DocChoice, assemble_batch
+from qaembed.batching.assemble import DocChoice, LabelledAnswer, assemble_batch
 from qaembed.batching.batch import RankingBatch
 from qaembed.batching.relevance import RelevanceMethod, normalize_votes
 from qaembed.batching.sampler import length_aware_batches
@@ -71,11 +71,12 @@ class BatchStrategy:
         """Whether the question can enter this strategy's batches."""
         return len(record.answers) >= self.min_answers
 
-    def labelled_answers(self, record: QARecord) -> list[tuple[Any, float, int]]:
-        """(answer, relevance, rank) for every answer, top-voted first."""
+    def labelled_answers(self, record: QARecord) -> list[LabelledAnswer]:
+        """Every answer with its relevance and rank, top-voted first."""
         ranked = record.ranked_answers()
         gains = normalize_votes([a.score for a in ranked], self.config.relevance, self.config.relevance_temperature)
-        return [(answer, float(gain), rank) for rank, (answer, gain) in enumerate(zip(ranked, gains, strict=True))]
+        return [LabelledAnswer(answer, float(gain), rank)
+                for rank, (answer, gain) in enumerate(zip(ranked, gains, strict=True))]
 
     def choose(self, record: QARecord, rng: np.random.Generator) -> list[DocChoice]:  # pragma: no cover
         """The labelled documents one question brings to its batch."""
@@ -110,10 +111,6 @@ class BatchStrategy:
         return count // batch_size if drop_last else -(-count // batch_size)
 
 
-def _own(answer, gain: float, rank: int, positive: bool) -> DocChoice:
-    return DocChoice(doc_id=answer.id, text=answer.text, relevance=gain, positive=positive, rank=rank)
-
-
 class InfoNCEConfig(StrategyConfig):
     take_top: bool = Field(True, description="positive is the top-voted answer (else a seeded random answer)")
 
@@ -127,7 +124,7 @@ class InfoNCEStrategy(BatchStrategy):
     def choose(self, record: QARecord, rng: np.random.Generator) -> list[DocChoice]:
         labelled = self.labelled_answers(record)
         pick = 0 if self.config.take_top else int(rng.integers(len(labelled)))
-        return [_own(*labelled[pick], positive=True)]
+        return [labelled[pick].choice(positive=True)]
 
 
 class MultiplePositivesConfig(StrategyConfig):
@@ -141,7 +138,7 @@ class MultiplePositivesStrategy(BatchStrategy):
     config_class = MultiplePositivesConfig
 
     def choose(self, record: QARecord, rng: np.random.Generator) -> list[DocChoice]:
-        return [_own(*item, positive=True) for item in self.labelled_answers(record)[: self.config.pos_count]]
+        return [item.choice(positive=True) for item in self.labelled_answers(record)[: self.config.pos_count]]
 
 
 class HardNegativeConfig(StrategyConfig):
@@ -156,7 +153,7 @@ class HardNegativeStrategy(BatchStrategy):
 
     def choose(self, record: QARecord, rng: np.random.Generator) -> list[DocChoice]:
         labelled = self.labelled_answers(record)[: self.config.max_answers]
-        return [_own(*item, positive=item[2] == 0) for item in labelled]
+        return [item.choice(positive=item.rank == 0) for item in labelled]
 
 
 class TripletConfig(StrategyConfig):
@@ -195,7 +192,7 @@ class TripletStrategy(BatchStrategy):
             require_mined(records, "triplet (neg_strategy=mined)")
         return super().batches(records, batch_size, seed, epoch, drop_last)
 
-    def own_negative(self, record: QARecord, labelled: list, rng: np.random.Generator) -> DocChoice | None:
+    def own_negative(self, record: QARecord, labelled: list[LabelledAnswer], rng: np.random.Generator) -> DocChoice | None:
         """The negative the question brings itself, or None to take one from the batch."""
         strategy = self.config.neg_strategy
         if strategy == "mined":
@@ -206,11 +203,11 @@ class TripletStrategy(BatchStrategy):
             return None
         if strategy == "mixed" and rng.random() >= self.config.hard_fraction:
             return None
-        return _own(*labelled[1 + int(rng.integers(len(labelled) - 1))], positive=False)
+        return labelled[1 + int(rng.integers(len(labelled) - 1))].choice(positive=False)
 
     def build_batch(self, records: Sequence[QARecord], rng: np.random.Generator) -> RankingBatch:
         labelled = [self.labelled_answers(record) for record in records]
-        positives = [_own(*items[0], positive=True) for items in labelled]
+        positives = [items[0].choice(positive=True) for items in labelled]
         n = len(records)
         # other question of the batch for in-batch negatives: i + offset, offset in [1, n)
         others = (np.arange(n) + rng.integers(1, max(n, 2), size=n)) % n
