@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from qaembed.search import AUTO_EXACT_MAX_CORPUS, choose_index, exact_top_k, faiss_top_k
+from qaembed.mining.config import AUTO_EXACT_MAX_CORPUS, choose_index
+from qaembed.search import exact_top_k, faiss_top_k
 
 
 def _unit(rng, n, dim=16):

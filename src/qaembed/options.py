@@ -35,8 +35,10 @@ def parse_options(kind: str, name: str, config_class: type[ConfigT], options: Ma
         allowed = ", ".join(config_class.model_fields)
         problems = []
         for problem in validation_problems(exc, data):
-            field = problem.field or "(options)"
-            if problem.kind == "extra_forbidden" and "." not in field:
+            field = problem.field
+            if not field:  # a rule over several options
+                problems.append(problem.message)
+            elif problem.kind == "extra_forbidden" and "." not in field:
                 problems.append(f"unknown option {field!r} (allowed: {allowed})")
             else:
                 problems.append(f"option {field!r}: {problem.message}")

@@ -18,8 +18,8 @@ retrieves candidate negatives with it). Which index (``kind``; mining's ``--inde
   on CPU, but slower to build and CPU only.
 * ``flat``: FAISS ``IndexFlatIP``: exact like ``exact``, by FAISS's BLAS kernels and heap
   (evaluation uses it for corpora of at least ``faiss_min_docs`` documents).
-* ``auto``: ``exact`` up to :data:`AUTO_EXACT_MAX_CORPUS` answers (CPU) or
-  :data:`AUTO_EXACT_MAX_CORPUS_GPU` (CUDA), ``ivf`` above. Exact search costs
+* ``auto`` (mining's ``--index``, resolved by :func:`qaembed.mining.config.choose_index`): ``exact`` up to :data:`~qaembed.mining.config.AUTO_EXACT_MAX_CORPUS` answers (CPU) or
+  :data:`~qaembed.mining.config.AUTO_EXACT_MAX_CORPUS_GPU` (CUDA), ``ivf`` above. Exact search costs
   ``n_queries · n_corpus · dim`` multiply-adds; past a few hundred thousand answers on
   CPU that dominates mining, while IVF's cost grows with ``nprobe / nlist`` of it.
   IVF rather than HNSW because it builds quickly, is deterministic for a fixed seed,
@@ -40,20 +40,8 @@ import torch
 
 from qaembed.errors import QaembedError
 
-IndexKind = Literal["exact", "ivf", "hnsw", "auto"]
-AUTO_EXACT_MAX_CORPUS = 250_000
-AUTO_EXACT_MAX_CORPUS_GPU = 2_000_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
-
-
-def choose_index(kind: IndexKind, n_corpus: int, device: str) -> Literal["exact", "ivf", "hnsw"]:
-    """Resolve ``auto`` (see the module docstring); other kinds are returned unchanged."""
-    if kind != "auto":
-        return kind
-    limit = AUTO_EXACT_MAX_CORPUS_GPU if device.startswith("cuda") else AUTO_EXACT_MAX_CORPUS
-    return "exact" if n_corpus <= limit else "ivf"
-
 
 def exact_top_k(
     queries: np.ndarray,
@@ -147,7 +135,7 @@ def top_k_search(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The top ``min(k, n_corpus)`` documents of every query: ((n_q, k') scores, (n_q, k') indices), best first.
 
-    ``kind`` is already resolved (:func:`choose_index` resolves ``auto``); an empty corpus is a
+    ``kind`` is already resolved (``qaembed.mining.config.choose_index`` resolves mining's ``auto``); an empty corpus is a
     :class:`QaembedError`.
 
     >>> corpus = np.eye(3, dtype=np.float32)

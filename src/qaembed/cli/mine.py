@@ -17,6 +17,7 @@ from typing import Optional
 import typer
 
 from qaembed.errors import ConfigError
+from qaembed.mining.config import MiningConfig
 
 
 def _print_summary(payload: dict, out: Path) -> None:
@@ -56,12 +57,16 @@ def _print_summary(payload: dict, out: Path) -> None:
     )
 
 
+def _default(name: str):
+    return MiningConfig.model_fields[name].default
+
+
 def mine_command(
     data: Path = typer.Option(..., help="Prepared dataset folder (DIR/{train,dev,test}.jsonl)."),
     out: Path = typer.Option(..., help="Output folder: the dataset copied, train.jsonl with negatives, mining.json."),
-    model: str = typer.Option("minilm", help="Mining model: built-in name, local folder or Hugging Face id."),
-    num_negatives: int = typer.Option(3, help="Negatives per question (K)."),
-    range_min: int = typer.Option(0, help="Skip this many of the most similar surviving candidates."),
+    model: str = typer.Option(_default("model"), help="Mining model: built-in name, local folder or Hugging Face id."),
+    num_negatives: int = typer.Option(_default("num_negatives"), help="Negatives per question (K)."),
+    range_min: int = typer.Option(_default("range_min"), help="Skip this many of the most similar surviving candidates."),
     range_max: Optional[int] = typer.Option(
         None, help="Candidate window end (default: range_min + 10K + max answers with filters, + K without)."
     ),
@@ -69,42 +74,43 @@ def mine_command(
         None, help="Drop candidates with similarity > positive - M (replaces the default relative margin)."
     ),
     relative_margin: Optional[float] = typer.Option(
-        None, help="Drop candidates with similarity > positive - |positive|*R (default 0.05)."
+        None, help=f"Drop candidates with similarity > positive - |positive|*R (default {_default('relative_margin')})."
     ),
     no_margin: bool = typer.Option(False, "--no-margin", help="No false-negative margin at all."),
     max_score: Optional[float] = typer.Option(None, help="Drop candidates with similarity above S."),
     near_duplicate_cosine: float = typer.Option(
-        0.98, help="Drop candidates this cosine-similar to one of the question's own answers (1.0: exact only)."
+        _default("near_duplicate_cosine"),
+        help="Drop candidates this cosine-similar to one of the question's own answers (1.0: exact only).",
     ),
-    sampling: str = typer.Option("top", help="top: the most similar survivors; random: seeded sample of the window."),
-    index: str = typer.Option("auto", help="exact, ivf, hnsw or auto (exact up to 250k answers on CPU, else ivf)."),
-    question_text: str = typer.Option("title_body", help="Question text used as query: title, body or title_body."),
-    batch_size: int = typer.Option(32, help="Texts per encoding batch."),
+    sampling: str = typer.Option(_default("sampling"),
+                                 help="top: the most similar survivors; random: seeded sample of the window."),
+    index: str = typer.Option(_default("index"),
+                              help="exact, ivf, hnsw or auto (exact up to 250k answers on CPU, else ivf)."),
+    question_text: str = typer.Option(_default("question_text"),
+                                      help="Question text used as query: title, body or title_body."),
+    batch_size: int = typer.Option(_default("batch_size"), help="Texts per encoding batch."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
-    seed: int = typer.Option(0, help="Seed of random sampling and IVF training."),
-    cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse embeddings cached on disk."),
+    seed: int = typer.Option(_default("seed"), help="Seed of random sampling and IVF training."),
+    cache: bool = typer.Option(_default("cache"), "--cache/--no-cache", help="Reuse embeddings cached on disk."),
     overwrite: bool = typer.Option(False, help="Replace files in a non-empty --out folder."),
 ) -> None:
     """Mine hard negatives for the train split with a separate model (see docs/mining.md)."""
-    from qaembed.mining import MiningConfig, mine_dataset
+    from qaembed.mining import mine_dataset
     from qaembed.model import check_device
 
     if no_margin and (absolute_margin is not None or relative_margin is not None):
         raise ConfigError("--no-margin cannot be combined with --absolute-margin or --relative-margin")
-    if absolute_margin is not None and relative_margin is not None:
-        raise ConfigError("give at most one of --absolute-margin and --relative-margin")
     options = dict(
         model=model, num_negatives=num_negatives, range_min=range_min, range_max=range_max,
         max_score=max_score, near_duplicate_cosine=near_duplicate_cosine, sampling=sampling, index=index,
         question_text=question_text, batch_size=batch_size, device=device, seed=seed, cache=cache,
+        absolute_margin=absolute_margin,  # MiningConfig: an absolute margin replaces the default relative one
     )
     if no_margin:
         options["relative_margin"] = None
-    elif absolute_margin is not None:
-        options["absolute_margin"] = absolute_margin
     elif relative_margin is not None:
         options["relative_margin"] = relative_margin
-    config = MiningConfig.from_options(**options)
+    config = MiningConfig.from_options(**options)  # every range and combination checked there
     check_device(config.device)  # before reading the data and loading the model
     payload = mine_dataset(data, out, config, overwrite=overwrite, progress=True)
     _print_summary(payload, out)

@@ -12,8 +12,21 @@ strategy (:mod:`qaembed.batching.mined`) puts them into batches as known non-rel
 documents. docs/mining.md explains the method and every option.
 """
 
+from typing import Any
+
 from qaembed.mining.config import MiningConfig
-from qaembed.mining.dataset import mine_dataset
-from qaembed.mining.mine import MiningResult, mine_negatives
+
+# the heavy parts (torch, FAISS, the encoder) load on first use, so `qaembed.mining.config` stays light
+_LAZY = {"mine_dataset": "qaembed.mining.dataset", "MiningResult": "qaembed.mining.mine",
+         "mine_negatives": "qaembed.mining.mine"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'qaembed.mining' has no attribute {name!r}")
+
 
 __all__ = ["MiningConfig", "MiningResult", "mine_dataset", "mine_negatives"]

@@ -1,4 +1,7 @@
-"""Typed, validated options of ``qaembed mine`` (see docs/mining.md for what each one does)."""
+"""Typed, validated options of ``qaembed mine`` (see docs/mining.md for what each one does).
+
+Light to import (pydantic only), so the command line takes its defaults from here.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,21 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from qaembed.model import DEFAULT_MODEL
 from qaembed.options import parse_options
 from qaembed.records import QuestionTextMode
-from qaembed.search import IndexKind
+
+
+IndexKind = Literal["exact", "ivf", "hnsw", "auto"]
+# ``auto``: exact search up to this many answers, FAISS IVF above (qaembed.search explains the trade-off)
+AUTO_EXACT_MAX_CORPUS = 250_000
+AUTO_EXACT_MAX_CORPUS_GPU = 2_000_000
+
+
+def choose_index(kind: IndexKind, n_corpus: int, device: str) -> Literal["exact", "ivf", "hnsw"]:
+    """Resolve ``auto`` (exact up to :data:`AUTO_EXACT_MAX_CORPUS` answers on CPU, 2 M on CUDA, else IVF);
+    other kinds are returned unchanged."""
+    if kind != "auto":
+        return kind
+    limit = AUTO_EXACT_MAX_CORPUS_GPU if device.startswith("cuda") else AUTO_EXACT_MAX_CORPUS
+    return "exact" if n_corpus <= limit else "ivf"
 
 
 class MiningConfig(BaseModel):

@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 from qaembed.errors import ConfigError, DataError
-from qaembed.mining.config import MiningConfig
+from qaembed.mining.config import MiningConfig, choose_index
 from qaembed.mining.embed import encode_cached
 from qaembed.records import MinedNegative, QARecord, question_text
-from qaembed.search import choose_index, top_k_search
+from qaembed.search import top_k_search
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
