@@ -79,11 +79,21 @@ def test_interrupt_marks_nothing_done_and_rerun_resumes(tiny_dataset: Path, tmp_
     assert again.calls == [("listwise/seed0", True), ("triplet_hard/seed0", False)]
 
 
-def test_unknown_loss_is_a_config_error_before_any_run(tiny_dataset: Path, tmp_path: Path):
+def test_unknown_loss_is_a_config_error_when_the_suite_file_is_read(tmp_path: Path):
+    file = tmp_path / "suite.yaml"
+    file.write_text("entries:\n  - {name: bad, loss: no_such_loss, strategy: listwise}\n")
+    with pytest.raises(ConfigError, match=r"suite\.yaml: entries\.0: entry 'bad': loss: unknown name 'no_such_loss'; "
+                                          r"allowed: infonce,"):
+        build_suite_config(file=file)
+    with pytest.raises(ValueError, match="entry 'bad': loss: unknown name 'no_such_loss'"):
+        GridEntry(name="bad", loss="no_such_loss", strategy="listwise")  # from Python: when the entry is made
+
+
+def test_an_entry_whose_strategy_batches_other_data_fails_before_any_run(tiny_dataset: Path, tmp_path: Path):
     config = tiny_config(tiny_dataset)
-    config.entries.append(GridEntry(name="bad", loss="no_such_loss", strategy="listwise"))
+    config.entries.append(GridEntry(name="pairs_only", loss="infonce", strategy="pairs"))
     fake = FakeRun()
-    with pytest.raises(ConfigError, match="suite entry 'bad'.*no_such_loss"):
+    with pytest.raises(ConfigError, match="suite entry 'pairs_only': strategy 'pairs' batches duplicate-question pairs"):
         run_suite(config, tmp_path / "suite", run_fn=fake)
     assert fake.calls == []
 

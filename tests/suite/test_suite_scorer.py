@@ -9,7 +9,7 @@ import pytest
 from suite_fakes import write_tiny_dataset
 
 from qaembed.errors import ConfigError
-from qaembed.suite.grid import GridEntry, SuiteConfig, build_suite_config, check_entries, expand_runs
+from qaembed.suite.grid import GridEntry, SuiteConfig, build_suite_config, expand_runs
 from qaembed.suite.runner import train_config_for
 
 MAXSIM = {"name": "maxsim", "projection_dim": 16, "query_length": 12}
@@ -40,11 +40,12 @@ def test_entry_scorer_from_yaml_and_its_test_scorer(tmp_path):
     with pytest.raises(ConfigError, match=r"entries\.0\.scorer\.maxsim_loss\.options\.temperature: Input should be "
                                           r"greater than 0 \(got -1\)"):
         build_suite_config(file=path)
-    bad_pairing = GridEntry(name="d", loss="infonce", strategy="triplet",
-                            scorer={**COMBINED, "maxsim_loss": {"name": "listwise"}}, strategy_options={})
-    with pytest.raises(ConfigError, match="suite entry 'd': scorer.maxsim_loss: loss 'listwise' does not "
-                                          "accept batching strategy 'triplet'"):
-        check_entries([bad_pairing])
+    with pytest.raises(ValueError, match="entry 'd': scorer.maxsim_loss: loss 'listwise' does not "
+                                         "accept batching strategy 'triplet'"):  # when the entry is made
+        GridEntry(name="d", loss="infonce", strategy="triplet", scorer={**COMBINED, "maxsim_loss": {"name": "listwise"}})
+    path.write_text("entries:\n  - {name: e, loss: infonce, loss_options: {temp: 1}, strategy: hard_negative}\n")
+    with pytest.raises(ConfigError, match=r"entries\.0: .*entry 'e': loss_options\.temp: unknown key"):
+        build_suite_config(file=path)
 
 
 def test_scorer_enters_the_hash_but_default_entries_keep_theirs():

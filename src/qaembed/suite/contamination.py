@@ -53,7 +53,7 @@ def base_model_notes(model: str, dataset_dir: Path) -> list[str]:
     config_file = folder / "data_config.json"
     seen = set(training_sites(config_file.read_text(encoding="utf-8", errors="replace"))) if config_file.is_file() else set()
     test_sites = sorted({r.provenance.site for r in read_split(dataset_dir, "test") if r.provenance and r.provenance.site})
-    notes = [f"The base model's card names Stack Exchange Q&A among its training data"
+    notes = ["The base model's card names Stack Exchange Q&A among its training data"
              + (f" ({len(seen)} sites listed in its data_config.json)" if seen else "") + "."]
     overlap = [site for site in test_sites if site in seen]
     if overlap:

@@ -55,7 +55,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from qaembed.batching import STRATEGIES
-from qaembed.errors import ConfigError, format_validation_error
+from qaembed.errors import ConfigError, format_validation_error, validation_problems
 from qaembed.records import QuestionTextMode
 from qaembed.train.budget import BudgetUnit
 from qaembed.train.config import Components, ScorerSection
@@ -99,6 +99,22 @@ class GridEntry(BaseModel):
         return {"strategy": {"name": self.strategy, "options": self.strategy_options},
                 "loss": {"name": self.loss, "options": self.loss_options},
                 "scorer": self.scorer.model_dump(exclude_none=True)}
+
+    @model_validator(mode="after")
+    def _components_fit(self) -> GridEntry:
+        """The loss, strategy and scorer validated as a training config's sections, when the suite file is read."""
+        sections = self.training_sections()
+        try:
+            Components.model_validate(sections)
+        except ValidationError as exc:
+            problems = []
+            for problem in validation_problems(exc, sections):
+                field = problem.field
+                for section in ("loss", "strategy"):  # the entry's own vocabulary: loss, loss_options, ...
+                    field = field.replace(f"{section}.options", f"{section}_options").replace(f"{section}.name", section)
+                problems.append(f"{field}: {problem.message}" if field else problem.message)
+            raise ValueError(f"entry {self.name!r}: " + "; ".join(problems)) from None
+        return self
 
     @field_validator("name")
     @classmethod
@@ -193,16 +209,9 @@ def uses_mined_negatives(entry: GridEntry) -> bool:
 
 
 def check_entries(entries: list[GridEntry], data_kind: str | None = None) -> None:
-    """Validate every entry's loss, strategy and scorer as a training config would (ConfigError naming the entry).
-
-    With ``data_kind`` (``"qa"`` or ``"pairs"``), every entry's strategy must batch that kind of data.
-    """
+    """With ``data_kind`` (``"qa"`` or ``"pairs"``): every entry's strategy must batch that kind of data
+    (ConfigError naming the entry). Each entry's loss, strategy and scorer were validated when it was made."""
     for entry in entries:
-        sections = entry.training_sections()
-        try:
-            Components.model_validate(sections)
-        except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc, f"suite entry {entry.name!r}", sections)) from exc
         kind = STRATEGIES[entry.strategy].data_kind
         if data_kind is not None and kind != data_kind:
             if data_kind == "pairs":

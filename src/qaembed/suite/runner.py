@@ -285,7 +285,6 @@ def run_suite(
     """
     out_dir = Path(out_dir)
     progress = progress or NoProgress()
-    check_entries(config.entries)
     _check_out_dir(out_dir)
     data = resolve_suite_data(config.data, out_dir, prepare=_prepare_config(config))
     if data.notice:
