@@ -102,3 +102,26 @@ def test_without_ray_the_error_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ConfigError, match=r"pip install 'qaembed\[ray\]'"):
         RayExecutor()
+
+
+def _mine_and_record_where(data, out_dir, model):
+    """The suite's mining step, recording the process it ran in."""
+    from qaembed.suite.dataset import mine_suite_data
+
+    (Path(out_dir) / "mined_by_pid").write_text(str(os.getpid()))
+    return mine_suite_data(data, out_dir, model)
+
+
+def test_mining_runs_as_a_ray_task(tiny_model_dir, tmp_path, monkeypatch):
+    import qaembed.suite.runner as runner
+
+    monkeypatch.setattr(runner, "mine_suite_data", _mine_and_record_where)
+    config = SuiteConfig(model=str(tiny_model_dir), data=str(_dataset(tmp_path / "data")), seeds=[0], budget=2,
+                         budget_unit="steps", baseline=False, mine_negatives=True,
+                         entries=[GridEntry(name="infonce_mined", loss="infonce", strategy="mined")])
+    fake = lambda spec, context, run_dir, resume: RunOutcome(  # noqa: E731
+        summary={"retrieval/ndcg@10": 0.5}, train_time_s=0.0, eval_time_s=0.0, texts_per_s=None)
+    result = run_suite(config, tmp_path / "suite", run_fn=fake, executor=_executor())
+    assert not result.failed
+    assert (tmp_path / "suite" / "data_mined" / "mining.json").is_file()
+    assert int((tmp_path / "suite" / "mined_by_pid").read_text()) != os.getpid()  # on a Ray worker, not here

@@ -12,6 +12,8 @@ filesystem every node sees (the data, ``train_questions.txt`` and the base model
   died) and the retry **resumes** from the run's checkpoints (``save_every``): the folder holds
   the spec and no status, which is the local executor's "interrupted: resume" state. A run that
   raises is not retried: it is recorded as failed, as locally.
+* **Mining runs as a Ray task too** (``mine_negatives: true``: once per suite, with a run's resources,
+  before the runs), so the base model's corpus encoding happens on a worker (its GPU), not in the driver.
 * **The report is the local report**: it is built from the run folders afterwards, which hold
   the same files whichever executor wrote them (test: same numbers, local vs a 2-CPU Ray cluster).
 
@@ -26,8 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from qaembed.errors import ConfigError
 from qaembed.jsonfiles import write_json
@@ -82,12 +85,33 @@ class RayExecutor:
                               "(docs/training.md)")
         _import_ray()  # fail before any work when Ray is missing
 
+    def _start(self) -> bool:
+        """Connect to (or start) Ray; True when this call started it (and must shut it down)."""
+        ray = _import_ray()
+        if ray.is_initialized():
+            return False
+        ray.init(address=self.address, include_dashboard=False, log_to_driver=False, **self.init_options)
+        return True
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` as one Ray task with a run's resources (the suite's mining: it loads the base model and
+        encodes the corpus, so it belongs on a worker with the runs' GPU); retried like a run when its worker dies."""
+        ray = _import_ray()
+        started_here = self._start()
+        try:
+            task = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=self.max_retries,
+                              retry_exceptions=False)(fn)
+            return ray.get(task.remote(*args))
+        except ray.exceptions.RayTaskError as exc:  # fn raised on the worker: the same error as locally
+            raise exc.as_instanceof_cause() from None
+        finally:
+            if started_here:
+                ray.shutdown()
+
     def run(self, pending: list[tuple[RunSpec, Path, bool]], context: RunContext,
             run_fn: RunFunction) -> Iterator[tuple[RunSpec, RunStatus]]:
         ray = _import_ray()
-        started_here = not ray.is_initialized()
-        if started_here:
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False, **self.init_options)
+        started_here = self._start()
         try:
             task = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
                               max_retries=self.max_retries, retry_exceptions=False)(_run_task)

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -292,8 +292,9 @@ def run_suite(
     check_entries(config.entries, data.kind)  # pair data needs pair entries and vice versa, before any run
     if config.mine_negatives and data.kind == "pairs":
         raise ConfigError("mine_negatives: pair data brings its own labelled non-duplicates; mining is for Q&A data")
-    if config.mine_negatives:
-        data = mine_suite_data(data, out_dir, config.model)
+    if config.mine_negatives:  # once per suite, on the executor when there is one (a Ray task with a run's resources)
+        mine = executor.call if executor is not None else _call_here
+        data = mine(mine_suite_data, data, out_dir, config.model)
     train_ids, train_text = train_question_ids(config, data.dataset_dir)
     train_file = None
     if train_ids is not None:
@@ -385,6 +386,14 @@ class RunExecutor(Protocol):
 
     def run(self, pending: list[tuple[RunSpec, Path, bool]], context: RunContext,
             run_fn: RunFunction) -> Iterator[tuple[RunSpec, RunStatus]]: ...
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` run where the runs run (the suite's mining), its result returned here."""
+        ...
+
+
+def _call_here(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
 
 
 def run_one(spec: RunSpec, context: RunContext, run_dir: Path, resume: bool, run_fn: RunFunction) -> RunStatus:
