@@ -51,7 +51,7 @@ def fair_suite(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 def test_every_run_spends_the_budget_within_one_batch(fair_suite):
     out, config = fair_suite
-    data = Path(config.data)
+    data = Path(config.data[0])
     common = [r for r in read_split(data, "train") if len(r.answers) >= 2]
     for entry in config.entries:
         status = read_status(out / "runs" / entry.name / "seed0")
@@ -66,7 +66,7 @@ def test_every_run_spends_the_budget_within_one_batch(fair_suite):
 def test_every_entry_trains_on_the_common_questions_in_the_same_order(fair_suite):
     out, config = fair_suite
     listed = (out / TRAIN_QUESTIONS_FILE).read_text().split()
-    assert listed == [r.id for r in read_split(Path(config.data), "train") if len(r.answers) >= 2]
+    assert listed == [r.id for r in read_split(Path(config.data[0]), "train") if len(r.answers) >= 2]
     for entry in config.entries:
         train_config = (out / "runs" / entry.name / "seed0" / "train" / "config.yaml").read_text()
         assert TRAIN_QUESTIONS_FILE in train_config
@@ -95,14 +95,14 @@ def test_same_test_questions_final_weights_and_no_head_on_the_baseline(fair_suit
             [m["type"] for m in base_modules]
         final = SentenceTransformer(str(run / "train" / "model"), device="cpu")
         final.max_seq_length = config.max_seq_length
-        evaluated, distractors = evaluation_records(config, Path(config.data))
+        evaluated, distractors = evaluation_records(config, Path(config.data[0]))
         again = evaluate_model(final, evaluated, distractors=distractors, config=EvalConfig(seed=0))
         summary = json.loads((run / "eval" / "summary.json").read_text())
         recorded = summary.get("summary", summary)
         assert again.summary["retrieval/graded_ndcg@10"] == pytest.approx(recorded["retrieval/graded_ndcg@10"])
     # the corpus holds every answer of the prepared data (train and dev answers as distractors)
     assert again.counts["retrieval/documents"] == sum(len(r.answers) for s in ("train", "dev", "test")
-                                                        for r in read_split(Path(config.data), s))
+                                                        for r in read_split(Path(config.data[0]), s))
 
 
 def test_report_shows_the_budget_and_the_question_set(fair_suite):

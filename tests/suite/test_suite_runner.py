@@ -9,7 +9,7 @@ import pytest
 from suite_fakes import FakeRun, tiny_config
 
 from qaembed.errors import ConfigError
-from qaembed.suite.grid import GridEntry, build_suite_config, expand_runs
+from qaembed.suite.grid import GridEntry, SuiteConfig, build_suite_config, expand_runs
 from qaembed.suite.runner import NoProgress, read_status, run_suite
 
 
@@ -236,3 +236,16 @@ def test_out_that_is_a_file_fails_before_any_work(tiny_dataset: Path, tmp_path: 
     with pytest.raises(ConfigError, match="is an existing file, not a folder"):
         run_suite(tiny_config(tiny_dataset), target, run_fn=fake)
     assert fake.calls == [] and target.read_text() == "a user's file"
+
+
+def test_data_is_a_list_of_sources_given_as_a_list_or_a_comma_string(tmp_path: Path):
+    assert build_suite_config(overrides={"data": "a.stackexchange.com, b.stackexchange.com"}).data == [
+        "a.stackexchange.com", "b.stackexchange.com"]
+    file = tmp_path / "suite.yaml"
+    file.write_text("data: [a.stackexchange.com, b.stackexchange.com]\n")
+    assert build_suite_config(file=file).data == ["a.stackexchange.com", "b.stackexchange.com"]
+    assert build_suite_config().data is None  # the default sites
+    with pytest.raises(ConfigError, match="data: no sources given"):
+        build_suite_config(overrides={"data": " , "})
+    # a suite.json written when data was one string reads back
+    assert SuiteConfig.model_validate({"data": "runs/x/data"}).data == ["runs/x/data"]

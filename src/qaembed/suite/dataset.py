@@ -75,9 +75,12 @@ def _describe(dataset_dir: Path) -> str:
 
 
 def resolve_suite_data(
-    data: str | None, out_dir: Path, prepare: PrepareConfig | None = None, progress: bool = True,
+    data: str | list[str] | None, out_dir: Path, prepare: PrepareConfig | None = None, progress: bool = True,
 ) -> PreparedData:
     """The prepared dataset for a suite: given, reused from ``out_dir/data``, or prepared now.
+
+    ``data``: one prepared dataset folder, or the sources to prepare (a list, or a comma-separated
+    string); None: the default sites.
 
     ``prepare`` (default :class:`~qaembed.data.prepare.PrepareConfig()`) is how sources are
     prepared; it is part of the reuse key. A prepared folder given as ``data`` is used as
@@ -87,22 +90,23 @@ def resolve_suite_data(
 
     prepare = prepare or PrepareConfig()
     notice = description = None
-    if data is not None and Path(data).is_dir():
+    sources = [part.strip() for part in data.split(",") if part.strip()] if isinstance(data, str) else data
+    if data is not None and not sources:
+        raise DataError("--data: no sources given", field="data")
+    folder = sources[0] if sources is not None and len(sources) == 1 else None  # one prepared folder?
+    if folder is not None and Path(folder).is_dir():
         from qaembed.data.pairs import is_pair_dataset
 
-        if is_pair_dataset(data):
-            return _pair_data(Path(data), prepare)
-    if data is not None and is_prepared_dataset(Path(data)):
+        if is_pair_dataset(folder):
+            return _pair_data(Path(folder), prepare)
+    if folder is not None and is_prepared_dataset(Path(folder)):
         if prepare != PrepareConfig():
             changed = ", ".join(f"{k}={v}" for k, v in prepare.model_dump(mode="json", exclude_defaults=True).items())
-            raise ConfigError(f"--data {data} is a prepared dataset (used as it is), so the preparation options "
+            raise ConfigError(f"--data {folder} is a prepared dataset (used as it is), so the preparation options "
                               f"({changed}) cannot apply; give the sources instead (or prepare the folder again "
-                              f"with `qaembed data prepare {data} --out DIR ...`)")
-        dataset_dir = Path(data)
+                              f"with `qaembed data prepare {folder} --out DIR ...`)")
+        dataset_dir = Path(folder)
     else:
-        sources = [s.strip() for s in data.split(",") if s.strip()] if data else []
-        if data is not None and not sources:
-            raise DataError("--data: no sources given", field="data")
         if not sources:
             from qaembed import paths
 

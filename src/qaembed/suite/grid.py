@@ -231,7 +231,8 @@ class SuiteConfig(BaseModel):
     preset: str | None = None  # the preset this config started from (the report words a quick run as a smoke test)
     model: str = "minilm"
     query_text: QuestionTextMode = "title_body"  # question text used as the query, in training and evaluation
-    data: str | None = None  # prepared dataset folder, or comma-separated sources; None: default sites
+    # a prepared dataset folder, or the sources to prepare (a file may give "a,b" or a list); None: default sites
+    data: list[str] | None = None
     # Field defaults are the ``quick`` preset's except the three it sets (PRESETS); `qaembed suite` with no options applies it.
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     budget_unit: BudgetUnit = "texts"  # what the budget counts: texts or real tokens encoded, or steps
@@ -268,6 +269,15 @@ class SuiteConfig(BaseModel):
     # (seeded, the same sample for every run; qaembed.embedding_maps); None: no maps
     map_points: int | None = Field(default=600, ge=10)
     entries: list[GridEntry] = Field(default_factory=default_entries, min_length=1)
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _sources(cls, value: Any) -> Any:
+        if isinstance(value, str):  # `--data a,b` / `data: a,b`
+            value = [part.strip() for part in value.split(",") if part.strip()]
+            if not value:
+                raise ValueError("no sources given")
+        return value
 
     @field_validator("seeds")
     @classmethod
@@ -373,10 +383,11 @@ def build_suite_config(
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     values["preset"] = preset
     data = values.get("data")
-    if "entries" not in file_values and isinstance(data, str) and Path(data).is_dir():
+    folder = data if isinstance(data, str) else (data[0] if isinstance(data, list) and len(data) == 1 else None)
+    if "entries" not in file_values and isinstance(folder, str) and Path(folder).is_dir():
         from qaembed.data.pairs import is_pair_dataset
 
-        if is_pair_dataset(data):  # pair data: the pair-capable losses (a file's own entries are kept)
+        if is_pair_dataset(folder):  # pair data: the pair-capable losses (a file's own entries are kept)
             values["entries"] = pair_entries()
     try:
         return SuiteConfig.model_validate(values)
