@@ -67,11 +67,10 @@ def validation_problems(exc: ValidationError, data: Any = None) -> list[Problem]
             message = "required"
         elif kind == "union_tag_invalid":
             ctx = error.get("ctx") or {}
-            key = str(ctx.get("discriminator", "name")).strip("'").removesuffix("()")
-            loc = (*loc, key)
+            loc = (*loc, _discriminator_key(error))
             message = f"unknown name {ctx.get('tag')!r}; allowed: {str(ctx.get('expected_tags', '')).replace(chr(39), '')}"
         elif kind == "union_tag_not_found":
-            key = str((error.get("ctx") or {}).get("discriminator", "name")).strip("'").removesuffix("()")
+            key = _discriminator_key(error)
             if isinstance(error.get("input"), dict):
                 loc, message = (*loc, key), "required"
             else:
@@ -91,6 +90,11 @@ def format_validation_error(exc: ValidationError, source: str, data: Any = None)
     """``"{source}: field: message; field: message"``: every problem of ``exc`` in one line."""
     parts = [f"{p.field}: {p.message}" if p.field else p.message for p in validation_problems(exc, data)]
     return f"{source}: " + "; ".join(parts)
+
+
+def _discriminator_key(error: dict[str, Any]) -> str:
+    """The key a tagged union is told apart by (pydantic writes ``'name'``, or ``name()`` for a callable)."""
+    return str((error.get("ctx") or {}).get("discriminator", "name")).strip("'").removesuffix("()")
 
 
 def _strip_tags(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:

@@ -14,7 +14,7 @@ cannot nest).
 
 Strategies
 ----------
-Those that every part accepts (``accepted_strategies()``; ``check_strategy`` uses it).
+Those that every part accepts (``strategies_for``; the training config and ``check_strategy`` use it).
 
 Recommendations
 ---------------

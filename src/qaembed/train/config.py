@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from qaembed.batching import STRATEGIES, StrategyConfig
 from qaembed.errors import ConfigError, format_validation_error
-from qaembed.losses import LOSSES
+from qaembed.losses import LOSSES, check_strategy
 from qaembed.model import DEFAULT_MODEL, PoolingMode
 from qaembed.options import named_union
 from qaembed.records import QuestionTextMode
@@ -72,9 +72,12 @@ StrategySection = named_union(STRATEGIES, default="infonce")
 LossSection = named_union(LOSSES, default="infonce")
 
 
-def _section(union: Any, name: str = "infonce") -> Any:
-    """The default section (``{name: infonce}``) of a tagged union."""
-    return TypeAdapter(union).validate_python({"name": name})
+_ADAPTERS = {"strategy": TypeAdapter(StrategySection), "loss": TypeAdapter(LossSection)}
+
+
+def _section(kind: str) -> Any:
+    """The default ``strategy`` or ``loss`` section, ``{name: infonce}``."""
+    return _ADAPTERS[kind].validate_python({"name": "infonce"})
 
 
 class CombinedWeights(_Section):
@@ -186,20 +189,18 @@ def check_pairing(strategy: Any, loss: Any, scorer: ScorerSection) -> None:
         raise ValueError("strategy.options.query_text: set data.query_text instead (it also drives evaluation)")
     sections = [("", loss)] + [(f"scorer.{part}: ", getattr(scorer, part)) for part in ("pooled_loss", "maxsim_loss")]
     for prefix, section in sections:
-        if section is None:
-            continue
-        accepted = LOSSES[section.name].strategies_for(section.options)
-        if strategy.name not in accepted:
-            raise ValueError(
-                f"{prefix}loss {section.name!r} does not accept batching strategy {strategy.name!r}; "
-                f"it accepts: {', '.join(accepted) or '(none: its parts share no strategy)'}")
+        if section is not None:
+            try:
+                check_strategy(section.name, strategy.name, section.options)
+            except ConfigError as exc:
+                raise ValueError(f"{prefix}{exc}") from None
 
 
 class Components(_Section):
     """The ``strategy``, ``loss`` and ``scorer`` sections alone, checked to fit together (a suite entry's part)."""
 
-    strategy: StrategySection = Field(default_factory=lambda: _section(StrategySection))
-    loss: LossSection = Field(default_factory=lambda: _section(LossSection))
+    strategy: StrategySection = Field(default_factory=lambda: _section("strategy"))
+    loss: LossSection = Field(default_factory=lambda: _section("loss"))
     scorer: ScorerSection = Field(default_factory=ScorerSection)
 
     @model_validator(mode="after")
@@ -211,8 +212,8 @@ class Components(_Section):
 class TrainConfig(_Section):
     model: ModelSection = Field(default_factory=ModelSection)
     data: DataSection
-    strategy: StrategySection = Field(default_factory=lambda: _section(StrategySection))
-    loss: LossSection = Field(default_factory=lambda: _section(LossSection))
+    strategy: StrategySection = Field(default_factory=lambda: _section("strategy"))
+    loss: LossSection = Field(default_factory=lambda: _section("loss"))
     scorer: ScorerSection = Field(default_factory=ScorerSection)
     training: TrainingSection = Field(default_factory=TrainingSection)
 

@@ -300,6 +300,7 @@ class _Run:
     count_tokens: TokenCounter
     train_records: list
     dev_records: list
+    global_batch_size: int  # questions per step over all processes
     total_steps: int
     log: MetricsLog
 
@@ -349,7 +350,7 @@ def train(
     # skip to where the checkpoint stopped (batches are cheap to build: no tokenization); by (epoch, index),
     # since an epoch of the pairs strategy may hold one batch more or less than another
     batches = itertools.dropwhile(lambda item: (item[0], item[1]) < (state.epoch, state.batch_in_epoch),
-                                  _epoch_batches(run.strategy, run.train_records, _global_batch_size(run),
+                                  _epoch_batches(run.strategy, run.train_records, run.global_batch_size,
                                                  training.seed))
     progress = tqdm(total=run.total_steps, initial=state.step, disable=not (run.main and progress_bar), desc="train",
                     dynamic_ncols=True)
@@ -415,10 +416,6 @@ def _finished_result(run_dir: Path) -> TrainResult | None:
         raise DataError(f"finished run's result is incomplete ({exc})", path=str(run_dir / RESULT_FILE)) from exc
 
 
-def _global_batch_size(run: _Run) -> int:
-    return run.config.training.batch_size * run.accelerator.num_processes
-
-
 def _build_run(config: TrainConfig, run_dir: Path) -> _Run:
     """Accelerator, data, model, collator, step plan, optimizer: everything before the first step."""
     training = config.training
@@ -461,7 +458,7 @@ def _build_run(config: TrainConfig, run_dir: Path) -> _Run:
     return _Run(config=config, run_dir=run_dir, accelerator=accelerator, model=model, optimizer=optimizer,
                 scheduler=scheduler, strategy=strategy, scoring=scoring.to(accelerator.device), collate=collate,
                 count_tokens=count_tokens, train_records=train_records, dev_records=dev_records,
-                total_steps=total_steps, log=MetricsLog(run_dir / METRICS_FILE, accelerator, training.trackers))
+                global_batch_size=global_batch_size, total_steps=total_steps, log=MetricsLog(run_dir / METRICS_FILE, accelerator, training.trackers))
 
 
 def _open_run(run: _Run, resume: bool) -> RunState:
