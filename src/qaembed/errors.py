@@ -86,6 +86,13 @@ def first_problem(exc: ValidationError, data: Any = None) -> Problem:
     return validation_problems(exc, data)[0]
 
 
+def option_error(exc: ValidationError) -> ConfigError:
+    """The first problem of a command's options model as a ConfigError naming its flag (``--max-k: ...``)."""
+    problem = first_problem(exc)
+    flag = problem.field.split(".")[0].replace("_", "-")
+    return ConfigError(f"--{flag}: {problem.message}" if flag else problem.message)
+
+
 def format_validation_error(exc: ValidationError, source: str, data: Any = None) -> str:
     """``"{source}: field: message; field: message"``: every problem of ``exc`` in one line."""
     parts = [f"{p.field}: {p.message}" if p.field else p.message for p in validation_problems(exc, data)]

@@ -16,7 +16,7 @@ from typing import Optional
 
 import typer
 
-from qaembed.errors import ConfigError, first_problem
+from qaembed.errors import option_error
 
 
 def parse_columns(value: str | None) -> dict[str, str] | None:
@@ -61,8 +61,7 @@ def chunk_command(
         config = ChunkingConfig(threshold=threshold, max_tokens=max_tokens, overlap=overlap,
                                 positive_threshold=positive_threshold, batch_size=batch_size)
     except ValidationError as exc:
-        problem = first_problem(exc)
-        raise ConfigError(f"--{problem.field.split('.')[0].replace('_', '-')}: {problem.message}") from None
+        raise option_error(exc) from None
     stats = run_chunking(source, out, qa=qa, qa_columns=parse_columns(qa_columns), model=model, config=config,
                          skip_bad=skip_bad, overwrite=overwrite, device=device, min_chars=min_chars, seed=seed, split=split, targets=targets, log=lambda m: typer.echo(m, err=True))
     skipped = stats["skipped"]["counts"]

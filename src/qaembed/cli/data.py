@@ -94,7 +94,7 @@ def prepare(
     from qaembed import paths
     from qaembed.data.hf import parse_column_mapping
     from qaembed.data.prepare import STALE_REMOVED, PrepareConfig, check_output_dir, parse_split, prepare_dataset
-    from qaembed.errors import ConfigError, DataError, first_problem
+    from qaembed.errors import ConfigError, DataError, first_problem, option_error
 
     by_date = split.strip() == "by-date"
     options = {"split_mode": "by-date"} if by_date else {"split": parse_split(split)}
@@ -106,10 +106,9 @@ def prepare(
                                hf_columns=parse_column_mapping(hf_columns), output=output,
                                shard_records=shard_records, **options)
     except ValidationError as exc:
-        problem = first_problem(exc)
-        if problem.field:
-            raise ConfigError(f"--{problem.field.split('.')[0].replace('_', '-')}: {problem.message}") from exc
-        raise ConfigError(f"--split {split}: {problem.message}") from exc
+        if first_problem(exc).field:
+            raise option_error(exc) from exc
+        raise ConfigError(f"--split {split}: {first_problem(exc).message}") from exc
     for stale in check_output_dir(out, overwrite=overwrite):  # before any work (prepare_dataset checks again)
         typer.echo(STALE_REMOVED.format(stale), err=True)
     if not sources:

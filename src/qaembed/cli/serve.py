@@ -16,7 +16,7 @@ from typing import Optional
 
 import typer
 
-from qaembed.errors import ConfigError, first_problem
+from qaembed.errors import ConfigError, option_error
 
 
 def parse_index_options(values: list[str]) -> dict[str, Path]:
@@ -68,8 +68,7 @@ def serve_command(
         limits = ServerLimits(max_k=max_k, max_queries=max_queries, max_query_chars=max_query_chars,
                               max_body_bytes=max_body_bytes, max_pending=max_pending, max_batch=max_batch)
     except ValidationError as exc:
-        problem = first_problem(exc)
-        raise ConfigError(f"--{problem.field.split('.')[0].replace('_', '-')}: {problem.message}") from None
+        raise option_error(exc) from None
     if maps is not None and not maps.is_dir():
         raise ConfigError(f"--maps {maps}: no such folder")
     if log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
