@@ -6,6 +6,10 @@ SQLite file in a temporary folder, deleted on close) and then read questions bac
 order with their answers (a merge join over two sorted cursors), so memory does not
 grow with the size of the dump. Answers whose parent is not a question in the store are
 *orphans*: they are counted (``orphan_answers``) and dropped.
+
+Posts are stored as columns (no JSON round trip) and authors' display names from
+``Users.xml`` are joined in SQL while grouping: at Stack Overflow's size every
+per-row Python step counts (``benchmarks/RESULTS.md``, data pipeline).
 """
 
 from __future__ import annotations
@@ -15,8 +19,29 @@ import sqlite3
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 QUESTION, ANSWER = 1, 2
+
+
+class Post(NamedTuple):
+    """One validated, cleaned question or answer as spilled (a plain tuple: workers send it back)."""
+
+    score: int
+    body: str
+    owner_id: int | None
+    owner_name: str | None  # the dump's OwnerDisplayName; grouping returns the Users.xml name when known
+    created: str | None  # ISO 8601
+    license: str | None
+    title: str | None = None  # questions only
+    tags: list[str] | None = None  # questions only
+    accepted_answer_id: int | None = None  # questions only
+
+
+_COLUMNS = "score, body, owner_id, owner_name, created, license, title, tags, accepted_answer_id"
+# A grouped post: its columns with the author's name from Users.xml when there is one (else the dump's).
+_SELECT = ("p.score, p.body, p.owner_id, COALESCE(u.name, p.owner_name), p.created, p.license, p.title, p.tags, "
+           "p.accepted_answer_id FROM posts p LEFT JOIN users u ON u.id = p.owner_id")
 
 
 class PostStore:
@@ -31,8 +56,9 @@ class PostStore:
         self._conn.execute("PRAGMA synchronous=OFF")
         self._conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache, whatever the dump size
         self._conn.execute(
-            "CREATE TABLE posts (id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, parent_id INTEGER,"
-            " line INTEGER, data TEXT NOT NULL)"
+            "CREATE TABLE posts (id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, parent_id INTEGER, line INTEGER,"
+            " score INTEGER NOT NULL, body TEXT NOT NULL, owner_id INTEGER, owner_name TEXT, created TEXT,"
+            " license TEXT, title TEXT, tags TEXT, accepted_answer_id INTEGER)"
         )
         self._conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
         self._conn.execute("CREATE TABLE tags (question_id INTEGER NOT NULL, tag TEXT NOT NULL)")
@@ -50,14 +76,13 @@ class PostStore:
         self._conn.close()
         self._tmp.cleanup()
 
-    def add_post(self, post_id: int, kind: int, parent_id: int | None, line: int | None, data: dict | str,
-                 ) -> int | None:
-        """Store one post (``data`` a dict, or its JSON already encoded by a worker); returns None, or
-        the line of an earlier post with the same id (nothing stored)."""
+    def add_post(self, post_id: int, kind: int, parent_id: int | None, line: int | None, post: Post) -> int | None:
+        """Store one post; returns None, or the line of an earlier post with the same id (nothing stored)."""
+        tags = None if post.tags is None else json.dumps(post.tags, ensure_ascii=False)
         try:
             self._conn.execute(
-                "INSERT INTO posts (id, kind, parent_id, line, data) VALUES (?, ?, ?, ?, ?)",
-                (post_id, kind, parent_id, line, data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)),
+                f"INSERT INTO posts (id, kind, parent_id, line, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (post_id, kind, parent_id, line, *post[:7], tags, post.accepted_answer_id),
             )
         except sqlite3.IntegrityError:
             row = self._conn.execute("SELECT line FROM posts WHERE id = ?", (post_id,)).fetchone()
@@ -66,12 +91,6 @@ class PostStore:
 
     def add_user(self, user_id: int, name: str) -> None:
         self._conn.execute("INSERT OR REPLACE INTO users (id, name) VALUES (?, ?)", (user_id, name))
-
-    def user_name(self, user_id: int | None) -> str | None:
-        if user_id is None:
-            return None
-        row = self._conn.execute("SELECT name FROM users WHERE id = ?", (user_id,)).fetchone()
-        return row[0] if row else None
 
     def add_tag(self, question_id: int, tag: str) -> None:
         self._conn.execute("INSERT INTO tags (question_id, tag) VALUES (?, ?)", (question_id, tag))
@@ -87,29 +106,29 @@ class PostStore:
     def count(self, kind: int) -> int:
         return self._conn.execute("SELECT COUNT(*) FROM posts WHERE kind = ?", (kind,)).fetchone()[0]
 
-    def grouped(self) -> Iterator[tuple[int, dict, list[tuple[int, dict]]]]:
-        """``(question_id, question_data, [(answer_id, answer_data), ...])`` in question-id order.
+    def grouped(self) -> Iterator[tuple[int, Post, list[tuple[int, Post]]]]:
+        """``(question_id, question, [(answer_id, answer), ...])`` in question-id order.
 
-        Answers are in id order. Sets :attr:`orphan_answers` once the iteration is complete.
+        Answers are in id order; each post's ``owner_name`` is its author's ``Users.xml`` name
+        when there is one. Sets :attr:`orphan_answers` once the iteration is complete.
         """
         self._conn.execute("COMMIT")
         self._conn.execute("CREATE INDEX answers_by_parent ON posts (parent_id, id) WHERE kind = 2")
         self._conn.execute("BEGIN")
-        questions = self._conn.execute("SELECT id, data FROM posts WHERE kind = 1 ORDER BY id")
-        answers = self._conn.execute(
-            "SELECT parent_id, id, data FROM posts WHERE kind = 2 ORDER BY parent_id, id"
-        )
+        questions = self._conn.execute(f"SELECT p.id, {_SELECT} WHERE p.kind = 1 ORDER BY p.id")
+        answers = self._conn.execute(f"SELECT p.parent_id, p.id, {_SELECT} WHERE p.kind = 2 ORDER BY p.parent_id, p.id")
         orphans = 0
         pending = answers.fetchone()
-        for question_id, question_data in questions:
+        for question_id, *question in questions:
             while pending is not None and pending[0] < question_id:
                 orphans += 1
                 pending = answers.fetchone()
-            grouped: list[tuple[int, dict]] = []
+            grouped: list[tuple[int, Post]] = []
             while pending is not None and pending[0] == question_id:
-                grouped.append((pending[1], json.loads(pending[2])))
+                grouped.append((pending[1], Post._make(pending[2:])))
                 pending = answers.fetchone()
-            yield question_id, json.loads(question_data), grouped
+            question[7] = json.loads(question[7])
+            yield question_id, Post._make(question), grouped
         while pending is not None:
             orphans += 1
             pending = answers.fetchone()

@@ -35,7 +35,6 @@ Example
 from __future__ import annotations
 
 import io
-import json
 import re
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
@@ -47,37 +46,26 @@ from lxml import etree
 from qaembed.data.adapter import BadRow, SourceAdapter, date_field, int_field, open_binary
 from qaembed.data.bad_records import BadRecordPolicy
 from qaembed.data.clean import HtmlLimitError, clean_html, normalize_whitespace, parse_tags
-from qaembed.data.post_store import ANSWER, QUESTION, PostStore
+from qaembed.data.post_store import ANSWER, QUESTION, Post, PostStore
 from qaembed.data.workers import ordered_map
 from qaembed.errors import DataError
-from qaembed.records import Answer, Author, Provenance, QARecord, license_for_date
+from qaembed.records import QARecord, license_for_date
 
 
-def _question_payload(
-    *, title: str | None, body_html: str | None, tags: list[str], score: int, accepted_answer_id: int | None,
-    owner_id: int | None, owner_name: str | None, created: str | None, path: Path, line: int | None,
-) -> dict:
-    """The spilled form of a question row (clean text); raises :class:`BadRow` for an empty title/body."""
+def _question(values: Mapping[str, str | None], common: dict, tags: list[str], path: Path, line: int | None) -> Post:
+    """A question row's spilled form (clean text); raises :class:`BadRow` for an empty title or body."""
+    title = values.get("Title")
     if title is None:
         raise BadRow(DataError("question has no title", path=str(path), line=line, field="Title"), "missing_field")
     title = normalize_whitespace(title)
     if not title:
         raise BadRow(DataError("question title is empty", path=str(path), line=line, field="Title"), "empty_title")
-    return {
-        "title": title, "body": _clean_body(body_html, path, line), "tags": tags, "score": score,
-        "accepted_answer_id": accepted_answer_id, "owner_id": owner_id, "owner_name": owner_name, "created": created,
-    }
-
-
-def _answer_payload(
-    *, body_html: str | None, score: int, owner_id: int | None, owner_name: str | None, created: str | None,
-    path: Path, line: int | None,
-) -> dict | None:
-    """The spilled form of an answer row (clean text); None when the body is empty after cleaning."""
-    body = _clean_html_field(body_html, path, line, "Body")
+    body = _clean_html_field(values.get("Body"), path, line, "Body")
     if not body:
-        return None
-    return {"body": body, "score": score, "owner_id": owner_id, "owner_name": owner_name, "created": created}
+        raise BadRow(DataError("question body is empty after HTML cleaning", path=str(path), line=line,
+                               field="Body"), "empty_body")
+    accepted = int_field(values, "AcceptedAnswerId", path, line, required=False, positive=True)
+    return Post(body=body, title=title, tags=tags, accepted_answer_id=accepted, **common)
 
 
 def _clean_html_field(html: str | None, path: Path, line: int | None, field: str) -> str:
@@ -87,87 +75,62 @@ def _clean_html_field(html: str | None, path: Path, line: int | None, field: str
         raise BadRow(DataError(str(exc), path=str(path), line=line, field=field), "html_limit") from None
 
 
-def _clean_body(body_html: str | None, path: Path, line: int | None) -> str:
-    body = _clean_html_field(body_html, path, line, "Body")
-    if not body:
-        raise BadRow(DataError("question body is empty after HTML cleaning", path=str(path), line=line,
-                               field="Body"), "empty_body")
-    return body
+def _provenance(site: str, source: str, native_id: int, url: str, post: Post) -> dict:
+    """A post's provenance (as model input): link, author (``owner_name`` is already the Users.xml name when
+    known) and the license of its creation date."""
+    owner_id, name = post.owner_id, post.owner_name
+    author = None if owner_id is None and not name else {
+        "id": None if owner_id is None else str(owner_id), "name": name,
+        "url": None if owner_id is None else f"https://{site}/users/{owner_id}"}
+    return {"source": source, "native_id": str(native_id), "site": site, "url": url, "author": author,
+            "created": post.created, "license": post.license}
 
 
-def _author(site: str, owner_id: int | None, owner_name: str | None, user_name: Callable[[int | None], str | None]):
-    if owner_id is None and not owner_name:
-        return None
-    return Author(
-        id=None if owner_id is None else str(owner_id),
-        name=user_name(owner_id) or owner_name,
-        url=None if owner_id is None else f"https://{site}/users/{owner_id}",
-    )
+def build_record(*, site: str, source: str, question_id: int, question: Post, answers: list[tuple[int, Post]],
+                 ) -> QARecord:
+    """A :class:`QARecord` from a spilled question and its answers (shared by dump-style adapters).
 
-
-def build_record(
-    *, site: str, source: str, question_id: int, question: dict, answers: list[tuple[int, dict]],
-    user_name: Callable[[int | None], str | None],
-) -> QARecord:
-    """A :class:`QARecord` from a spilled question and its answers (shared by dump-style adapters)."""
-    accepted = question.get("accepted_answer_id")
-    return QARecord(
-        id=f"{site}:{question_id}",
-        title=question["title"],
-        body=question["body"],
-        tags=question["tags"],
-        score=question["score"],
-        answers=[
-            Answer(
-                id=f"{site}:{answer_id}",
-                text=answer["body"],
-                score=answer["score"],
-                accepted=answer_id == accepted,
-                provenance=Provenance(
-                    source=source, native_id=str(answer_id), site=site, url=f"https://{site}/a/{answer_id}",
-                    author=_author(site, answer.get("owner_id"), answer.get("owner_name"), user_name),
-                    created=answer.get("created"), license=license_for_date(answer.get("created")),
-                ),
-            )
+    Built as one nested dict and validated once (a third of the cost of building the nested models one by one).
+    """
+    accepted = question.accepted_answer_id
+    return QARecord.model_validate({
+        "id": f"{site}:{question_id}", "title": question.title, "body": question.body, "tags": question.tags,
+        "score": question.score,
+        "answers": [
+            {"id": f"{site}:{answer_id}", "text": answer.body, "score": answer.score, "accepted": answer_id == accepted,
+             "provenance": _provenance(site, source, answer_id, f"https://{site}/a/{answer_id}", answer)}
             for answer_id, answer in answers
         ],
-        provenance=Provenance(
-            source=source, native_id=str(question_id), site=site, url=f"https://{site}/questions/{question_id}",
-            author=_author(site, question.get("owner_id"), question.get("owner_name"), user_name),
-            created=question.get("created"), license=license_for_date(question.get("created")),
-        ),
-    )
+        "provenance": _provenance(site, source, question_id, f"https://{site}/questions/{question_id}", question),
+    })
 
 
 def post_payload(
     values: Mapping[str, str | None], kind: int, path: Path, line: int | None, *, tags_of: Callable[[int], list[str]],
-) -> tuple[int, int | None, dict | None]:
-    """Validate and clean one question or answer row: ``(post_id, parent_id, payload)``.
+) -> tuple[int, int | None, Post | None]:
+    """Validate and clean one question or answer row: ``(post_id, parent_id, post)``.
 
     Dump column names: ``Id``, ``Score``, ``ParentId``, ``Title``, ``Body``, ``OwnerUserId``,
     ``OwnerDisplayName``, ``CreationDate``, ``AcceptedAnswerId``. Raises :class:`BadRow` for a
     missing or malformed number or date, an empty title or question body, or HTML beyond the
-    parser's limits. ``payload`` is None for an answer whose body is empty after cleaning.
+    parser's limits. ``post`` is None for an answer whose body is empty after cleaning.
     """
     post_id = int_field(values, "Id", path, line, positive=True)
-    score = int_field(values, "Score", path, line)
-    common = {"owner_id": int_field(values, "OwnerUserId", path, line, required=False),
-              "owner_name": values.get("OwnerDisplayName"), "created": date_field(values, "CreationDate", path, line),
-              "path": path, "line": line}
+    created = date_field(values, "CreationDate", path, line)
+    common = {"score": int_field(values, "Score", path, line),
+              "owner_id": int_field(values, "OwnerUserId", path, line, required=False),
+              "owner_name": values.get("OwnerDisplayName"), "created": created, "license": license_for_date(created)}
     if kind == QUESTION:
-        accepted = int_field(values, "AcceptedAnswerId", path, line, required=False, positive=True)
-        return post_id, None, _question_payload(
-            title=values.get("Title"), body_html=values.get("Body"), tags=tags_of(post_id), score=score,
-            accepted_answer_id=accepted, **common,
-        )
+        return post_id, None, _question(values, common, tags_of(post_id), path, line)
     parent_id = int_field(values, "ParentId", path, line, positive=True)
-    return post_id, parent_id, _answer_payload(body_html=values.get("Body"), score=score, **common)
+    body = _clean_html_field(values.get("Body"), path, line, "Body")
+    return post_id, parent_id, Post(body=body, **common) if body else None
 
 
 def store_post(store: PostStore, post_id: int, kind: int, parent_id: int | None, line: int | None,
-               data: dict | str, path: Path) -> None:
-    """Spill one validated post (``data`` as a dict or already JSON); a duplicate id raises :class:`BadRow`."""
-    earlier = store.add_post(post_id, kind, parent_id, line, data)
+               post: Post, path: Path) -> None:
+    """Spill one validated post; a duplicate id raises :class:`BadRow`."""
+    earlier = store.add_post(post_id, kind, parent_id, line, post)
     if earlier is not None:
         message = f"duplicate Id {post_id} (first seen on line {earlier})"
         raise BadRow(DataError(message, path=str(path), line=line, field="Id"), "duplicate_id")
@@ -179,11 +142,11 @@ def spill_post(
 ) -> None:
     """:func:`post_payload` then :func:`store_post`; an answer whose body is empty after cleaning is
     not stored and is counted in ``notes["answer_empty_after_cleaning"]``."""
-    post_id, parent_id, data = post_payload(values, kind, path, line, tags_of=tags_of)
-    if data is None:
+    post_id, parent_id, post = post_payload(values, kind, path, line, tags_of=tags_of)
+    if post is None:
         notes["answer_empty_after_cleaning"] += 1
         return
-    store_post(store, post_id, kind, parent_id, line, data, path)
+    store_post(store, post_id, kind, parent_id, line, post, path)
 
 
 # Rows handed to a worker at once: large enough that pickling and scheduling cost little per row.
@@ -195,7 +158,7 @@ PARALLEL_MIN_BYTES = 16 << 20
 def clean_post_rows(job: tuple[str, list[tuple[int | None, dict[str, str]]]]) -> list[tuple]:
     """The per-row work of ``Posts.xml`` for one batch ``(path, [(line, attributes), ...])``; runs in a
     worker process (see :mod:`qaembed.data.workers`). One result per row, in order:
-    ``("post", id, kind, parent_id, json)``, ``("empty_answer",)``, ``("ignored", post_type)`` or
+    ``("post", id, kind, parent_id, Post)``, ``("empty_answer",)``, ``("ignored", post_type)`` or
     ``("bad", reason, message, field)`` (plain tuples: they cross the process boundary)."""
     path_text, rows = job
     path = Path(path_text)
@@ -207,12 +170,12 @@ def clean_post_rows(job: tuple[str, list[tuple[int | None, dict[str, str]]]]) ->
             if post_type not in (QUESTION, ANSWER):
                 results.append(("ignored", post_type))
                 continue
-            post_id, parent_id, data = post_payload(values, post_type, path, line,
+            post_id, parent_id, post = post_payload(values, post_type, path, line,
                                                     tags_of=lambda _: parse_tags(values.get("Tags")))
-            if data is None:
+            if post is None:
                 results.append(("empty_answer",))
             else:
-                results.append(("post", post_id, post_type, parent_id, json.dumps(data, ensure_ascii=False)))
+                results.append(("post", post_id, post_type, parent_id, post))
         except BadRow as bad:
             results.append(("bad", bad.reason, bad.error.message, bad.error.field))
     return results
@@ -221,10 +184,7 @@ def clean_post_rows(job: tuple[str, list[tuple[int | None, dict[str, str]]]]) ->
 def records_from_store(store: PostStore, adapter: SourceAdapter, *, site: str, source: str) -> Iterator[QARecord]:
     """Group the store's posts into records; notes the orphan-answer count on ``adapter``."""
     for question_id, question, answers in store.grouped():
-        yield build_record(
-            site=site, source=source, question_id=question_id, question=question, answers=answers,
-            user_name=store.user_name,
-        )
+        yield build_record(site=site, source=source, question_id=question_id, question=question, answers=answers)
     adapter.notes["orphan_answers"] += store.orphan_answers
 
 
@@ -484,9 +444,9 @@ class StackExchangeDump(SourceAdapter):
     def _store_result(self, store: PostStore, result: tuple, path: Path, line: int | None) -> None:
         kind = result[0]
         if kind == "post":
-            _, post_id, post_type, parent_id, data = result
+            _, post_id, post_type, parent_id, post = result
             try:
-                store_post(store, post_id, post_type, parent_id, line, data, path)
+                store_post(store, post_id, post_type, parent_id, line, post, path)
             except BadRow as bad:
                 self.policy.reject(bad.error, bad.reason)
         elif kind == "empty_answer":
