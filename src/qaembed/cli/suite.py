@@ -187,7 +187,12 @@ def register(app: typer.Typer) -> None:
             None, "--ray-address", help="--executor ray: a running cluster (auto, or HOST:PORT); default: a "
             "local Ray started for this suite."),
         cpus_per_run: float = typer.Option(1.0, "--cpus-per-run", help="--executor ray: CPUs each run asks for."),
-        gpus_per_run: float = typer.Option(0.0, "--gpus-per-run", help="--executor ray: GPUs each run asks for."),
+        gpus_per_run: float = typer.Option(
+            0.0, "--gpus-per-run", help="--executor ray: GPUs each run asks for (above 1: whole GPUs, one training "
+            "process each)."),
+        processes_per_run: Optional[int] = typer.Option(
+            None, "--processes-per-run", min=1, help="Training processes per run (torchrun; one per GPU, gloo on a "
+            "CPU), the same global batch split between them. Default: --gpus-per-run when above 1, else 1."),
     ) -> None:
         """Run the loss-comparison grid (skipping finished runs), then write the report."""
         if ctx.invoked_subcommand is not None:
@@ -217,6 +222,10 @@ def register(app: typer.Typer) -> None:
         if losses:
             suite_config = suite_config.select([name.strip() for name in losses.split(",") if name.strip()])
         run_executor = None
+        processes = processes_per_run or (int(gpus_per_run) if gpus_per_run > 1 else 1)
+        if executor == "ray" and gpus_per_run > 0 and processes > 1 and processes != gpus_per_run:
+            raise ConfigError(f"--processes-per-run {processes} with --gpus-per-run {gpus_per_run:g}: a run trains "
+                              "with one process per GPU")
         if executor == "ray":
             from qaembed.suite.ray_executor import RayExecutor
 
@@ -231,10 +240,10 @@ def register(app: typer.Typer) -> None:
             if console.is_terminal:
                 with Progress(*columns, console=console) as progress:
                     result = run_suite(suite_config, out, progress=RichSuiteProgress(progress), log_to_file=True,
-                                       executor=run_executor)
+                                       executor=run_executor, processes_per_run=processes)
             else:
                 result = run_suite(suite_config, out, progress=PlainSuiteProgress(typer.echo), log_to_file=True,
-                                   executor=run_executor)
+                                   executor=run_executor, processes_per_run=processes)
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/yellow]: finished runs are kept; run the same command to continue.")
             sys.exit(130)

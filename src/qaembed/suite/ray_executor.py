@@ -2,7 +2,8 @@
 
 Each run not finished yet (the baseline included) becomes one Ray task with declared resources
 (``cpus_per_run``, ``gpus_per_run``); Ray places them on the cluster's nodes, as many at once as the
-resources allow. A task runs :func:`qaembed.suite.runner.run_one` exactly as the local executor
+resources allow. A run given several GPUs trains in as many processes on them (``torchrun`` inside
+the task, :mod:`qaembed.train.launch`), with the same global batch as on one. A task runs :func:`qaembed.suite.runner.run_one` exactly as the local executor
 does, into the same run folder under the suite folder, so on a cluster that folder must be on a
 filesystem every node sees (the data, ``train_questions.txt`` and the base model path too).
 
@@ -79,10 +80,9 @@ class RayExecutor:
     def __post_init__(self) -> None:
         if self.cpus_per_run <= 0 or self.gpus_per_run < 0 or self.max_retries < 0:
             raise ConfigError("ray executor: cpus per run must be > 0, gpus per run and retries >= 0")
-        if self.gpus_per_run > 1:
-            raise ConfigError("ray executor: a run is one process and uses one GPU (--gpus-per-run <= 1, fractions "
-                              "share a GPU); for one run on several GPUs use `accelerate launch -m qaembed train` "
-                              "(docs/training.md)")
+        if self.gpus_per_run > 1 and self.gpus_per_run != int(self.gpus_per_run):
+            raise ConfigError(f"ray executor: --gpus-per-run {self.gpus_per_run}: above 1 GPU a run takes whole GPUs "
+                              "(one training process each); fractions below 1 share a GPU")
         _import_ray()  # fail before any work when Ray is missing
 
     def _start(self) -> bool:

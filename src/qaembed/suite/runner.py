@@ -57,9 +57,10 @@ TRAIN_SUBDIR = "train"  # the training run folder (qaembed.train layout)
 EVAL_SUBDIR = "eval"  # the test-split EvalResult
 SPEC_FILE = "spec.json"
 RUN_LOG = "run.log"  # the run's stderr when the suite runs under the CLI
+LAUNCH_CONFIG = "train_config.yaml"  # the training config of a run launched in several processes
 SUITE_FILE = "suite.json"
 TRAIN_QUESTIONS_FILE = "train_questions.txt"
-RUN_FILES = (SPEC_FILE, STATUS_FILE, RUN_LOG, TRAIN_SUBDIR, EVAL_SUBDIR)  # all a run folder holds from qaembed
+RUN_FILES = (SPEC_FILE, STATUS_FILE, RUN_LOG, TRAIN_SUBDIR, EVAL_SUBDIR, LAUNCH_CONFIG)  # all a run folder holds
 
 
 class RunStatus(BaseModel):
@@ -87,6 +88,7 @@ class RunStatus(BaseModel):
     tokens: int | None = None
     questions: int | None = None  # questions trained on (with repeats)
     question_order: str | None = None  # hash of the trained question-id sequence
+    processes: int | None = None  # training processes (one per GPU; the same global batch whatever the number)
     corpus_documents: int | None = None  # documents the test questions were ranked against
     extra_documents: int | None = None  # of those, documents no question owns (the dataset's corpus.jsonl)
     finished_at: str
@@ -143,6 +145,7 @@ class RunContext:
     train_questions_file: Path | None = None  # the common training questions (None: each entry its own)
     progress: SuiteProgress = field(default_factory=NoProgress)
     log_to_file: bool = False  # send each run's stderr (progress bars, warnings) to run_dir/run.log
+    processes: int = 1  # training processes per run: above 1, torchrun launches them (qaembed.train.launch)
 
 
 RunFunction = Callable[[RunSpec, RunContext, Path, bool], RunOutcome]
@@ -276,16 +279,21 @@ def run_suite(
     progress: SuiteProgress | None = None,
     log_to_file: bool = False,
     executor: RunExecutor | None = None,
+    processes_per_run: int = 1,
 ) -> SuiteResult:
     """Prepare (or reuse) the data, write ``suite.json``, then run every run not finished yet.
 
     ``run_fn`` defaults to :func:`train_and_evaluate`. Entries are validated against the
     loss and strategy registries before anything runs. ``executor`` (None: one run after
     another here) runs the pending runs elsewhere, e.g. on Ray (:mod:`qaembed.suite.ray_executor`).
+    ``processes_per_run`` > 1 trains each run in that many processes (one per GPU) with the same
+    global batch (:mod:`qaembed.train.launch`); it does not change what a run computes, so it is
+    not part of the runs' config hashes.
     """
     out_dir = Path(out_dir)
     progress = progress or NoProgress()
     _check_out_dir(out_dir)
+    _check_processes(config, processes_per_run)
     data = resolve_suite_data(config.data, out_dir, prepare=_prepare_config(config))
     if data.notice:
         progress.message(data.notice)
@@ -323,7 +331,16 @@ def run_suite(
         "written_at": _now(),
     })
     return execute_runs(config, out_dir, runs, data.dataset_dir, run_fn=run_fn, progress=progress,
-                        log_to_file=log_to_file, train_questions_file=train_file, executor=executor)
+                        log_to_file=log_to_file, train_questions_file=train_file, executor=executor,
+                        processes_per_run=processes_per_run)
+
+
+def _check_processes(config: SuiteConfig, processes: int) -> None:
+    if processes < 1:
+        raise ConfigError(f"processes per run must be >= 1, got {processes}")
+    if config.batch_size % processes:
+        raise ConfigError(f"batch_size {config.batch_size} does not split into {processes} processes per run "
+                          f"(every run keeps the same global batch: choose a multiple of {processes})")
 
 
 def _prepare_config(config: SuiteConfig):
@@ -347,6 +364,7 @@ def execute_runs(
     log_to_file: bool = False,
     train_questions_file: Path | None = None,
     executor: RunExecutor | None = None,
+    processes_per_run: int = 1,
 ) -> SuiteResult:
     """Run every spec not finished yet; returns every run's status, in the order of ``runs``.
 
@@ -355,8 +373,9 @@ def execute_runs(
     """
     run_fn = run_fn or train_and_evaluate
     progress = progress or NoProgress()
+    _check_processes(config, processes_per_run)
     context = RunContext(config=config, dataset_dir=dataset_dir, train_questions_file=train_questions_file,
-                         progress=progress, log_to_file=log_to_file)
+                         progress=progress, log_to_file=log_to_file, processes=processes_per_run)
     statuses: dict[str, RunStatus] = {}
     skipped: list[str] = []
     pending: list[tuple[RunSpec, Path, bool]] = []
@@ -536,11 +555,19 @@ def _train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resum
 
         train_config = train_config_for(spec, config, context.dataset_dir, context.train_questions_file)
         started = time.perf_counter()
-        result = train(train_config, run_dir / TRAIN_SUBDIR, resume=resume, step_callback=context.progress.run_advanced,
-                       plan_callback=context.progress.run_planned, progress_bar=False)
+        if context.processes > 1:  # torchrun: the same global batch split between the processes
+            from qaembed.train.launch import launch_train, split_config
+
+            result = launch_train(split_config(train_config, context.processes), run_dir / TRAIN_SUBDIR,
+                                  processes=context.processes, resume=resume, config_path=run_dir / LAUNCH_CONFIG,
+                                  log_path=run_dir / RUN_LOG)
+        else:
+            result = train(train_config, run_dir / TRAIN_SUBDIR, resume=resume,
+                           step_callback=context.progress.run_advanced, plan_callback=context.progress.run_planned,
+                           progress_bar=False)
         train_time, texts_per_s = time.perf_counter() - started, result.texts_per_s
         spent = {"steps": result.steps, "texts": result.texts, "tokens": result.tokens, "questions": result.questions,
-                 "question_order": result.question_order}
+                 "question_order": result.question_order, "processes": context.processes}
         model_path = result.model_dir
     else:
         model_path = config.model

@@ -1,0 +1,116 @@
+"""One training run in several processes from Python: ``torchrun`` around ``qaembed train``.
+
+What the suite uses to give a run several GPUs (``qaembed suite --processes-per-run N``, or
+``--gpus-per-run N`` on Ray). The run is the same ranking problem and the same compute as in
+one process (:func:`split_config`): the global batch stays ``batch_size`` questions, each of
+the ``N`` processes takes ``batch_size / N`` of them, and the embeddings of every process's
+shard are gathered with gradient (``training.gather_across_devices``), so every process
+computes the loss of the whole batch and DDP's averaged gradient is the single-process
+gradient (``qaembed.train.distributed``). Only float rounding differs.
+
+:func:`launch_train` runs ``python -m torch.distributed.run --standalone --nproc-per-node N
+-m qaembed train --config FILE --out DIR [--resume]`` (torch's own launcher, not a home-made
+one; ``--standalone`` picks a free rendezvous port, so several launched runs share a node) and
+reads the run's ``result.json``. Each process takes GPU ``LOCAL_RANK`` of those visible (under
+Ray, the task's); on a machine without CUDA the processes use gloo on the CPU. The launcher is
+started in its own session and killed with its processes if the caller is interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from qaembed.errors import ConfigError
+
+
+def split_config(config, processes: int):
+    """``config`` for ``processes`` processes with the same global batch and gathered negatives.
+
+    Raises :class:`ConfigError` when the batch does not split evenly.
+    """
+    training = config.training
+    if processes < 1:
+        raise ConfigError(f"processes per run must be >= 1, got {processes}")
+    if processes == 1:
+        return config
+    if training.batch_size % processes:
+        raise ConfigError(f"training.batch_size {training.batch_size} does not split into {processes} processes "
+                          f"(the global batch must stay the same for every run: choose a multiple of {processes})")
+    training = training.model_copy(update={"batch_size": training.batch_size // processes,
+                                           "gather_across_devices": True})
+    return config.model_copy(update={"training": training})
+
+
+def launch_train(config, run_dir: Path, *, processes: int, resume: bool, config_path: Path, log_path: Path):
+    """Train ``config`` (already split: :func:`split_config`) into ``run_dir`` in ``processes`` processes.
+
+    The config the processes read is written to ``config_path``; their output is appended to
+    ``log_path``. Returns the run's :class:`~qaembed.train.loop.TrainResult`; raises
+    ``RuntimeError`` with the end of the log when the launched training fails,
+    :class:`ConfigError` when CUDA is there but has fewer GPUs than processes.
+    """
+    import torch
+
+    from qaembed.train.config import save_config
+    from qaembed.train.loop import _finished_result
+
+    if torch.cuda.is_available() and torch.cuda.device_count() < processes:
+        raise ConfigError(f"{processes} training processes per run, but {torch.cuda.device_count()} GPU(s) are "
+                          "visible here (one process per GPU)")
+    run_dir = Path(run_dir)
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    save_config(config, config_path)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes),
+               "-m", "qaembed", "train", "--config", str(config_path), "--out", str(run_dir)]
+    if resume:
+        command.append("--resume")
+    env = dict(os.environ)
+    if "OMP_NUM_THREADS" not in env:  # share this process's cores between the processes (torchrun would say 1)
+        env["OMP_NUM_THREADS"] = str(max(1, _cpus() // processes))
+    with log_path.open("a", encoding="utf-8") as log:
+        start = log.tell()  # this launch's part of the log
+        log.write(f"$ {' '.join(command)}\n")
+        log.flush()
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            returncode = process.wait()
+        finally:
+            if process.poll() is None:  # interrupted here: the launcher and its processes go too
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+    result = _finished_result(run_dir) if returncode == 0 else None
+    if result is None:
+        reasons = _errors(log_path, since=start)
+        said = "; ".join(reasons) if reasons else f"the end of the log:\n{_tail(log_path, since=start)}"
+        raise RuntimeError(f"training in {processes} processes failed (exit {returncode}): {said} (log: {log_path})")
+    return result
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _lines(path: Path, since: int) -> list[str]:
+    with path.open("rb") as fh:
+        fh.seek(since)
+        return fh.read().decode("utf-8", errors="replace").splitlines()
+
+
+def _errors(path: Path, since: int) -> list[str]:
+    """The ``error: ...`` lines the processes printed (qaembed's one-line errors), each once."""
+    return list(dict.fromkeys(line for line in _lines(path, since) if line.startswith("error: ")))
+
+
+def _tail(path: Path, since: int, lines: int = 15) -> str:
+    return "\n".join(_lines(path, since)[-lines:])

@@ -1,0 +1,100 @@
+"""One suite run on several processes (``--processes-per-run``; on Ray ``--gpus-per-run N``): torchrun around
+``qaembed train`` with the global batch split between the processes and negatives gathered, so the run is the
+same ranking problem and the same compute as on one process (test: the same numbers, 2 gloo CPU processes)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from qaembed.data.dataset import write_jsonl_records
+from qaembed.errors import ConfigError
+from qaembed.records import Answer, QARecord
+from qaembed.suite.grid import GridEntry, SuiteConfig
+from qaembed.suite.runner import LAUNCH_CONFIG, read_status, run_suite
+from qaembed.train.launch import split_config
+
+
+def _dataset(folder):
+    records = [QARecord(id=f"r:{i}", title=f"question {i} about topic {i % 5}?", body="details",
+                        answers=[Answer(id=f"r:{i}-{k}", text=f"answer {k} of {i} on topic {i % 5} " + "w " * k,
+                                        score=float(3 - k)) for k in range(1 + i % 3)]) for i in range(60)]
+    write_jsonl_records(folder / "train.jsonl", records[:36])
+    write_jsonl_records(folder / "dev.jsonl", records[36:44])
+    write_jsonl_records(folder / "test.jsonl", records[44:])
+    return folder
+
+
+def _config(model, data, **changes) -> SuiteConfig:
+    values = dict(model=str(model), data=str(data), seeds=[0], budget=96, budget_unit="texts", batch_size=6,
+                  learning_rate=1e-3, max_seq_length=32, eval_every=None, train_questions=None, dev_questions=None,
+                  test_questions=None, baseline=False,
+                  entries=[GridEntry(name="infonce", loss="infonce", strategy="hard_negative")])
+    return SuiteConfig(**{**values, **changes})
+
+
+def test_split_config_keeps_the_global_batch_and_gathers_negatives(tmp_path):
+    from qaembed.train.config import parse_config
+
+    config = parse_config({"data": {"dataset": str(tmp_path)}, "loss": {"name": "listwise"},
+                           "strategy": {"name": "listwise"}, "training": {"batch_size": 8, "lr": 1e-4}})
+    split = split_config(config, 4)
+    assert (split.training.batch_size, split.training.gather_across_devices) == (2, True)
+    assert split.loss == config.loss and split.training.lr == config.training.lr
+    assert split_config(config, 1) is config
+    with pytest.raises(ConfigError, match="does not split into 3 processes"):
+        split_config(config, 3)
+
+
+def test_a_batch_that_does_not_split_is_refused_before_any_work(tmp_path):
+    config = _config("unused-model", _dataset(tmp_path / "data"))  # batch 6
+    with pytest.raises(ConfigError, match="batch_size 6 does not split into 4 processes"):
+        run_suite(config, tmp_path / "suite", processes_per_run=4)
+    assert not (tmp_path / "suite" / "runs").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_numbers_of_one(tiny_model_dir, tmp_path):
+    data = _dataset(tmp_path / "data")
+    config = _config(tiny_model_dir, data)
+    one = run_suite(config, tmp_path / "one")
+    two = run_suite(config, tmp_path / "two", processes_per_run=2)
+    assert not one.failed and not two.failed, [s.error for s in two.failed]
+    (single,), (double,) = one.statuses, two.statuses
+    assert (single.processes, double.processes) == (1, 2)
+    # the same compute, on the same questions in the same order
+    assert (double.steps, double.texts, double.tokens, double.question_order) == (
+        single.steps, single.texts, single.tokens, single.question_order)
+    assert single.steps >= 2
+    for key, value in single.summary.items():  # the same model up to float rounding
+        assert double.summary[key] == pytest.approx(value, abs=1e-4), key
+    launched = yaml.safe_load((tmp_path / "two" / "runs" / double.run_id / LAUNCH_CONFIG).read_text())
+    assert launched["training"]["batch_size"] == 3 and launched["training"]["gather_across_devices"] is True
+    # finished runs are never redone, whatever the process count
+    again = run_suite(config, tmp_path / "two")
+    assert again.skipped == [double.run_id]
+
+
+@pytest.mark.slow
+def test_a_launched_training_that_fails_is_a_failed_run_with_its_log(tmp_path):
+    config = _config(tmp_path / "no-such-model", _dataset(tmp_path / "data"))
+    result = run_suite(config, tmp_path / "suite", processes_per_run=2)
+    (status,) = result.failed
+    assert "training in 2 processes failed" in status.error
+    assert "no-such-model" in status.error  # the end of the run's log says why
+    assert read_status(tmp_path / "suite" / "runs" / status.run_id).status == "failed"
+
+
+def test_the_command_line_refuses_a_process_count_other_than_the_gpus(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from qaembed.cli import main
+
+    pytest.importorskip("ray")
+    monkeypatch.setattr(sys, "argv", ["qaembed", "suite", "--executor", "ray", "--gpus-per-run", "2",
+                                      "--processes-per-run", "3", "--out", str(tmp_path / "suite")])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert "--processes-per-run 3 with --gpus-per-run 2: a run trains with one process per GPU" in capsys.readouterr().err
+    assert not (tmp_path / "suite").exists()
