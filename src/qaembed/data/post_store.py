@@ -52,6 +52,7 @@ class PostStore:
             Path(spill_dir).mkdir(parents=True, exist_ok=True)
         self._tmp = tempfile.TemporaryDirectory(prefix="qaembed-spill-", dir=spill_dir)
         self._conn = sqlite3.connect(Path(self._tmp.name) / "posts.sqlite", isolation_level=None)
+        self._conn.execute("PRAGMA page_size=16384")  # fewer, larger pages: posts are ~1 KB each (measured faster)
         self._conn.execute("PRAGMA journal_mode=OFF")
         self._conn.execute("PRAGMA synchronous=OFF")
         self._conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache, whatever the dump size

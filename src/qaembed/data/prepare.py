@@ -324,6 +324,7 @@ def _prepare_into(
     filtered_total = 0
 
     store = sqlite3.connect(staging / "records.sqlite", isolation_level=None)
+    store.execute("PRAGMA page_size=16384")  # records are kilobytes each: larger pages insert and read faster
     store.execute("PRAGMA journal_mode=OFF")
     store.execute("PRAGMA synchronous=OFF")
     store.execute("CREATE TABLE records (id TEXT PRIMARY KEY, split TEXT, key INTEGER, source TEXT, data TEXT)")
