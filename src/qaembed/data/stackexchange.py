@@ -54,6 +54,7 @@ from qaembed.records import QARecord, license_for_date
 
 def _question(values: Mapping[str, str | None], common: dict, tags: list[str], path: Path, line: int | None) -> Post:
     """A question row's spilled form (clean text); raises :class:`BadRow` for an empty title or body."""
+    accepted = int_field(values, "AcceptedAnswerId", path, line, required=False, positive=True)
     title = values.get("Title")
     if title is None:
         raise BadRow(DataError("question has no title", path=str(path), line=line, field="Title"), "missing_field")
@@ -64,7 +65,6 @@ def _question(values: Mapping[str, str | None], common: dict, tags: list[str], p
     if not body:
         raise BadRow(DataError("question body is empty after HTML cleaning", path=str(path), line=line,
                                field="Body"), "empty_body")
-    accepted = int_field(values, "AcceptedAnswerId", path, line, required=False, positive=True)
     return Post(body=body, title=title, tags=tags, accepted_answer_id=accepted, **common)
 
 
@@ -115,11 +115,13 @@ def post_payload(
     missing or malformed number or date, an empty title or question body, or HTML beyond the
     parser's limits. ``post`` is None for an answer whose body is empty after cleaning.
     """
+    # A row with several bad fields reports the first in this order (Id, Score, OwnerUserId, CreationDate, ...)
     post_id = int_field(values, "Id", path, line, positive=True)
+    score = int_field(values, "Score", path, line)
+    owner_id = int_field(values, "OwnerUserId", path, line, required=False)
     created = date_field(values, "CreationDate", path, line)
-    common = {"score": int_field(values, "Score", path, line),
-              "owner_id": int_field(values, "OwnerUserId", path, line, required=False),
-              "owner_name": values.get("OwnerDisplayName"), "created": created, "license": license_for_date(created)}
+    common = {"score": score, "owner_id": owner_id, "owner_name": values.get("OwnerDisplayName"), "created": created,
+              "license": license_for_date(created)}
     if kind == QUESTION:
         return post_id, None, _question(values, common, tags_of(post_id), path, line)
     parent_id = int_field(values, "ParentId", path, line, positive=True)
