@@ -125,3 +125,32 @@ def test_mining_runs_as_a_ray_task(tiny_model_dir, tmp_path, monkeypatch):
     assert not result.failed
     assert (tmp_path / "suite" / "data_mined" / "mining.json").is_file()
     assert int((tmp_path / "suite" / "mined_by_pid").read_text()) != os.getpid()  # on a Ray worker, not here
+
+
+def _prepare_and_record_where(data, out_dir, prepare):
+    """The suite's data step, recording the process it ran in."""
+    from qaembed.suite.dataset import resolve_suite_data
+
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / "prepared_by_pid").write_text(str(os.getpid()))
+    return resolve_suite_data(data, out_dir, prepare)
+
+
+def test_data_preparation_runs_as_a_ray_task(tmp_path, monkeypatch):
+    import qaembed.suite.runner as runner
+
+    monkeypatch.setattr(runner, "resolve_suite_data", _prepare_and_record_where)
+    records = [QARecord(id=f"s:{i}", title=f"question {i}?", answers=[Answer(id=f"s:{i}a", text=f"answer {i}",
+                                                                              score=1.0)]) for i in range(40)]
+    source = tmp_path / "questions.jsonl"
+    write_jsonl_records(source, records)
+    monkeypatch.chdir(tmp_path)  # a relative source path: made absolute for the worker
+    config = SuiteConfig(data=["questions.jsonl"], seeds=[0], budget=2, budget_unit="steps", baseline=False,
+                         entries=[GridEntry(name="infonce", loss="infonce", strategy="hard_negative")])
+    fake = lambda spec, context, run_dir, resume: RunOutcome(  # noqa: E731
+        summary={"retrieval/ndcg@10": 0.5}, train_time_s=0.0, eval_time_s=0.0, texts_per_s=None)
+    result = run_suite(config, "suite", run_fn=fake, executor=_executor())
+    assert not result.failed
+    assert int((tmp_path / "suite" / "prepared_by_pid").read_text()) != os.getpid()  # on a Ray worker, not here
+    manifest = json.loads((tmp_path / "suite" / "data" / "manifest.json").read_text())
+    assert sum(f["records"] for f in manifest["files"].values()) == 40

@@ -13,8 +13,9 @@ filesystem every node sees (the data, ``train_questions.txt`` and the base model
   died) and the retry **resumes** from the run's checkpoints (``save_every``): the folder holds
   the spec and no status, which is the local executor's "interrupted: resume" state. A run that
   raises is not retried: it is recorded as failed, as locally.
-* **Mining runs as a Ray task too** (``mine_negatives: true``: once per suite, with a run's resources,
-  before the runs), so the base model's corpus encoding happens on a worker (its GPU), not in the driver.
+* **Data preparation and mining run as Ray tasks too** (once per suite, with a run's resources, before
+  the runs): streaming the sources and the base model's corpus encoding (``mine_negatives: true``)
+  happen on a worker (its cores, its GPU), not in the driver.
 * **The report is the local report**: it is built from the run folders afterwards, which hold
   the same files whichever executor wrote them (test: same numbers, local vs a 2-CPU Ray cluster).
 

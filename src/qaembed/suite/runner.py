@@ -294,7 +294,11 @@ def run_suite(
     progress = progress or NoProgress()
     _check_out_dir(out_dir)
     _check_processes(config, processes_per_run)
-    data = resolve_suite_data(config.data, out_dir, prepare=_prepare_config(config))
+    if executor is None:
+        data = resolve_suite_data(config.data, out_dir, prepare=_prepare_config(config))
+    else:  # a task with a run's resources: the driver may be a small head node (paths made absolute for the worker)
+        data = executor.call(resolve_suite_data, _absolute_sources(config.data), out_dir.resolve(),
+                             _prepare_config(config))
     if data.notice:
         progress.message(data.notice)
     check_entries(config.entries, data.kind)  # pair data needs pair entries and vice versa, before any run
@@ -333,6 +337,14 @@ def run_suite(
     return execute_runs(config, out_dir, runs, data.dataset_dir, run_fn=run_fn, progress=progress,
                         log_to_file=log_to_file, train_questions_file=train_file, executor=executor,
                         processes_per_run=processes_per_run)
+
+
+def _absolute_sources(data: list[str] | None) -> list[str] | None:
+    """The data sources with the paths that exist here made absolute (another process may have another working
+    folder); anything else (a Hugging Face name, ...) as it is."""
+    if data is None:
+        return None
+    return [str(Path(source).resolve()) if Path(source).exists() else source for source in data]
 
 
 def _check_processes(config: SuiteConfig, processes: int) -> None:
