@@ -98,3 +98,46 @@ def test_the_command_line_refuses_a_process_count_other_than_the_gpus(tmp_path, 
     assert exit_info.value.code == 2
     assert "--processes-per-run 3 with --gpus-per-run 2: a run trains with one process per GPU" in capsys.readouterr().err
     assert not (tmp_path / "suite").exists()
+
+
+@pytest.mark.slow
+def test_a_killed_suite_process_leaves_no_training_behind(tiny_model_dir, tmp_path):
+    """The run's own process is SIGKILLed mid-training (an OOM kill, a lost Ray worker): torchrun and the training
+    processes die with it (Linux), so nothing keeps writing into the folder that the retry resumes."""
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    psutil = pytest.importorskip("psutil")
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the kernel's parent-death signal is Linux only")
+    config = _config(tiny_model_dir, _dataset(tmp_path / "data"), budget=20000)  # minutes of steps
+    config_file = tmp_path / "suite.json"
+    config_file.write_text(config.model_dump_json())
+    code = ("import sys; from qaembed.suite.grid import SuiteConfig; from qaembed.suite.runner import run_suite; "
+            "run_suite(SuiteConfig.model_validate_json(open(sys.argv[1]).read()), sys.argv[2], processes_per_run=2)")
+    suite = subprocess.Popen([sys.executable, "-c", code, str(config_file), str(tmp_path / "suite")],
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    launched = []
+    try:
+        metrics = tmp_path / "suite" / "runs" / "infonce" / "seed0" / "train" / "metrics.jsonl"
+        deadline = time.monotonic() + 240
+        while not (metrics.is_file() and metrics.read_text().count("\n") >= 2):
+            assert suite.poll() is None and time.monotonic() < deadline, "the launched training did not start"
+            time.sleep(0.5)
+        launched = psutil.Process(suite.pid).children(recursive=True)
+        assert len(launched) >= 3  # torchrun and its two training processes
+        os.kill(suite.pid, signal.SIGKILL)
+        suite.wait()
+        _, alive = psutil.wait_procs(launched, timeout=30)
+        assert not alive, [p.cmdline()[:6] for p in alive]
+    finally:  # whatever happened, nothing of this test keeps running
+        for process in [*launched, *(psutil.Process(suite.pid).children(recursive=True) if suite.poll() is None
+                                     else [])]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        suite.kill()
+        suite.wait()

@@ -7,11 +7,13 @@ libraries (torch, sentence-transformers) are imported inside the commands so tha
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 
 from qaembed.errors import QaembedError
+from qaembed.subprocesses import DIE_WITH_PARENT, die_with_parent
 
 app = typer.Typer(
     name="qaembed",
@@ -82,6 +84,8 @@ _train_cli.register(app)
 
 def main() -> None:
     """Console-script entry point: user errors print one clear message and exit 2."""
+    if os.environ.get(DIE_WITH_PARENT):  # a training process launched by qaembed.train.launch
+        die_with_parent()
     try:
         app()
     except QaembedError as exc:

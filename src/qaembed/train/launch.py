@@ -13,18 +13,21 @@ gradient (``qaembed.train.distributed``). Only float rounding differs.
 one; ``--standalone`` picks a free rendezvous port, so several launched runs share a node) and
 reads the run's ``result.json``. Each process takes GPU ``LOCAL_RANK`` of those visible (under
 Ray, the task's); on a machine without CUDA the processes use gloo on the CPU. The launcher is
-started in its own session and killed with its processes if the caller is interrupted.
+started in its own session and killed with its processes if the caller is interrupted; on Linux the
+kernel also ends them when the caller is killed (:mod:`qaembed.subprocesses`).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from qaembed.errors import ConfigError
+from qaembed.subprocesses import DIE_WITH_PARENT, RUN_MODULE_DYING_WITH_PARENT
 
 
 def split_config(config, processes: int):
@@ -64,16 +67,17 @@ def launch_train(config, run_dir: Path, *, processes: int, resume: bool, config_
     run_dir = Path(run_dir)
     config_path.parent.mkdir(parents=True, exist_ok=True)
     save_config(config, config_path)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes),
-               "-m", "qaembed", "train", "--config", str(config_path), "--out", str(run_dir)]
-    if resume:
-        command.append("--resume")
-    env = dict(os.environ)
+    # torchrun (and, through the environment, each training process) dies with this process: a killed suite worker
+    # leaves no training writing into the run folder that a retry resumes (qaembed.subprocesses)
+    arguments = ["--standalone", "--nproc-per-node", str(processes), "-m", "qaembed", "train",
+                 "--config", str(config_path), "--out", str(run_dir)] + (["--resume"] if resume else [])
+    command = [sys.executable, "-c", RUN_MODULE_DYING_WITH_PARENT, "torch.distributed.run", *arguments]
+    env = {**os.environ, DIE_WITH_PARENT: "1"}
     if "OMP_NUM_THREADS" not in env:  # share this process's cores between the processes (torchrun would say 1)
         env["OMP_NUM_THREADS"] = str(max(1, _cpus() // processes))
     with log_path.open("a", encoding="utf-8") as log:
         start = log.tell()  # this launch's part of the log
-        log.write(f"$ {' '.join(command)}\n")
+        log.write(f"$ {shlex.join(['torchrun', *arguments])}\n")
         log.flush()
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
