@@ -39,6 +39,17 @@ def write_tiny_dataset(folder: Path) -> Path:
     return folder
 
 
+def write_topic_dataset(folder: Path) -> Path:
+    """60 questions on 5 topics with 1-3 graded answers each (36 train / 8 dev / 16 test), for real tiny-model runs."""
+    records = [QARecord(id=f"r:{i}", title=f"question {i} about topic {i % 5}?", body="details",
+                        answers=[Answer(id=f"r:{i}-{k}", text=f"answer {k} of {i} on topic {i % 5} " + "w " * k,
+                                        score=float(3 - k)) for k in range(1 + i % 3)]) for i in range(60)]
+    write_jsonl_records(folder / "train.jsonl", records[:36])
+    write_jsonl_records(folder / "dev.jsonl", records[36:44])
+    write_jsonl_records(folder / "test.jsonl", records[44:])
+    return folder
+
+
 # True effect of each entry on every metric (the baseline is 0).
 EFFECTS = {"infonce": 0.15, "listwise": 0.0, "triplet_hard": -0.12}
 

@@ -6,23 +6,12 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from suite_fakes import write_topic_dataset
 
-from qaembed.data.dataset import write_jsonl_records
 from qaembed.errors import ConfigError
-from qaembed.records import Answer, QARecord
 from qaembed.suite.grid import GridEntry, SuiteConfig
 from qaembed.suite.runner import LAUNCH_CONFIG, read_status, run_suite
 from qaembed.train.launch import split_config
-
-
-def _dataset(folder):
-    records = [QARecord(id=f"r:{i}", title=f"question {i} about topic {i % 5}?", body="details",
-                        answers=[Answer(id=f"r:{i}-{k}", text=f"answer {k} of {i} on topic {i % 5} " + "w " * k,
-                                        score=float(3 - k)) for k in range(1 + i % 3)]) for i in range(60)]
-    write_jsonl_records(folder / "train.jsonl", records[:36])
-    write_jsonl_records(folder / "dev.jsonl", records[36:44])
-    write_jsonl_records(folder / "test.jsonl", records[44:])
-    return folder
 
 
 def _config(model, data, **changes) -> SuiteConfig:
@@ -47,7 +36,7 @@ def test_split_config_keeps_the_global_batch_and_gathers_negatives(tmp_path):
 
 
 def test_a_batch_that_does_not_split_is_refused_before_any_work(tmp_path):
-    config = _config("unused-model", _dataset(tmp_path / "data"))  # batch 6
+    config = _config("unused-model", write_topic_dataset(tmp_path / "data"))  # batch 6
     with pytest.raises(ConfigError, match="batch_size 6 does not split into 4 processes"):
         run_suite(config, tmp_path / "suite", processes_per_run=4)
     assert not (tmp_path / "suite" / "runs").exists()
@@ -55,7 +44,7 @@ def test_a_batch_that_does_not_split_is_refused_before_any_work(tmp_path):
 
 @pytest.mark.slow
 def test_two_processes_give_the_numbers_of_one(tiny_model_dir, tmp_path):
-    data = _dataset(tmp_path / "data")
+    data = write_topic_dataset(tmp_path / "data")
     config = _config(tiny_model_dir, data)
     one = run_suite(config, tmp_path / "one")
     two = run_suite(config, tmp_path / "two", processes_per_run=2)
@@ -77,7 +66,7 @@ def test_two_processes_give_the_numbers_of_one(tiny_model_dir, tmp_path):
 
 @pytest.mark.slow
 def test_a_launched_training_that_fails_is_a_failed_run_with_its_log(tmp_path):
-    config = _config(tmp_path / "no-such-model", _dataset(tmp_path / "data"))
+    config = _config(tmp_path / "no-such-model", write_topic_dataset(tmp_path / "data"))
     result = run_suite(config, tmp_path / "suite", processes_per_run=2)
     (status,) = result.failed
     assert "training in 2 processes failed" in status.error
@@ -96,7 +85,8 @@ def test_the_command_line_refuses_a_process_count_other_than_the_gpus(tmp_path, 
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code == 2
-    assert "--processes-per-run 3 with --gpus-per-run 2: a run trains with one process per GPU" in capsys.readouterr().err
+    expected = "--processes-per-run 3 with --gpus-per-run 2: a run trains with one process per GPU"
+    assert expected in capsys.readouterr().err
     assert not (tmp_path / "suite").exists()
 
 
@@ -114,7 +104,7 @@ def test_a_killed_suite_process_leaves_no_training_behind(tiny_model_dir, tmp_pa
     psutil = pytest.importorskip("psutil")
     if not sys.platform.startswith("linux"):
         pytest.skip("the kernel's parent-death signal is Linux only")
-    config = _config(tiny_model_dir, _dataset(tmp_path / "data"), budget=20000)  # minutes of steps
+    config = _config(tiny_model_dir, write_topic_dataset(tmp_path / "data"), budget=20000)  # minutes of steps
     config_file = tmp_path / "suite.json"
     config_file.write_text(config.model_dump_json())
     code = ("import sys; from qaembed.suite.grid import SuiteConfig; from qaembed.suite.runner import run_suite; "

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from suite_fakes import write_topic_dataset
 
 from qaembed.data.dataset import write_jsonl_records
 from qaembed.errors import ConfigError
@@ -23,22 +24,12 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers n
 from qaembed.suite.ray_executor import RayExecutor  # noqa: E402
 
 
-def _dataset(folder: Path) -> Path:
-    records = [QARecord(id=f"r:{i}", title=f"question {i} about topic {i % 5}?", body="details",
-                        answers=[Answer(id=f"r:{i}-{k}", text=f"answer {k} of {i} on topic {i % 5} " + "w " * k,
-                                        score=float(3 - k)) for k in range(1 + i % 3)]) for i in range(60)]
-    write_jsonl_records(folder / "train.jsonl", records[:36])
-    write_jsonl_records(folder / "dev.jsonl", records[36:44])
-    write_jsonl_records(folder / "test.jsonl", records[44:])
-    return folder
-
-
 def _executor() -> RayExecutor:
     return RayExecutor(init_options={"num_cpus": 2})
 
 
 def test_ray_gives_the_numbers_of_a_local_run(tiny_model_dir, tmp_path):
-    data = _dataset(tmp_path / "data")
+    data = write_topic_dataset(tmp_path / "data")
     config = SuiteConfig(
         model=str(tiny_model_dir), data=str(data), seeds=[0], budget=48, budget_unit="texts", batch_size=6,
         learning_rate=1e-3, max_seq_length=32, eval_every=None, train_questions=None, dev_questions=None,
@@ -80,7 +71,7 @@ def _config(data: Path) -> SuiteConfig:
 
 
 def test_a_killed_worker_is_retried_and_resumes(tmp_path):
-    config = _config(_dataset(tmp_path / "data"))
+    config = _config(write_topic_dataset(tmp_path / "data"))
     result = run_suite(config, tmp_path / "suite", run_fn=_dies_once, executor=_executor())
     (status,) = result.statuses
     assert status.status == "ok", status.error
@@ -91,7 +82,7 @@ def test_a_killed_worker_is_retried_and_resumes(tmp_path):
 
 
 def test_a_worker_that_always_dies_is_a_failed_run_with_its_status_written(tmp_path):
-    config = _config(_dataset(tmp_path / "data"))
+    config = _config(write_topic_dataset(tmp_path / "data"))
     executor = RayExecutor(max_retries=1, init_options={"num_cpus": 2})
     (status,) = run_suite(config, tmp_path / "suite", run_fn=_always_dies, executor=executor).statuses
     assert status.status == "failed" and "died 2 time(s)" in status.error
@@ -116,7 +107,8 @@ def test_mining_runs_as_a_ray_task(tiny_model_dir, tmp_path, monkeypatch):
     import qaembed.suite.runner as runner
 
     monkeypatch.setattr(runner, "mine_suite_data", _mine_and_record_where)
-    config = SuiteConfig(model=str(tiny_model_dir), data=str(_dataset(tmp_path / "data")), seeds=[0], budget=2,
+    data = write_topic_dataset(tmp_path / "data")
+    config = SuiteConfig(model=str(tiny_model_dir), data=str(data), seeds=[0], budget=2,
                          budget_unit="steps", baseline=False, mine_negatives=True,
                          entries=[GridEntry(name="infonce_mined", loss="infonce", strategy="mined")])
     fake = lambda spec, context, run_dir, resume: RunOutcome(  # noqa: E731

@@ -82,7 +82,7 @@ class PostStore:
         tags = None if post.tags is None else json.dumps(post.tags, ensure_ascii=False)
         try:
             self._conn.execute(
-                f"INSERT INTO posts (id, kind, parent_id, line, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO posts (id, kind, parent_id, line, {_COLUMNS}) VALUES ({', '.join('?' * 13)})",
                 (post_id, kind, parent_id, line, *post[:7], tags, post.accepted_answer_id),
             )
         except sqlite3.IntegrityError:
