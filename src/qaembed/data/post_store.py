@@ -38,7 +38,8 @@ class Post(NamedTuple):
     accepted_answer_id: int | None = None  # questions only
 
 
-_COLUMNS = "score, body, owner_id, owner_name, created, license, title, tags, accepted_answer_id"
+_INSERT = ("INSERT INTO posts (id, kind, parent_id, line, score, body, owner_id, owner_name, created, license, title,"
+           " tags, accepted_answer_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 # A grouped post: its columns with the author's name from Users.xml when there is one (else the dump's).
 _SELECT = ("p.score, p.body, p.owner_id, COALESCE(u.name, p.owner_name), p.created, p.license, p.title, p.tags, "
            "p.accepted_answer_id FROM posts p LEFT JOIN users u ON u.id = p.owner_id")
@@ -79,12 +80,10 @@ class PostStore:
 
     def add_post(self, post_id: int, kind: int, parent_id: int | None, line: int | None, post: Post) -> int | None:
         """Store one post; returns None, or the line of an earlier post with the same id (nothing stored)."""
-        tags = None if post.tags is None else json.dumps(post.tags, ensure_ascii=False)
+        score, body, owner_id, owner_name, created, license, title, tags, accepted = post
         try:
-            self._conn.execute(
-                f"INSERT INTO posts (id, kind, parent_id, line, {_COLUMNS}) VALUES ({', '.join('?' * 13)})",
-                (post_id, kind, parent_id, line, *post[:7], tags, post.accepted_answer_id),
-            )
+            self._conn.execute(_INSERT, (post_id, kind, parent_id, line, score, body, owner_id, owner_name, created,
+                                         license, title, None if tags is None else json.dumps(tags), accepted))
         except sqlite3.IntegrityError:
             row = self._conn.execute("SELECT line FROM posts WHERE id = ?", (post_id,)).fetchone()
             return row[0] if row and row[0] is not None else -1
