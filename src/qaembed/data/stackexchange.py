@@ -151,21 +151,25 @@ def spill_post(
     store_post(store, post_id, kind, parent_id, line, post, path)
 
 
+# The Posts.xml attributes a post needs: only these cross to the workers (a real row has twice as many).
+POST_FIELDS = ("Id", "PostTypeId", "ParentId", "Score", "Title", "Body", "Tags", "OwnerUserId", "OwnerDisplayName",
+               "CreationDate", "AcceptedAnswerId")
 # Rows handed to a worker at once: large enough that pickling and scheduling cost little per row.
 _BATCH_ROWS = 512
 # Below this size a Posts.xml is read in this process: starting workers would cost more than they save.
 PARALLEL_MIN_BYTES = 16 << 20
 
 
-def clean_post_rows(job: tuple[str, list[tuple[int | None, dict[str, str]]]]) -> list[tuple]:
-    """The per-row work of ``Posts.xml`` for one batch ``(path, [(line, attributes), ...])``; runs in a
+def clean_post_rows(job: tuple[str, list[tuple[int | None, tuple[str | None, ...]]]]) -> list[tuple]:
+    """The per-row work of ``Posts.xml`` for one batch ``(path, [(line, values of POST_FIELDS), ...])``; runs in a
     worker process (see :mod:`qaembed.data.workers`). One result per row, in order:
     ``("post", id, kind, parent_id, Post)``, ``("empty_answer",)``, ``("ignored", post_type)`` or
     ``("bad", reason, message, field)`` (plain tuples: they cross the process boundary)."""
     path_text, rows = job
     path = Path(path_text)
     results: list[tuple] = []
-    for line, values in rows:
+    for line, fields in rows:
+        values = dict(zip(POST_FIELDS, fields))  # a missing attribute is None, as dict.get gives it
         try:
             int_field(values, "Id", path, line, positive=True)  # every row needs an Id, even of an ignored type
             post_type = int_field(values, "PostTypeId", path, line, positive=True)
@@ -463,7 +467,7 @@ class StackExchangeDump(SourceAdapter):
 class _PostBatches:
     """``Posts.xml`` rows in batches for :func:`clean_post_rows`, with the parser's own events.
 
-    :meth:`jobs` yields ``(path, [(line, attributes), ...])``; for each job it first appends
+    :meth:`jobs` yields ``(path, [(line, values of POST_FIELDS), ...])``; for each job it first appends
     to :attr:`events` the batch's events in file order: ``("row", line)`` per row,
     ``("line", line, message, reason)`` for a bad line the parser reported between rows, and
     ``("stop", BadRow)`` when the XML breaks (in the last batch, which may hold no rows).
@@ -473,8 +477,8 @@ class _PostBatches:
         self.path, self.progress = path, progress
         self.events: deque[list[tuple]] = deque()
 
-    def jobs(self) -> Iterator[tuple[str, list[tuple[int | None, dict[str, str]]]]]:
-        rows: list[tuple[int | None, dict[str, str]]] = []
+    def jobs(self) -> Iterator[tuple[str, list[tuple[int | None, tuple[str | None, ...]]]]]:
+        rows: list[tuple[int | None, tuple[str | None, ...]]] = []
         events: list[tuple] = []
 
         def bad_line(line: int, message: str, reason: str) -> None:
@@ -482,8 +486,9 @@ class _PostBatches:
 
         try:
             for row in iter_xml_rows(self.path, progress=self.progress, on_bad_line=bad_line):
-                rows.append((row.sourceline, dict(row.attrib)))
-                events.append(("row", row.sourceline))
+                line = row.sourceline
+                rows.append((line, tuple(map(row.get, POST_FIELDS))))
+                events.append(("row", line))
                 if len(rows) >= _BATCH_ROWS:
                     self.events.append(events)
                     yield str(self.path), rows
