@@ -1,4 +1,4 @@
-"""Child processes that do not outlive their parent (Linux), for training launched from the suite.
+"""Processes: the CPUs this one may use, and children that do not outlive their parent (Linux).
 
 A suite run on several processes is ``torchrun`` under the run's own process (a Ray worker,
 say). If that process is killed, a retry resumes the run from its checkpoints; a training left
@@ -36,3 +36,11 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() == 1:  # the parent was already gone: adopted by init before the call
         os._exit(1)
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity on Linux, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

@@ -22,12 +22,13 @@ module-level function and its arguments and results picklable.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TypeVar
+
+from qaembed.subprocesses import available_cpus
 
 _START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
 T = TypeVar("T")
@@ -37,11 +38,7 @@ R = TypeVar("R")
 def default_workers() -> int:
     """Worker processes for ingestion: the CPUs this process may use, at most 8 (then the
     parser in the main process is the bottleneck)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(8, cpus))
+    return max(1, min(8, available_cpus()))
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, window: int | None = None) -> Iterator[R]:

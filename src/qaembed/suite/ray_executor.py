@@ -3,9 +3,10 @@
 Each run not finished yet (the baseline included) becomes one Ray task with declared resources
 (``cpus_per_run``, ``gpus_per_run``); Ray places them on the cluster's nodes, as many at once as the
 resources allow. A run given several GPUs trains in as many processes on them (``torchrun`` inside
-the task, :mod:`qaembed.train.launch`), with the same global batch as on one. A task runs :func:`qaembed.suite.runner.run_one` exactly as the local executor
-does, into the same run folder under the suite folder, so on a cluster that folder must be on a
-filesystem every node sees (the data, ``train_questions.txt`` and the base model path too).
+the task, :mod:`qaembed.train.launch`), with the same global batch as on one. A task runs
+:func:`qaembed.suite.runner.run_one` exactly as the local executor does, into the same run folder
+under the suite folder, so on a cluster that folder must be on a filesystem every node sees (the
+data, ``train_questions.txt`` and the base model path too).
 
 * **Finished runs are never redone**: the driver skips them before submitting anything (the
   config-hash check of the local executor), and a task re-checks its folder when it starts.

@@ -13,8 +13,8 @@ gradient (``qaembed.train.distributed``). Only float rounding differs.
 one; ``--standalone`` picks a free rendezvous port, so several launched runs share a node) and
 reads the run's ``result.json``. Each process takes GPU ``LOCAL_RANK`` of those visible (under
 Ray, the task's); on a machine without CUDA the processes use gloo on the CPU. The launcher is
-started in its own session and killed with its processes if the caller is interrupted; on Linux the
-kernel also ends them when the caller is killed (:mod:`qaembed.subprocesses`).
+started in its own session and killed with its processes if the caller is interrupted; on Linux
+the kernel also ends them when the caller is killed (:mod:`qaembed.subprocesses`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from qaembed.errors import ConfigError
-from qaembed.subprocesses import DIE_WITH_PARENT, RUN_MODULE_DYING_WITH_PARENT
+from qaembed.subprocesses import DIE_WITH_PARENT, RUN_MODULE_DYING_WITH_PARENT, available_cpus
 
 
 def split_config(config, processes: int):
@@ -59,7 +59,7 @@ def launch_train(config, run_dir: Path, *, processes: int, resume: bool, config_
     import torch
 
     from qaembed.train.config import save_config
-    from qaembed.train.loop import _finished_result
+    from qaembed.train.loop import finished_result
 
     if torch.cuda.is_available() and torch.cuda.device_count() < processes:
         raise ConfigError(f"{processes} training processes per run, but {torch.cuda.device_count()} GPU(s) are "
@@ -73,8 +73,8 @@ def launch_train(config, run_dir: Path, *, processes: int, resume: bool, config_
                  "--config", str(config_path), "--out", str(run_dir)] + (["--resume"] if resume else [])
     command = [sys.executable, "-c", RUN_MODULE_DYING_WITH_PARENT, "torch.distributed.run", *arguments]
     env = {**os.environ, DIE_WITH_PARENT: "1"}
-    if "OMP_NUM_THREADS" not in env:  # share this process's cores between the processes (torchrun would say 1)
-        env["OMP_NUM_THREADS"] = str(max(1, _cpus() // processes))
+    threads = env.get("OMP_NUM_THREADS", "")  # this run's CPU threads (Ray sets the task's CPUs), shared out
+    env["OMP_NUM_THREADS"] = str(max(1, (int(threads) if threads.isdigit() else available_cpus()) // processes))
     with log_path.open("a", encoding="utf-8") as log:
         start = log.tell()  # this launch's part of the log
         log.write(f"$ {shlex.join(['torchrun', *arguments])}\n")
@@ -90,19 +90,12 @@ def launch_train(config, run_dir: Path, *, processes: int, resume: bool, config_
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
-    result = _finished_result(run_dir) if returncode == 0 else None
+    result = finished_result(run_dir) if returncode == 0 else None
     if result is None:
         reasons = _errors(log_path, since=start)
         said = "; ".join(reasons) if reasons else f"the end of the log:\n{_tail(log_path, since=start)}"
         raise RuntimeError(f"training in {processes} processes failed (exit {returncode}): {said} (log: {log_path})")
     return result
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def _lines(path: Path, since: int) -> list[str]:

@@ -336,7 +336,7 @@ def train(
     under a caller's own progress display).
     """
     run_dir = Path(out_dir)
-    finished = _finished_result(run_dir) if resume else None
+    finished = finished_result(run_dir) if resume else None
     if finished is not None:
         return finished
     _check_run_dir(config, run_dir, resume)
@@ -403,7 +403,7 @@ def train(
     return result
 
 
-def _finished_result(run_dir: Path) -> TrainResult | None:
+def finished_result(run_dir: Path) -> TrainResult | None:
     """The stored result of a run that already finished (completed or early-stopped), else None."""
     if not (run_dir / RESULT_FILE).is_file():
         return None
