@@ -103,22 +103,6 @@ def _mine_and_record_where(data, out_dir, model):
     return mine_suite_data(data, out_dir, model)
 
 
-def test_mining_runs_as_a_ray_task(tiny_model_dir, tmp_path, monkeypatch):
-    import qaembed.suite.runner as runner
-
-    monkeypatch.setattr(runner, "mine_suite_data", _mine_and_record_where)
-    data = write_topic_dataset(tmp_path / "data")
-    config = SuiteConfig(model=str(tiny_model_dir), data=str(data), seeds=[0], budget=2,
-                         budget_unit="steps", baseline=False, mine_negatives=True,
-                         entries=[GridEntry(name="infonce_mined", loss="infonce", strategy="mined")])
-    fake = lambda spec, context, run_dir, resume: RunOutcome(  # noqa: E731
-        summary={"retrieval/ndcg@10": 0.5}, train_time_s=0.0, eval_time_s=0.0, texts_per_s=None)
-    result = run_suite(config, tmp_path / "suite", run_fn=fake, executor=_executor())
-    assert not result.failed
-    assert (tmp_path / "suite" / "data_mined" / "mining.json").is_file()
-    assert int((tmp_path / "suite" / "mined_by_pid").read_text()) != os.getpid()  # on a Ray worker, not here
-
-
 def _prepare_and_record_where(data, out_dir, prepare):
     """The suite's data step, recording the process it ran in."""
     from qaembed.suite.dataset import resolve_suite_data
@@ -128,21 +112,25 @@ def _prepare_and_record_where(data, out_dir, prepare):
     return resolve_suite_data(data, out_dir, prepare)
 
 
-def test_data_preparation_runs_as_a_ray_task(tmp_path, monkeypatch):
+def test_data_preparation_and_mining_run_as_ray_tasks(tiny_model_dir, tmp_path, monkeypatch):
     import qaembed.suite.runner as runner
 
     monkeypatch.setattr(runner, "resolve_suite_data", _prepare_and_record_where)
-    records = [QARecord(id=f"s:{i}", title=f"question {i}?", answers=[Answer(id=f"s:{i}a", text=f"answer {i}",
-                                                                              score=1.0)]) for i in range(40)]
-    source = tmp_path / "questions.jsonl"
-    write_jsonl_records(source, records)
+    monkeypatch.setattr(runner, "mine_suite_data", _mine_and_record_where)
+    records = [QARecord(id=f"s:{i}", title=f"question {i} about topic {i % 5}?",
+                        answers=[Answer(id=f"s:{i}a", text=f"answer {i} on topic {i % 5}", score=1.0)])
+               for i in range(40)]
+    write_jsonl_records(tmp_path / "questions.jsonl", records)
     monkeypatch.chdir(tmp_path)  # a relative source path: made absolute for the worker
-    config = SuiteConfig(data=["questions.jsonl"], seeds=[0], budget=2, budget_unit="steps", baseline=False,
-                         entries=[GridEntry(name="infonce", loss="infonce", strategy="hard_negative")])
+    config = SuiteConfig(model=str(tiny_model_dir), data=["questions.jsonl"], seeds=[0], budget=2,
+                         budget_unit="steps", baseline=False, mine_negatives=True,
+                         entries=[GridEntry(name="infonce_mined", loss="infonce", strategy="mined")])
     fake = lambda spec, context, run_dir, resume: RunOutcome(  # noqa: E731
         summary={"retrieval/ndcg@10": 0.5}, train_time_s=0.0, eval_time_s=0.0, texts_per_s=None)
     result = run_suite(config, "suite", run_fn=fake, executor=_executor())
     assert not result.failed
-    assert int((tmp_path / "suite" / "prepared_by_pid").read_text()) != os.getpid()  # on a Ray worker, not here
     manifest = json.loads((tmp_path / "suite" / "data" / "manifest.json").read_text())
     assert sum(f["records"] for f in manifest["files"].values()) == 40
+    assert (tmp_path / "suite" / "data_mined" / "mining.json").is_file()
+    for step in ("prepared_by_pid", "mined_by_pid"):  # on Ray workers, not here
+        assert int((tmp_path / "suite" / step).read_text()) != os.getpid(), step

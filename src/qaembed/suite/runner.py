@@ -290,15 +290,15 @@ def run_suite(
     global batch (:mod:`qaembed.train.launch`); it does not change what a run computes, so it is
     not part of the runs' config hashes.
     """
-    out_dir = Path(out_dir)
+    # tasks on other machines start in another working folder: the paths they are given are absolute
+    out_dir = Path(out_dir) if executor is None else Path(out_dir).resolve()
     progress = progress or NoProgress()
     _check_out_dir(out_dir)
     _check_processes(config, processes_per_run)
     if executor is None:
         data = resolve_suite_data(config.data, out_dir, prepare=_prepare_config(config))
-    else:  # a task with a run's resources: the driver may be a small head node (paths made absolute for the worker)
-        data = executor.call(resolve_suite_data, _absolute_sources(config.data), out_dir.resolve(),
-                             _prepare_config(config))
+    else:  # a task with a run's resources: the driver may be a small head node
+        data = executor.call(resolve_suite_data, _absolute_sources(config.data), out_dir, _prepare_config(config))
     if data.notice:
         progress.message(data.notice)
     check_entries(config.entries, data.kind)  # pair data needs pair entries and vice versa, before any run
