@@ -59,6 +59,14 @@ def test_two_processes_give_the_numbers_of_one(tiny_model_dir, tmp_path):
         assert double.summary[key] == pytest.approx(value, abs=1e-4), key
     launched = yaml.safe_load((tmp_path / "two" / "runs" / double.run_id / LAUNCH_CONFIG).read_text())
     assert launched["training"]["batch_size"] == 3 and launched["training"]["gather_across_devices"] is True
+    # the report says how the runs were trained
+    from qaembed.report.collect import load_suite
+    from qaembed.report.tables import cost_table, run_rows
+
+    suite = load_suite(tmp_path / "two")
+    assert "Training ran in 2 processes per run" in cost_table(suite).note
+    assert [row["processes"] for row in run_rows(suite, [])] == [2]
+    assert "processes per run" not in cost_table(load_suite(tmp_path / "one")).note
     # finished runs are never redone, whatever the process count
     again = run_suite(config, tmp_path / "two")
     assert again.skipped == [double.run_id]

@@ -132,6 +132,10 @@ def cost_table(suite: SuiteData) -> Table:
             "—" if status.texts_per_s is None else f"{status.texts_per_s:.1f}",
         ])
     budget, unit = suite.config.budget, suite.config.budget_unit
+    launched = sorted({run.status.processes for run in suite.runs
+                       if run.status is not None and (run.status.processes or 1) > 1})
+    note = (f" Training ran in {'/'.join(map(str, launched))} processes per run (torchrun, one per GPU, the same "
+            "global batch; `processes` in results.csv): CPU s counts the launching process only." if launched else "")
     return Table(
         "Compute per run",
         ["run", "status", "steps", "texts", "tokens", "questions", "train s", "eval s", "wall s", "CPU s",
@@ -140,7 +144,7 @@ def cost_table(suite: SuiteData) -> Table:
         f"Budget per run: {_count(budget)} {unit}; a run stops at the first step that reaches it, so it overshoots "
         "by less than one batch. texts = queries + documents encoded, tokens = real (non-padding) tokens, "
         "questions = questions trained on. train s includes the dev evaluations during training; eval s is "
-        "the test evaluation (model loading included); CPU s is the process CPU time over all threads.",
+        "the test evaluation (model loading included); CPU s is the process CPU time over all threads." + note,
     )
 
 
@@ -182,6 +186,7 @@ def run_rows(suite: SuiteData, metrics: list[str]) -> list[dict[str, object]]:
             "tokens": status.tokens if status else None,
             "questions": status.questions if status else None,
             "question_order": status.question_order if status else None,
+            "processes": status.processes if status else None,
             "train_time_s": status.train_time_s if status else None,
             "eval_time_s": status.eval_time_s if status else None,
             "wall_time_s": status.wall_time_s if status else None,
