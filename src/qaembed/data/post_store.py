@@ -38,6 +38,7 @@ class Post(NamedTuple):
     accepted_answer_id: int | None = None  # questions only
 
 
+_TAGS = Post._fields.index("tags")  # stored as JSON text
 _INSERT = ("INSERT INTO posts (id, kind, parent_id, line, score, body, owner_id, owner_name, created, license, title,"
            " tags, accepted_answer_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 # A grouped post: its columns with the author's name from Users.xml when there is one (else the dump's).
@@ -127,7 +128,7 @@ class PostStore:
             while pending is not None and pending[0] == question_id:
                 grouped.append((pending[1], Post._make(pending[2:])))
                 pending = answers.fetchone()
-            question[7] = json.loads(question[7])
+            question[_TAGS] = json.loads(question[_TAGS])
             yield question_id, Post._make(question), grouped
         while pending is not None:
             orphans += 1

@@ -90,7 +90,8 @@ def build_record(*, site: str, source: str, question_id: int, question: Post, an
                  ) -> QARecord:
     """A :class:`QARecord` from a spilled question and its answers (shared by dump-style adapters).
 
-    Built as one nested dict and validated once (a third of the cost of building the nested models one by one).
+    Built as one nested dict and validated once (18 vs 25 µs for a record with two answers, measured against
+    building the nested models one by one).
     """
     accepted = question.accepted_answer_id
     return QARecord.model_validate({
