@@ -87,7 +87,7 @@ def test_small_files_are_read_in_this_process(tmp_path, monkeypatch):
     real = stackexchange.ordered_map
     monkeypatch.setattr(stackexchange, "ordered_map", lambda fn, items, workers: calls.append(workers) or real(fn, items, workers=workers))
     _read(_site(tmp_path, 60, bad_bytes=False), workers=4, skip=True)
-    assert calls == [1]
+    assert calls and set(calls) == {1}  # the pieces, then (the file has stray text) the sequential read
 
 
 def _square_slowly(x: int) -> int:
