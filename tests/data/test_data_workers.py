@@ -1,11 +1,12 @@
 """Posts.xml rows cleaned in worker processes: the same records, notes and errors, in the same order,
 as a sequential read; the pool keeps results in order and bounds what is in flight."""
 
+import re
 from pathlib import Path
 
 import pytest
 
-from qaembed.data import stackexchange
+from qaembed.data import stackexchange, xml_chunks
 from qaembed.data.bad_records import BadRecordPolicy
 from qaembed.data.stackexchange import StackExchangeDump
 from qaembed.data.workers import ordered_map
@@ -121,3 +122,115 @@ def test_ordered_map_raises_a_worker_error_in_its_turn():
         for result in ordered_map(_fail_on_three, range(10), workers=2):
             seen.append(result)
     assert seen == [0, 1, 2]
+
+
+def _plain_row(i: int) -> str:
+    """A well-formed row; answers' bodies hold a raw newline, so some rows span two lines."""
+    if i % 3 == 0:
+        return (f'  <row Id="{i}" PostTypeId="1" Score="{i % 7}" CreationDate="2020-01-0{1 + i % 9}T10:00:00.000" '
+                f'Title="Question {i}?" Tags="&lt;t{i % 5}&gt;" Body="&lt;p&gt;Body of {i}&lt;/p&gt;" />')
+    if i % 89 == 7:
+        return f'  <row Id="{i}" PostTypeId="2" ParentId="{i - i % 3}" Score="2" Body="&lt;img src=x&gt;" />'
+    if i % 97 == 5:
+        return f'  <row Id="{i}" PostTypeId="2" ParentId="{i - i % 3}" Score="1e3" Body="bad score" />'
+    return (f'  <row Id="{i}" PostTypeId="2" ParentId="{i - i % 3}" Score="{i % 11 - 3}" '
+            f'Body="&lt;pre&gt;x = {i}\n  y&lt;/pre&gt;" />')
+
+
+def _plain_site(tmp_path: Path, rows: int = 2000, *, damage: dict[int, str] | None = None, tail: str = "") -> Path:
+    """A dump whose rows are plain, except the rows replaced by ``damage`` (row index -> text)."""
+    folder = tmp_path / "plain.stackexchange.com"
+    folder.mkdir()
+    lines = [(damage or {}).get(i, _plain_row(i)) for i in range(3, rows + 3)]
+    data = '\ufeff<?xml version="1.0" encoding="utf-8"?>\n<posts>\n' + "\n".join(lines) + "\n</posts>\n" + tail
+    (folder / "Posts.xml").write_bytes(data.encode().replace(b"@BAD@", b"\xff"))
+    return folder
+
+
+@pytest.fixture()
+def small_pieces(monkeypatch):
+    """Pieces of ~4 KiB (about 25 rows), so that a small file makes many of them."""
+    monkeypatch.setattr(xml_chunks, "_READ", 4096)
+
+
+@pytest.fixture()
+def piece_outcomes(monkeypatch):
+    """The first line of each piece read in workers, with whether it was plain (run with workers=1)."""
+    outcomes: list[tuple[int, bool]] = []
+
+    def spy(job):
+        first_line, lines, results = xml_chunks.parse_row_chunk(job)
+        outcomes.append((first_line, results is not None))
+        return first_line, lines, results
+
+    monkeypatch.setattr(stackexchange, "parse_row_chunk", spy)
+    return outcomes
+
+
+def _sequential_read(monkeypatch, folder: Path, *, skip: bool):
+    """The reference: the whole file through the sequential reader (no head is plain)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(xml_chunks, "_HEAD", re.compile(rb"(?!)"))
+        return _read(folder, workers=1, skip=skip)
+
+
+def test_a_plain_dump_is_read_in_pieces_with_the_sequential_readers_results(tmp_path, monkeypatch, small_pieces,
+                                                                           piece_outcomes):
+    folder = _plain_site(tmp_path)
+    reference = _sequential_read(monkeypatch, folder, skip=True)
+    assert not piece_outcomes
+    assert _read(folder, workers=1, skip=True) == reference
+    assert len(piece_outcomes) > 20 and all(plain for _, plain in piece_outcomes)  # no piece cut inside a row
+    records, summary, notes = reference
+    assert len(records) > 600 and summary["counts"]["non_numeric"] > 5 and notes["answer_empty_after_cleaning"] > 5
+    monkeypatch.setattr(stackexchange, "parse_row_chunk", xml_chunks.parse_row_chunk)  # the spy stays here
+    monkeypatch.setattr(stackexchange, "PARALLEL_MIN_BYTES", 0)
+    assert _read(folder, workers=2, skip=True) == reference
+
+
+@pytest.mark.parametrize("damage, tail, reason", [
+    ({1400: 'rox Id="1400" stray text'}, "", "malformed_xml"),
+    ({1400: '  <row Id="1400" PostTypeId="1" Score="1" Title="Q @BAD@" Body="b" />'}, "", "invalid_encoding"),
+    ({1400: '  <row Id="1400" PostTypeId="1" Score="1" Title="Q" Body="&nbsp;" />'}, "", "malformed_xml"),
+    ({1400: '  <!-- a comment -->'}, "", None),
+    ({}, "trailing text\n", "malformed_xml"),
+])
+def test_from_a_damaged_piece_on_the_sequential_reader_gives_the_same_results(tmp_path, monkeypatch, small_pieces,
+                                                                             piece_outcomes, damage, tail, reason):
+    folder = _plain_site(tmp_path, damage=damage, tail=tail)
+    for skip in (True, False):
+        try:
+            reference = _sequential_read(monkeypatch, folder, skip=skip)
+        except DataError as exc:
+            reference = str(exc)
+        piece_outcomes.clear()
+        try:
+            chunked = _read(folder, workers=1, skip=skip)
+        except DataError as exc:
+            chunked = str(exc)
+        assert chunked == reference
+        if skip:  # plain pieces first, then one damaged piece, and from its first line on the sequential reader
+            plain = sum(ok for _, ok in piece_outcomes)
+            assert plain > 20 and len(piece_outcomes) == plain + 1 and not piece_outcomes[-1][1]
+    records, summary, _ = _sequential_read(monkeypatch, folder, skip=True)
+    assert (summary["counts"].get(reason, 0) > 0) if reason else "malformed_xml" not in summary["counts"]
+
+
+def test_a_truncated_dump_keeps_every_row_before_the_cut(tmp_path, monkeypatch, small_pieces, piece_outcomes):
+    folder = _plain_site(tmp_path)
+    posts = folder / "Posts.xml"
+    data = posts.read_bytes()
+    cut = data.index(b'<row Id="1900"') + 40
+    posts.write_bytes(data[:cut])
+    records, summary, _ = _read(folder, workers=1, skip=True)
+    assert _sequential_read(monkeypatch, folder, skip=True) == (records, summary, _)
+    assert max(int(r["id"].split(":")[1]) for r in records) == 1899 - 1899 % 3  # the last question before the cut
+    assert summary["counts"]["malformed_xml"] == 1  # the cut row (those after it are not in the file)
+
+
+def test_a_head_that_is_not_plain_is_read_sequentially(tmp_path, piece_outcomes):
+    folder = _plain_site(tmp_path, rows=60)
+    posts = folder / "Posts.xml"
+    posts.write_bytes(posts.read_bytes().replace(b"<posts>\n", b"<!-- dumped -->\n<posts>\n", 1))
+    records, summary, _ = _read(folder, workers=1, skip=True)
+    assert not piece_outcomes and len(records) > 15

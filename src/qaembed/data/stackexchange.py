@@ -37,8 +37,8 @@ from __future__ import annotations
 import io
 import re
 from collections import Counter, deque
-from contextlib import closing
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing
 from pathlib import Path
 from typing import BinaryIO
 
