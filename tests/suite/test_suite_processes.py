@@ -42,12 +42,48 @@ def test_a_batch_that_does_not_split_is_refused_before_any_work(tmp_path):
     assert not (tmp_path / "suite" / "runs").exists()
 
 
+def test_a_launched_run_progress_follows_its_metrics_file(tmp_path):
+    import json
+
+    from qaembed.train.launch import MetricsFollower
+
+    plans, steps = [], []
+    path = tmp_path / "metrics.jsonl"
+    follower = MetricsFollower(path, step_callback=steps.append, plan_callback=plans.append)
+    follower.poll()  # the run has written nothing yet
+    assert (plans, steps) == ([], [])
+    with path.open("w") as fh:
+        fh.write(json.dumps({"step": 0, "dev/retrieval/ndcg@10": 0.3}) + "\n")  # an evaluation: no length
+        fh.write(json.dumps({"step": 10, "total_steps": 40, "loss": 1.0}) + "\n")
+        fh.write('{"step": 20, "total_steps": 40, "lo')  # being written
+    follower.poll()
+    assert (plans, steps) == ([40], [10])
+    with path.open("a") as fh:
+        fh.write('ss": 0.9}\n' + json.dumps({"step": 30, "total_steps": 40, "loss": 0.8}) + "\n")
+    follower.poll()
+    follower.poll()  # nothing new: no repeated calls
+    assert (plans, steps) == ([40], [10, 30])
+
+
 @pytest.mark.slow
 def test_two_processes_give_the_numbers_of_one(tiny_model_dir, tmp_path):
+    from qaembed.suite.runner import NoProgress
+
+    class Steps(NoProgress):
+        def __init__(self):
+            self.planned, self.steps = [], []
+
+        def run_planned(self, total_steps):
+            self.planned.append(total_steps)
+
+        def run_advanced(self, step):
+            self.steps.append(step)
+
     data = write_topic_dataset(tmp_path / "data")
     config = _config(tiny_model_dir, data)
-    one = run_suite(config, tmp_path / "one")
-    two = run_suite(config, tmp_path / "two", processes_per_run=2)
+    one_progress, two_progress = Steps(), Steps()
+    one = run_suite(config, tmp_path / "one", progress=one_progress)
+    two = run_suite(config, tmp_path / "two", processes_per_run=2, progress=two_progress)
     assert not one.failed and not two.failed, [s.error for s in two.failed]
     (single,), (double,) = one.statuses, two.statuses
     assert (single.processes, double.processes) == (1, 2)
@@ -55,6 +91,10 @@ def test_two_processes_give_the_numbers_of_one(tiny_model_dir, tmp_path):
     assert (double.steps, double.texts, double.tokens, double.question_order) == (
         single.steps, single.texts, single.tokens, single.question_order)
     assert single.steps >= 2
+    # the launched run's progress is seen as the one-process run's is (at its logged steps, here every step)
+    assert one_progress.planned == two_progress.planned == [single.steps]
+    assert two_progress.steps and two_progress.steps[-1] == single.steps
+    assert set(two_progress.steps) <= set(one_progress.steps)
     for key, value in single.summary.items():  # the same model up to float rounding
         assert double.summary[key] == pytest.approx(value, abs=1e-4), key
     launched = yaml.safe_load((tmp_path / "two" / "runs" / double.run_id / LAUNCH_CONFIG).read_text())

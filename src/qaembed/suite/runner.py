@@ -572,7 +572,8 @@ def _train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resum
 
             result = launch_train(split_config(train_config, context.processes), run_dir / TRAIN_SUBDIR,
                                   processes=context.processes, resume=resume, config_path=run_dir / LAUNCH_CONFIG,
-                                  log_path=run_dir / RUN_LOG)
+                                  log_path=run_dir / RUN_LOG, step_callback=context.progress.run_advanced,
+                                  plan_callback=context.progress.run_planned)
         else:
             result = train(train_config, run_dir / TRAIN_SUBDIR, resume=resume,
                            step_callback=context.progress.run_advanced, plan_callback=context.progress.run_planned,

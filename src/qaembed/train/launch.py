@@ -19,15 +19,20 @@ the kernel also ends them when the caller is killed (:mod:`qaembed.subprocesses`
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from qaembed.errors import ConfigError
 from qaembed.subprocesses import DIE_WITH_PARENT, RUN_MODULE_DYING_WITH_PARENT, available_cpus
+from qaembed.train.trackers import METRICS_FILE
+
+_POLL_SECONDS = 1.0  # how often a launched run's progress is read from its metrics.jsonl
 
 
 def split_config(config, processes: int):
@@ -48,11 +53,16 @@ def split_config(config, processes: int):
     return config.model_copy(update={"training": training})
 
 
-def launch_train(config, run_dir: Path, *, processes: int, resume: bool, config_path: Path, log_path: Path):
+def launch_train(config, run_dir: Path, *, processes: int, resume: bool, config_path: Path, log_path: Path,
+                 step_callback: Callable[[int], None] | None = None,
+                 plan_callback: Callable[[int], None] | None = None):
     """Train ``config`` (already split: :func:`split_config`) into ``run_dir`` in ``processes`` processes.
 
     The config the processes read is written to ``config_path``; their output is appended to
-    ``log_path``. Returns the run's :class:`~qaembed.train.loop.TrainResult`; raises
+    ``log_path``. While they train, ``plan_callback(total_steps)`` and ``step_callback(step)`` follow
+    the run's ``metrics.jsonl`` (every logged step; :class:`MetricsFollower`), as
+    :func:`~qaembed.train.train` calls them in one process. Returns the run's
+    :class:`~qaembed.train.loop.TrainResult`; raises
     ``RuntimeError`` with the end of the log when the launched training fails,
     :class:`ConfigError` when CUDA is there but has fewer GPUs than processes.
     """
@@ -80,8 +90,15 @@ def launch_train(config, run_dir: Path, *, processes: int, resume: bool, config_
         log.write(f"$ {shlex.join(['torchrun', *arguments])}\n")
         log.flush()
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        follower = MetricsFollower(run_dir / METRICS_FILE, step_callback=step_callback, plan_callback=plan_callback)
         try:
-            returncode = process.wait()
+            while True:
+                try:
+                    returncode = process.wait(timeout=_POLL_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    follower.poll()
+            follower.poll()
         finally:
             if process.poll() is None:  # interrupted here: the launcher and its processes go too
                 os.killpg(process.pid, signal.SIGTERM)
@@ -96,6 +113,48 @@ def launch_train(config, run_dir: Path, *, processes: int, resume: bool, config_
         said = "; ".join(reasons) if reasons else f"the end of the log:\n{_tail(log_path, since=start)}"
         raise RuntimeError(f"training in {processes} processes failed (exit {returncode}): {said} (log: {log_path})")
     return result
+
+
+class MetricsFollower:
+    """Reads the lines a training run appends to its ``metrics.jsonl`` and reports its progress.
+
+    :meth:`poll` reads the complete lines added since the last call (a line being written is left
+    for the next) and calls ``plan_callback(total_steps)`` when the run's length is first seen (or
+    changes) and ``step_callback(step)`` with the newest logged step. On a resumed run the lines
+    of the earlier attempt come first, so the progress starts where the checkpoint left it (at most
+    a log interval further: the line after the checkpoint's step may already be there).
+    """
+
+    def __init__(self, path: Path, *, step_callback: Callable[[int], None] | None = None,
+                 plan_callback: Callable[[int], None] | None = None):
+        self.path, self.step_callback, self.plan_callback = path, step_callback, plan_callback
+        self.offset, self.total_steps, self.step = 0, None, None
+
+    def poll(self) -> None:
+        if self.step_callback is None and self.plan_callback is None:
+            return
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return
+        complete = data.rfind(b"\n") + 1
+        self.offset += complete
+        step = total = None
+        for line in data[:complete].splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:  # not a line the progress needs; the run's own readers report bad lines
+                continue
+            if isinstance(record, dict) and isinstance(record.get("total_steps"), int):
+                total, step = record["total_steps"], record.get("step")
+        if total is not None and total != self.total_steps and self.plan_callback is not None:
+            self.total_steps = total
+            self.plan_callback(total)
+        if isinstance(step, int) and step != self.step and self.step_callback is not None:
+            self.step = step
+            self.step_callback(step)
 
 
 def _lines(path: Path, since: int) -> list[str]:

@@ -26,7 +26,7 @@ continue exactly where a killed run stopped.
 Run folder::
 
     config.yaml        resolved config          provenance.json  git, versions, hardware, data hash
-    metrics.jsonl      one JSON per logged step and per evaluation
+    metrics.jsonl      one JSON per logged step (with the run's total_steps) and per evaluation
     checkpoints/       newest checkpoint        model/           final weights (SentenceTransformer)
     best_model/        best dev evaluation      result.json      status, steps, best metric, wall time, texts/s
 """
@@ -538,7 +538,8 @@ def _log_step(run: _Run, state: RunState, epoch: int, loss_mean: torch.Tensor, m
               grad_norm: torch.Tensor | None, rate: float) -> float:
     """Write a step's line to metrics.jsonl and the trackers (the device->host copies happen here); returns the loss."""
     loss_value = loss_mean.item()
-    record = {"step": state.step, "epoch": epoch, "texts": state.texts, "tokens": state.tokens, "loss": loss_value,
+    record = {"step": state.step, "total_steps": run.total_steps, "epoch": epoch, "texts": state.texts,
+              "tokens": state.tokens, "loss": loss_value,
               **{f"loss/{k}": float(v) for k, v in metrics.items() if k != "loss"},
               "lr": run.scheduler.get_last_lr()[0], "texts_per_s": rate}
     if grad_norm is not None:

@@ -66,5 +66,6 @@ class MetricsLog:
         if self.trackers:
             # tracker names: MLflow rejects "@", so "dev/retrieval/ndcg@10" is logged as
             # "dev/retrieval/ndcg_at_10" to every tracker (metrics.jsonl keeps the canonical names)
-            self.accelerator.log({k.replace("@", "_at_"): v for k, v in record.items() if k != "step"},
+            self.accelerator.log({k.replace("@", "_at_"): v for k, v in record.items()
+                              if k not in ("step", "total_steps")},
                                  step=record["step"])
