@@ -234,3 +234,50 @@ def test_a_head_that_is_not_plain_is_read_sequentially(tmp_path, piece_outcomes)
     posts.write_bytes(posts.read_bytes().replace(b"<posts>\n", b"<!-- dumped -->\n<posts>\n", 1))
     records, summary, _ = _read(folder, workers=1, skip=True)
     assert not piece_outcomes and len(records) > 15
+
+
+def _serialized(folder: Path, workers: int):
+    adapter = StackExchangeDump(folder, policy=BadRecordPolicy(skip=True), progress=False, workers=workers)
+    return list(adapter.serialized_records()), adapter.policy.summary(), dict(adapter.notes)
+
+
+@pytest.mark.parametrize("questions_per_range", [1, 7, 256])
+def test_records_built_in_workers_are_the_records_of_a_sequential_read(tmp_path, monkeypatch, questions_per_range):
+    """Each worker groups a range of question ids from the spill store and builds their records: the same
+    records (JSON, scores, dates) in the same order, and the same notes (orphan answers), as one process."""
+    from qaembed.data.adapter import SerializedRecord
+
+    folder = _site(tmp_path, 3000)  # orphan answers (parents that are bad or not questions), empty answers
+    expected = [SerializedRecord.of(record) for record in
+                StackExchangeDump(folder, policy=BadRecordPolicy(skip=True), progress=False).records()]
+    sequential = _serialized(folder, workers=1)
+    assert sequential[0] == expected
+    monkeypatch.setattr(stackexchange, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(stackexchange, "_RANGE_QUESTIONS", questions_per_range)
+    built = []
+    real = stackexchange.serialize_question_range
+    monkeypatch.setattr(stackexchange, "serialize_question_range", lambda job: built.append(job) or real(job))
+    monkeypatch.setattr(stackexchange, "ordered_map",  # the spy stays in this process
+                        lambda fn, items, workers: ordered_map(fn, items, workers=1))
+    assert _serialized(folder, workers=2) == sequential
+    assert sequential[2]["orphan_answers"] > 10
+    assert len(built) >= len(expected) // questions_per_range // 2  # the ranges were that small
+    monkeypatch.setattr(stackexchange, "ordered_map", ordered_map)
+    monkeypatch.setattr(stackexchange, "serialize_question_range", real)
+    assert _serialized(folder, workers=2) == sequential  # and in worker processes
+
+
+def test_question_ranges_cover_every_id_in_order(tmp_path):
+    from qaembed.data.post_store import ANSWER, QUESTION, Post, PostStore
+
+    with PostStore(tmp_path) as store:
+        assert (store.finish(), store.question_ranges(10)) == (None, [(1, None)])  # no questions: one range
+    with PostStore(tmp_path) as store:
+        for post_id in range(5, 1005):
+            store.add_post(post_id, QUESTION if post_id % 3 else ANSWER, None, None, Post(score=0, body="b", owner_id=None,
+                           owner_name=None, created=None, license=None, tags=[]))
+        store.finish()
+        ranges = store.question_ranges(50)
+        assert ranges[0][0] == 1 and ranges[-1][1] is None
+        assert all(high == low for (_, high), (low, _) in zip(ranges, ranges[1:]))  # no gap, no overlap
+        assert 12 <= len(ranges) <= 15  # ~667 questions in ranges of ~50

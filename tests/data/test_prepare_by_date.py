@@ -23,7 +23,7 @@ def beer_genai(shared_data) -> list[str]:
 
 
 def _days(dataset: Path) -> dict[str, list[date]]:
-    return {split: [created_day(r) for r in read_split(dataset, split)] for split in SPLITS}
+    return {split: [created_day(r.provenance.created) for r in read_split(dataset, split)] for split in SPLITS}
 
 
 def test_by_date_puts_exactly_the_newer_questions_in_test(beer_genai, tmp_path, qaembed_cli):
@@ -80,7 +80,7 @@ def test_a_question_without_creation_date_is_an_error_or_a_counted_skip(tmp_path
 
 def test_a_timezone_offset_counts_in_utc():
     record = _record(1, "2022-12-01T01:30:00+02:00")  # 2022-11-30 23:30 UTC
-    assert created_day(record) == date(2022, 11, 30)
+    assert created_day(record.provenance.created) == date(2022, 11, 30)
 
 
 @pytest.mark.parametrize(("args", "message"), [

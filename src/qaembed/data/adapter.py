@@ -1,7 +1,10 @@
 """The shape every source adapter has, and helpers adapters share.
 
 An adapter is a small class whose :meth:`SourceAdapter.records` yields
-:class:`~qaembed.records.QARecord` objects with clean text. Bad records go through the
+:class:`~qaembed.records.QARecord` objects with clean text; ingestion reads them as
+:class:`SerializedRecord` (:meth:`SourceAdapter.serialized_records`), which an adapter may
+build in worker processes without making the objects in the main process (the Stack
+Exchange adapter does, for large dumps). Bad records go through the
 adapter's :class:`~qaembed.data.bad_records.BadRecordPolicy`; informational counts that
 are not errors (orphan answers, ignored post types) go in ``notes``. Both are reported
 by ``qaembed data prepare``.
@@ -14,9 +17,10 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from qaembed.data.bad_records import BadRecordPolicy
 from qaembed.errors import DataError
@@ -38,6 +42,20 @@ class BadRow(Exception):
         self.error, self.reason, self.count = error, reason, count
 
 
+class SerializedRecord(NamedTuple):
+    """A record as ingestion stores it: its JSON and what the split and statistics need of it."""
+
+    id: str
+    created: str | None  # provenance.created
+    scores: tuple[float, ...]  # the answers' scores, in order
+    json: str  # model_dump_json(exclude_defaults=True)
+
+    @classmethod
+    def of(cls, record: QARecord) -> SerializedRecord:
+        return cls(record.id, record.provenance.created if record.provenance else None,
+                   tuple(answer.score for answer in record.answers), record.model_dump_json(exclude_defaults=True))
+
+
 class SourceAdapter:
     """Base of the source adapters: a name for reports, a bad-record policy, notes."""
 
@@ -51,6 +69,12 @@ class SourceAdapter:
 
     def records(self) -> Iterator[QARecord]:
         raise NotImplementedError
+
+    def serialized_records(self) -> Iterator[SerializedRecord]:
+        """:meth:`records` as :class:`SerializedRecord` (the same records, in the same order)."""
+        with closing(self.records()) as records:
+            for record in records:
+                yield SerializedRecord.of(record)
 
     def describe(self) -> dict[str, object]:
         """What goes in the manifest and stats for this source."""

@@ -68,6 +68,7 @@ class PostStore:
         self._tags_indexed = False
         self._conn.execute("BEGIN")
         self.orphan_answers = 0
+        self.questions = 0  # stored
 
     def __enter__(self) -> PostStore:
         return self
@@ -88,6 +89,7 @@ class PostStore:
         except sqlite3.IntegrityError:
             row = self._conn.execute("SELECT line FROM posts WHERE id = ?", (post_id,)).fetchone()
             return row[0] if row and row[0] is not None else -1
+        self.questions += kind == QUESTION
         return None
 
     def add_user(self, user_id: int, name: str) -> None:
@@ -113,24 +115,79 @@ class PostStore:
         Answers are in id order; each post's ``owner_name`` is its author's ``Users.xml`` name
         when there is one. Sets :attr:`orphan_answers` once the iteration is complete.
         """
+        self.finish()
+        self._conn.execute("BEGIN")
+        counted = Orphans()
+        yield from grouped_posts(self._conn, 1, None, counted)
+        self.orphan_answers = counted.count
+
+    def finish(self) -> None:
+        """Commit what was stored and index answers by question: from here on the store is read, by this
+        connection (:meth:`grouped`) or by others (:func:`grouped_range`, in workers)."""
         self._conn.execute("COMMIT")
         self._conn.execute("CREATE INDEX answers_by_parent ON posts (parent_id, id) WHERE kind = 2")
-        self._conn.execute("BEGIN")
-        questions = self._conn.execute(f"SELECT p.id, {_SELECT} WHERE p.kind = 1 ORDER BY p.id")
-        answers = self._conn.execute(f"SELECT p.parent_id, p.id, {_SELECT} WHERE p.kind = 2 ORDER BY p.parent_id, p.id")
-        orphans = 0
-        pending = answers.fetchone()
-        for question_id, *question in questions:
-            while pending is not None and pending[0] < question_id:
-                orphans += 1
-                pending = answers.fetchone()
-            grouped: list[tuple[int, Post]] = []
-            while pending is not None and pending[0] == question_id:
-                grouped.append((pending[1], Post._make(pending[2:])))
-                pending = answers.fetchone()
-            question[_TAGS] = json.loads(question[_TAGS])
-            yield question_id, Post._make(question), grouped
-        while pending is not None:
-            orphans += 1
+
+    @property
+    def path(self) -> Path:
+        return Path(self._tmp.name) / "posts.sqlite"
+
+    def question_ranges(self, questions_per_range: int) -> list[tuple[int, int | None]]:
+        """Bounds ``[(low, high), ...]`` (``high`` None: no upper bound) that split every post id into ranges
+        of about ``questions_per_range`` questions each, in order (from the questions' id span: ids of a
+        dump are chronological, questions spread over them). After :meth:`finish`."""
+        if not self.questions:
+            return [(1, None)]
+        # the ends of the rowid (= id) order: no scan of the table
+        low = self._conn.execute("SELECT id FROM posts WHERE kind = 1 ORDER BY id LIMIT 1").fetchone()[0]
+        high = self._conn.execute("SELECT id FROM posts WHERE kind = 1 ORDER BY id DESC LIMIT 1").fetchone()[0]
+        ranges = max(1, -(-self.questions // questions_per_range))
+        width = max(1, -(-(high - low + 1) // ranges))
+        cuts = list(range(low + width, high + 1, width))
+        return list(zip([1, *cuts], [*cuts, None]))
+
+
+class Orphans:
+    """A count of orphan answers that :func:`grouped_posts` adds to while it groups."""
+
+    count = 0
+
+
+def grouped_posts(conn: sqlite3.Connection, low: int, high: int | None,
+                  orphans: Orphans) -> Iterator[tuple[int, Post, list[tuple[int, Post]]]]:
+    """:meth:`PostStore.grouped` for the questions with ids in ``[low, high)`` (``high`` None: no upper
+    bound); answers whose parent id is in that range but not a question are added to ``orphans``."""
+    bounds = (low,) if high is None else (low, high)
+    within = "{} >= ?" if high is None else "{} >= ? AND {} < ?"
+    questions = conn.execute(
+        f"SELECT p.id, {_SELECT} WHERE p.kind = 1 AND {within.format('p.id', 'p.id')} ORDER BY p.id", bounds)
+    answers = conn.execute(
+        f"SELECT p.parent_id, p.id, {_SELECT} WHERE p.kind = 2 AND {within.format('p.parent_id', 'p.parent_id')} "
+        "ORDER BY p.parent_id, p.id", bounds)
+    pending = answers.fetchone()
+    for question_id, *question in questions:
+        while pending is not None and pending[0] < question_id:
+            orphans.count += 1
             pending = answers.fetchone()
-        self.orphan_answers = orphans
+        grouped: list[tuple[int, Post]] = []
+        while pending is not None and pending[0] == question_id:
+            grouped.append((pending[1], Post._make(pending[2:])))
+            pending = answers.fetchone()
+        question[_TAGS] = json.loads(question[_TAGS])
+        yield question_id, Post._make(question), grouped
+    while pending is not None:
+        orphans.count += 1
+        pending = answers.fetchone()
+
+
+_READERS: dict[str, sqlite3.Connection] = {}  # per worker process: the spill stores it reads
+
+
+def grouped_range(path: str | Path, low: int, high: int | None,
+                  orphans: Orphans) -> Iterator[tuple[int, Post, list[tuple[int, Post]]]]:
+    """:func:`grouped_posts` on the spill store at ``path`` (after :meth:`PostStore.finish`), opened read-only
+    once per process: what a worker building the records of one range of questions reads."""
+    key = str(path)
+    conn = _READERS.get(key)
+    if conn is None:
+        conn = _READERS[key] = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    return grouped_posts(conn, low, high, orphans)

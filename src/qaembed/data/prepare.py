@@ -54,7 +54,6 @@ from qaembed.data.stats import STATS_FILE, StatsAccumulator
 from qaembed.data.workers import default_workers
 from qaembed.errors import ConfigError, DataError
 from qaembed.jsonfiles import write_json
-from qaembed.records import QARecord
 
 MANIFEST_FILE = "manifest.json"
 OUTPUT_FILES = tuple(f"{split}.jsonl" for split in SPLITS) + (STATS_FILE, MANIFEST_FILE)  # manifest last
@@ -132,15 +131,14 @@ def parse_split(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def created_day(record: QARecord) -> date | None:
-    """The UTC day a question was created (``provenance.created``), or None when unknown.
+def created_day(text: str | None) -> date | None:
+    """The UTC day of a question's creation time (``provenance.created``), or None when unknown.
 
     A value that is not ISO 8601 raises ValueError.
 
-    >>> created_day(QARecord(id="s:1", title="t", provenance={"source": "s", "created": "2023-01-31T23:59:59.120"}))
+    >>> created_day("2023-01-31T23:59:59.120")
     datetime.date(2023, 1, 31)
     """
-    text = record.provenance.created if record.provenance else None
     if not text:
         return None
     moment = datetime.fromisoformat(text)
@@ -399,19 +397,19 @@ def _ingest(
 ) -> tuple[StatsAccumulator, int, int]:
     """Store one source's records with their split; returns (its stats, filtered count, records yielded)."""
     accumulator, filtered, yielded = StatsAccumulator(), 0, 0
-    with closing(adapter.records()) as records:  # an error below closes the adapter's spill store at once
+    with closing(adapter.serialized_records()) as records:  # an error below closes the adapter's spill store at once
         for record in records:
             yielded += 1
             key = split_key(config.seed, record.id)
-            kept = len(record.answers) >= config.min_answers
+            kept = len(record.scores) >= config.min_answers
             if config.split_mode == "random":
                 split = assign_split(key, config.split)
             elif kept:
                 try:
-                    day = created_day(record)
+                    day = created_day(record.created)
                 except ValueError:
                     adapter.policy.reject(DataError(
-                        f"question {record.id!r}: creation date is not ISO 8601: {record.provenance.created!r}",
+                        f"question {record.id!r}: creation date is not ISO 8601: {record.created!r}",
                         path=str(adapter.path), field="provenance.created"), "invalid_created")
                     continue
                 if day is None:
@@ -424,17 +422,16 @@ def _ingest(
                 split = None
             try:  # a filtered record keeps only its id (for duplicate checks)
                 store.execute("INSERT INTO records VALUES (?, ?, ?, ?, ?)", (
-                    record.id, split if kept else None, key, name,
-                    record.model_dump_json(exclude_defaults=True) if kept else None))
+                    record.id, split if kept else None, key, name, record.json if kept else None))
             except sqlite3.IntegrityError:
                 other = store.execute("SELECT source FROM records WHERE id = ?", (record.id,)).fetchone()[0]
                 adapter.policy.reject(DataError(
                     f"duplicate question id {record.id!r} (already read from source {other})",
                     path=str(adapter.path), field="id"), "duplicate_id")
                 continue
-            accumulator.add(record)
+            accumulator.add_scores(record.scores)
             if kept:
-                split_accumulators[split].add(record)
+                split_accumulators[split].add_scores(record.scores)
             else:
                 filtered += 1
     return accumulator, filtered, yielded

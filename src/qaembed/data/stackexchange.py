@@ -44,10 +44,10 @@ from typing import BinaryIO
 
 from lxml import etree
 
-from qaembed.data.adapter import BadRow, SourceAdapter, date_field, int_field, open_binary
+from qaembed.data.adapter import BadRow, SerializedRecord, SourceAdapter, date_field, int_field, open_binary
 from qaembed.data.bad_records import BadRecordPolicy
 from qaembed.data.clean import HtmlLimitError, clean_html, normalize_whitespace, parse_tags
-from qaembed.data.post_store import ANSWER, QUESTION, Post, PostStore
+from qaembed.data.post_store import ANSWER, QUESTION, Orphans, Post, PostStore, grouped_range
 from qaembed.data.workers import ordered_map
 from qaembed.data.xml_chunks import RowChunks, parse_row_chunk
 from qaembed.errors import DataError
@@ -188,6 +188,22 @@ def clean_post_rows(job: tuple[str, list[tuple[int | None, tuple[str | None, ...
         except BadRow as bad:
             results.append(("bad", bad.reason, bad.error.message, bad.error.field))
     return results
+
+
+# Questions whose records a worker builds at once (serialize_question_range).
+_RANGE_QUESTIONS = 256
+
+
+def serialize_question_range(job: tuple[str, int, int | None, str, str]) -> tuple[list[SerializedRecord], int]:
+    """The records of the questions with ids in ``[low, high)`` of a finished spill store, with the orphan answers
+    counted there: ``([SerializedRecord, ...], orphans)`` for ``(store path, low, high, site, source)``. Runs in a
+    worker process (:meth:`StackExchangeDump.serialized_records`)."""
+    path, low, high, site, source = job
+    orphans = Orphans()
+    records = [SerializedRecord.of(build_record(site=site, source=source, question_id=question_id, question=question,
+                                                answers=answers))
+               for question_id, question, answers in grouped_range(path, low, high, orphans)]
+    return records, orphans.count
 
 
 def records_from_store(store: PostStore, adapter: SourceAdapter, *, site: str, source: str) -> Iterator[QARecord]:
@@ -408,10 +424,37 @@ class StackExchangeDump(SourceAdapter):
 
     def records(self) -> Iterator[QARecord]:
         with PostStore(self.spill_dir) as store:
-            if self.users_path.is_file():
-                self._load_users(store)
-            self._load_posts(store)
-            yield from records_from_store(store, self, site=self.site, source=f"stackexchange:{self.site}")
+            self._load(store)
+            yield from records_from_store(store, self, site=self.site, source=self.source)
+
+    def serialized_records(self) -> Iterator[SerializedRecord]:
+        """:meth:`records` as ingestion reads them; with workers and a large ``Posts.xml``, each worker groups the
+        questions of a range of ids and builds their records from the spill store (read-only), and this process
+        only passes them on, in question-id order (the same records as :meth:`records`, test)."""
+        if self._workers_for(self.posts_path) <= 1:
+            yield from super().serialized_records()
+            return
+        with PostStore(self.spill_dir) as store:
+            self._load(store)
+            store.finish()
+            jobs = ((str(store.path), low, high, self.site, self.source)
+                    for low, high in store.question_ranges(_RANGE_QUESTIONS))
+            with closing(ordered_map(serialize_question_range, jobs, workers=self.workers)) as built:
+                for records, orphans in built:
+                    self.notes["orphan_answers"] += orphans
+                    yield from records
+
+    @property
+    def source(self) -> str:
+        return f"stackexchange:{self.site}"
+
+    def _workers_for(self, path: Path) -> int:
+        return self.workers if path.stat().st_size >= PARALLEL_MIN_BYTES else 1
+
+    def _load(self, store: PostStore) -> None:
+        if self.users_path.is_file():
+            self._load_users(store)
+        self._load_posts(store)
 
     def _rows(self, path: Path) -> Iterator[etree._Element]:
         def bad_line(line: int, message: str, reason: str) -> None:
@@ -440,7 +483,7 @@ class StackExchangeDump(SourceAdapter):
         stored and bad rows and bad lines reported here, in file order, exactly as a sequential run
         does them."""
         path = self.posts_path
-        workers = self.workers if path.stat().st_size >= PARALLEL_MIN_BYTES else 1
+        workers = self._workers_for(path)
         chunks = RowChunks(path, clean_post_rows, POST_FIELDS, progress=self.progress)
         sequential_from = None
         with closing(ordered_map(parse_row_chunk, chunks.jobs(), workers=workers)) as pieces:

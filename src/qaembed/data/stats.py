@@ -16,7 +16,7 @@ describe the raw sources, which the prepared folder no longer holds).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from qaembed.data.dataset import SPLITS, iter_split, split_files
@@ -35,14 +35,18 @@ class StatsAccumulator:
         self.score_histogram: Counter[float] = Counter()
 
     def add(self, record: QARecord) -> None:
-        n = len(record.answers)
+        self.add_scores([answer.score for answer in record.answers])
+
+    def add_scores(self, scores: Sequence[float]) -> None:
+        """Add one record by its answers' scores (what the statistics need of it)."""
+        n = len(scores)
         self.questions += 1
         self.answers += n
         self.with_answers += n >= 1
         if n >= 2:
             self.with_2plus += 1
-            self.tied += record.all_scores_tied()
-        self.score_histogram.update(answer.score for answer in record.answers)
+            self.tied += len(set(scores)) <= 1
+        self.score_histogram.update(scores)
 
     def merge(self, other: StatsAccumulator) -> None:
         """Add another accumulator's counts to this one."""
