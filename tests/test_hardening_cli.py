@@ -125,6 +125,33 @@ def test_mine_bogus_device(monkeypatch, capsys, dataset, tmp_path):
     assert code == 2 and "device must be 'cpu' or 'cuda[:N]', got 'bogus'" in err
 
 
+# --seed ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_a_seed_the_generators_refuse_is_refused_before_any_work(monkeypatch, capsys, dataset, tmp_path, seed,
+                                                                 no_model_load):
+    for command in (["eval", "--data", dataset], ["map", "--data", dataset, "--out", tmp_path / "maps"],
+                    ["mine", "--data", dataset, "--out", tmp_path / "mined"]):
+        code, err = run_main(monkeypatch, capsys, *command, "--seed", seed)
+        bound = "greater than or equal to 0" if seed == "-1" else "less than or equal to 4294967295"
+        assert code == 2 and "--seed" in err and bound in err, (command, err)
+    code, err = run_main(monkeypatch, capsys, "train", "--data", dataset, "--out", tmp_path / "run", "--debug",
+                         "--set", f"training.seed={seed}")
+    assert code == 2 and "training.seed" in err, err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "maps").exists() and not (tmp_path / "mined").exists()
+
+
+def test_a_suite_seed_the_generators_refuse_is_a_config_error(tmp_path):
+    from qaembed.errors import ConfigError
+    from qaembed.suite.grid import SuiteConfig, build_suite_config
+
+    file = tmp_path / "suite.yaml"
+    file.write_text("seeds: [0, -1]\n")
+    with pytest.raises(ConfigError, match=r"seeds\.1"):
+        build_suite_config(file=file)
+    assert SuiteConfig(seeds=[0, 2**32 - 1]).seeds == [0, 2**32 - 1]
+
+
 # --split ---------------------------------------------------------------------------------------
 
 def test_unknown_split_names_the_allowed_splits(monkeypatch, capsys, dataset, no_model_load):

@@ -18,6 +18,10 @@ from qaembed.errors import ConfigError, validation_problems
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
+SEED_MAX = 2**32 - 1
+# A seed as every config takes it: what numpy's and torch's generators accept (set_seed refuses the rest).
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
+
 
 def parse_options(kind: str, name: str, config_class: type[ConfigT], options: Mapping[str, Any] | BaseModel | None) -> ConfigT:
     """``config_class(**options)``, or a ConfigError like ``loss 'infonce': option 'temperature': ...``.

@@ -52,6 +52,24 @@ def test_report_subcommand_and_report_only_flag(tiny_dataset: Path, tmp_path: Pa
     assert (out / "report.md").is_file()
 
 
+def test_a_suite_with_failed_runs_writes_its_report_and_exits_1(tiny_dataset: Path, tmp_path: Path, monkeypatch):
+    import qaembed.suite.runner as runner_module
+
+    real = runner_module.run_suite
+    fake = FakeRun(fail={"infonce/seed0"})
+    monkeypatch.setattr(runner_module, "run_suite", lambda config, out, **kwargs: real(
+        tiny_config(tiny_dataset), out, **{**kwargs, "run_fn": fake}))
+    out = tmp_path / "suite"
+    result = CliRunner().invoke(app, ["suite", "--data", str(tiny_dataset), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "1 run(s) failed" in result.output and "infonce/seed0" in result.output
+    assert (out / "report.md").is_file()  # what finished is reported
+    fake.fail.clear()
+    again = CliRunner().invoke(app, ["suite", "--data", str(tiny_dataset), "--out", str(out)])
+    assert again.exit_code == 0, again.output  # the retry redoes only the failed run
+    assert [run_id for run_id, _ in fake.calls].count("infonce/seed0") == 2
+
+
 def test_unknown_loss_name_exits_2_with_the_known_names(tiny_dataset: Path, tmp_path: Path):
     completed = subprocess.run(
         [sys.executable, "-m", "qaembed", "suite", "--losses", "infonce,nope", "--data", str(tiny_dataset),

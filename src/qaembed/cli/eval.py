@@ -19,6 +19,7 @@ from typing import Optional
 import typer
 
 from qaembed.errors import ConfigError, first_problem
+from qaembed.options import SEED_MAX
 from qaembed.outputs import check_output_dir
 
 BEIR_PREFIX = "beir:"
@@ -102,7 +103,7 @@ def eval_command(
     max_seq_length: Optional[int] = typer.Option(None, help="Truncate texts to this many tokens (default: the model's)."),
     query_mode: str = typer.Option("title_body", help="Question text used as query: title, body or title_body."),
     in_batch_size: int = typer.Option(32, help="Questions per in-batch comparison group."),
-    seed: int = typer.Option(0, help="Seed of the in-batch grouping."),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Seed of the in-batch grouping."),
     device: Optional[str] = typer.Option(None, help="torch device (default: sentence-transformers' choice)."),
     overwrite: bool = typer.Option(False, help="Replace an earlier result in --out."),
     threshold_split: str = typer.Option(

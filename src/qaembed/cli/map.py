@@ -19,6 +19,8 @@ from typing import Optional
 
 import typer
 
+from qaembed.options import SEED_MAX
+
 
 def map_command(
     data: Path = typer.Option(..., "--data", help="Prepared dataset folder (Q&A or pair data)."),
@@ -29,7 +31,7 @@ def map_command(
     no_base: bool = typer.Option(False, "--no-base", help="Map only the --model models."),
     split: str = typer.Option("test", "--split", help="Split to sample: train, dev or test."),
     max_points: int = typer.Option(1000, "--max-points", min=1, help="At most this many questions on a map."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the sample and of UMAP (same seed, same map)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX, help="Seed of the sample and of UMAP (same seed, same map)."),
     color_by: str = typer.Option(
         "auto", "--color-by", help="Pair data: cluster. Q&A: auto (site if several, else tag), site or tag."),
     max_seq_length: int = typer.Option(256, "--max-seq-length", min=8, help="Truncate texts to this many tokens."),

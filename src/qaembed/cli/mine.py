@@ -18,6 +18,7 @@ import typer
 
 from qaembed.errors import ConfigError
 from qaembed.mining.config import MiningConfig
+from qaembed.options import SEED_MAX
 
 
 def _print_summary(payload: dict, out: Path) -> None:
@@ -90,7 +91,7 @@ def mine_command(
                                       help="Question text used as query: title, body or title_body."),
     batch_size: int = typer.Option(_default("batch_size"), help="Texts per encoding batch."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
-    seed: int = typer.Option(_default("seed"), help="Seed of random sampling and IVF training."),
+    seed: int = typer.Option(_default("seed"), min=0, max=SEED_MAX, help="Seed of random sampling and IVF training."),
     cache: bool = typer.Option(_default("cache"), "--cache/--no-cache", help="Reuse embeddings cached on disk."),
     overwrite: bool = typer.Option(False, help="Replace files in a non-empty --out folder."),
 ) -> None:

@@ -250,6 +250,12 @@ def register(app: typer.Typer) -> None:
         console.print(f"{len(result.statuses)} runs ({len(result.skipped)} already finished, "
                       f"{len(result.failed)} failed)")
         _build_report(out, console)
+        if result.failed:  # the report is written, but the comparison is incomplete: a script must see it
+            names = ", ".join(status.run_id for status in result.failed)
+            console.print(f"[red]{len(result.failed)} run(s) failed[/red]: {names}; each run's error is in its "
+                          f"status.json and run.log (the report's failures table); fix the cause and run the same "
+                          "command again: finished runs are kept")
+            raise typer.Exit(1)
 
     @suite_app.command("report")
     def report(suite_dir: Path = typer.Argument(..., help="A suite folder (holds suite.json).")) -> None:

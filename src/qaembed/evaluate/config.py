@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from qaembed.options import Seed
 from qaembed.records import QuestionTextMode
 
 
@@ -19,7 +20,7 @@ class EvalConfig(BaseModel):
     mrr_k: int = Field(10, ge=1)  # cut-off of MRR
     encode_batch_size: int | None = Field(None, ge=1)  # texts per encoding batch; None: by device (model.encode_batch_size)
     in_batch_size: int = Field(32, ge=2)  # questions per in-batch comparison group
-    seed: int = 0  # seeds the in-batch grouping
+    seed: Seed = 0  # seeds the in-batch grouping
     search_chunk_size: int = Field(1024, ge=1)  # queries per matrix-product chunk
     faiss_min_docs: int = Field(100_000, ge=1)  # corpora at least this large are searched with FAISS
     show_progress: bool = False

@@ -10,9 +10,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from qaembed.model import DEFAULT_MODEL
-from qaembed.options import parse_options
+from qaembed.options import Seed, parse_options
 from qaembed.records import QuestionTextMode
-
 
 IndexKind = Literal["exact", "ivf", "hnsw", "auto"]
 # ``auto``: exact search up to this many answers, FAISS IVF above (qaembed.search explains the trade-off)
@@ -61,7 +60,7 @@ class MiningConfig(BaseModel):
     batch_size: int = Field(32, ge=1)
     encode_chunk_size: int = Field(16384, ge=1)
     device: str | None = None
-    seed: int = 0
+    seed: Seed = 0
     cache: bool = True
 
     @model_validator(mode="before")

@@ -56,6 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from qaembed.batching import STRATEGIES
 from qaembed.errors import ConfigError, format_validation_error, validation_problems
+from qaembed.options import Seed
 from qaembed.records import QuestionTextMode
 from qaembed.train.budget import BudgetUnit
 from qaembed.train.config import Components, ScorerSection
@@ -234,7 +235,7 @@ class SuiteConfig(BaseModel):
     # a prepared dataset folder, or the sources to prepare (a file may give "a,b" or a list); None: default sites
     data: list[str] | None = None
     # Field defaults are the ``quick`` preset's except the three it sets (PRESETS); `qaembed suite` with no options applies it.
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     budget_unit: BudgetUnit = "texts"  # what the budget counts: texts or real tokens encoded, or steps
     budget: int = Field(default=480, ge=1)  # per run, in budget_unit (the same for every loss)
     batch_size: int = Field(default=12, ge=2)  # questions per batch (same for every loss)

@@ -37,7 +37,7 @@ from qaembed.batching import STRATEGIES, StrategyConfig
 from qaembed.errors import ConfigError, format_validation_error
 from qaembed.losses import LOSSES, check_strategy
 from qaembed.model import DEFAULT_MODEL, PoolingMode
-from qaembed.options import named_union
+from qaembed.options import Seed, named_union
 from qaembed.records import QuestionTextMode
 from qaembed.train.budget import Budget
 
@@ -155,7 +155,7 @@ class TrainingSection(_Section):
     scheduler: Literal["linear", "cosine", "constant"] = "linear"
     max_grad_norm: float | None = Field(1.0, gt=0)  # None = no clipping
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    seed: int = 42
+    seed: Seed = 42
     # false: no dev evaluation at all (no best_model/, result.final_dev null); the fastest way to train
     # when the model is evaluated afterwards (qaembed eval, the suite)
     dev_evaluation: bool = True
