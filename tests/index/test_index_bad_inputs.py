@@ -195,14 +195,24 @@ def test_existing_out_needs_overwrite(qaembed, tiny_model_dir, qa_data, index_co
     assert not [p for p in index_copy.parent.iterdir() if p.name.startswith(".copy")]
 
 
+def test_overwrite_never_deletes_a_file_an_index_folder_does_not_hold(qaembed, tiny_model_dir, qa_data, index_copy):
+    (index_copy / "my-notes.txt").write_text("keep me")
+    before = _tree(index_copy)
+    assert_refused(
+        qaembed("index", "build", "--model", tiny_model_dir, "--data", qa_data, "--out", index_copy, "--overwrite"),
+        "not part of the index (my-notes.txt)", "would delete them",
+    )
+    assert _tree(index_copy) == before
+
+
 def test_overwrite_never_replaces_a_folder_that_is_not_an_index(qaembed, tiny_model_dir, qa_data, tmp_path):
     folder = tmp_path / "precious"
     folder.mkdir()
     (folder / "notes.txt").write_text("keep me")
-    assert_refused(
-        qaembed("index", "build", "--model", tiny_model_dir, "--data", qa_data, "--out", folder, "--overwrite"),
-        "precious", "not a qaembed index",
-    )
+    for options in ([], ["--overwrite"]):  # without --overwrite too: it would not help, so it is not suggested
+        code, _, stderr = qaembed("index", "build", "--model", tiny_model_dir, "--data", qa_data, "--out", folder,
+                                  *options)
+        assert code == 2 and "not a qaembed index" in stderr and "pass --overwrite" not in stderr, stderr
     assert (folder / "notes.txt").read_text() == "keep me"
     dataset = write_dataset(tmp_path / "dataset", make_records("d", 3))
     (dataset / "manifest.json").write_text('{"seed": 13}')  # a prepared dataset's manifest, not an index's

@@ -50,6 +50,7 @@ from qaembed.outputs import check_output_dir
 MANIFEST_FILE = "manifest.json"
 VECTORS_FILE = "vectors.faiss"
 DOCUMENTS_FILE = "documents.arrow"
+INDEX_FILES = frozenset({MANIFEST_FILE, VECTORS_FILE, DOCUMENTS_FILE})  # all that an index folder holds
 FORMAT_NAME = "qaembed-index"
 FORMAT_VERSION = 1
 
@@ -299,13 +300,19 @@ def check_out_folder(out: Path, overwrite: bool, option: str = "--out") -> None:
     check_output_dir(out, option)
     if not out.exists() or not any(out.iterdir()):
         return
-    if not overwrite:
-        raise ConfigError(f"{option} {out}: already exists; pass --overwrite to replace it")
     if not _is_index_folder(out):
         raise ConfigError(
             f"{option} {out}: is a non-empty folder that is not a qaembed index (no {MANIFEST_FILE} of format "
             f"{FORMAT_NAME}); --overwrite only replaces an index. Choose another path"
         )
+    if not overwrite:
+        raise ConfigError(f"{option} {out}: already holds an index; pass --overwrite to replace it")
+    others = sorted(path.name for path in out.iterdir() if path.name not in INDEX_FILES)
+    if others:  # replacing the folder would delete them
+        raise ConfigError(
+            f"{option} {out}: holds files that are not part of the index ({', '.join(others[:5])}"
+            f"{', ...' if len(others) > 5 else ''}); replacing the index would delete them. Move them, or choose "
+            "another path")
 
 
 def _is_index_folder(folder: Path) -> bool:
