@@ -80,3 +80,23 @@ def test_prepare_without_sources_uses_the_sites_on_the_data_search_path(tmp_path
     assert result.exit_code == 0, result.output
     assert "example.stackexchange.com" in result.output
     assert '"path": "' + str(SE_SITE) in (tmp_path / "ds" / "manifest.json").read_text()
+
+
+def test_empty_splits_are_warned_about_and_an_all_skipped_source_says_what_was_skipped(tmp_path, shared_data,
+                                                                                       qaembed_cli):
+    site = tmp_path / "tiny.stackexchange.com"
+    site.mkdir()
+    (site / "Posts.xml").write_text('<?xml version="1.0" encoding="utf-8"?>\n<posts>\n'
+                                    '  <row Id="1" PostTypeId="1" Score="1" Title="T" Body="b" />\n'
+                                    '  <row Id="2" PostTypeId="2" ParentId="1" Score="1" Body="an answer" />\n</posts>\n')
+    result = runner.invoke(app, ["data", "prepare", str(site), "--out", str(tmp_path / "one")])
+    assert result.exit_code == 0, result.output
+    assert "warning: the " in result.stderr and "splits are empty (1 questions in all" in result.stderr
+    coffee = shared_data / "stackexchange" / "coffee.stackexchange.com"
+    assert "warning" not in runner.invoke(app, ["data", "prepare", str(coffee), "--out", str(tmp_path / "o")]).stderr
+    (site / "Posts.xml").write_text('<?xml version="1.0" encoding="utf-8"?>\n<posts>\n'
+                                    '  <row Id="1" PostTypeId="1" Score="x" Title="T" Body="b" />\n</posts>\n')
+    skipped = qaembed_cli("data", "prepare", site, "--skip-bad", "--out", tmp_path / "none")
+    assert skipped.exit_code == 2
+    assert "no records left to write (after --min-answers 1; skipped as bad: empty_source: 1, non_numeric: 1)" in (
+        " ".join(skipped.stderr.split()))

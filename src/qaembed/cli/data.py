@@ -120,6 +120,12 @@ def prepare(
         sources = default.sources
     stats = prepare_dataset(sources, out, config, overwrite=overwrite, workers=workers)
     _print_stats(stats)
+    empty = [split for split, row in stats["splits"].items() if not row["questions"]]
+    if empty:  # legal, but training's dev evaluation and `qaembed eval` on them would fail later
+        total = sum(row["questions"] for row in stats["splits"].values())
+        typer.echo(f"warning: the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty ({total} "
+                   f"questions in all, split {split}): training evaluates on dev, the suite tests on test; give "
+                   "more data or other --split fractions", err=True)
     if config.split_mode == "by-date":
         rest = (f"dev = created on/after {config.dev_after}, train = older" if config.dev_after else
                 f"the rest split train/dev by the seeded hash ({config.split[1] / (config.split[0] + config.split[1]):.0%}"

@@ -350,7 +350,9 @@ def _prepare_into(
         store.execute("CREATE INDEX records_by_split ON records (split, key, id)")
         written = {split: split_accumulators[split].questions for split in SPLITS}
         if not sum(written.values()):
-            raise DataError(f"no records left to write (after --min-answers {config.min_answers})",
+            skipped = ", ".join(f"{reason}: {count}" for reason, count in sorted(skipped_total.items()))
+            raise DataError(f"no records left to write (after --min-answers {config.min_answers}"
+                            f"{f'; skipped as bad: {skipped}' if skipped else ''})",
                             path=", ".join(str(s) for s in sources))
         files = {}
         for split in SPLITS:
