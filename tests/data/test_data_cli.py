@@ -100,3 +100,13 @@ def test_empty_splits_are_warned_about_and_an_all_skipped_source_says_what_was_s
     assert skipped.exit_code == 2
     assert "no records left to write (after --min-answers 1; skipped as bad: empty_source: 1, non_numeric: 1)" in (
         " ".join(skipped.stderr.split()))
+
+
+def test_a_site_folder_not_named_after_its_host_is_warned_about(tmp_path, qaembed_cli):
+    for name, warned in (("coffee", True), ("coffee.stackexchange.com", False)):
+        site = tmp_path / name
+        site.mkdir()
+        (site / "Posts.xml").write_bytes((SE_SITE / "Posts.xml").read_bytes())
+        result = qaembed_cli("data", "prepare", site, "--out", tmp_path / f"out-{name}")
+        assert result.exit_code == 0, result.stderr
+        assert ("the site name 'coffee' (the folder's name) is not a host name" in result.stderr) == warned

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
@@ -421,6 +422,10 @@ class StackExchangeDump(SourceAdapter):
         self.spill_dir, self.progress, self.workers = spill_dir, progress, workers
         if not self.posts_path.is_file():
             raise DataError("no Posts.xml in this Stack Exchange site folder", path=str(folder))
+        if progress and "." not in self.site:  # the records' links and ids are built from it
+            print(f"warning: {folder}: the site name {self.site!r} (the folder's name) is not a host name such as "
+                  f"{self.site}.stackexchange.com: links will read https://{self.site}/questions/...; name the "
+                  "folder after the site's host", file=sys.stderr)
 
     def records(self) -> Iterator[QARecord]:
         with PostStore(self.spill_dir) as store:
