@@ -143,6 +143,20 @@ def test_projection_head_and_pooling_are_saved_with_the_model(tiny_config, tmp_p
     assert embedding.shape == (1, 8) and abs(float((embedding**2).sum()) - 1) < 1e-5
 
 
+def test_a_dev_split_with_nothing_to_evaluate_is_refused_before_the_run_folder_is_written(tiny_config, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_config["data"]["dataset"], data)
+    (data / "dev.jsonl").write_text("")
+    tiny_config["data"]["dataset"] = str(data)
+    with pytest.raises(ConfigError, match="training.dev_evaluation: the dev split of .* has 0 questions"):
+        train(parse_config(tiny_config), tmp_path / "run")
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+    tiny_config["training"].update(dev_evaluation=False, eval_every=None)  # what the message suggests
+    assert train(parse_config(tiny_config), tmp_path / "run").status == "completed"
+
+
 def test_mixed_precision_without_gpu_is_a_config_error(tiny_config, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")

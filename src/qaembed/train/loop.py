@@ -426,6 +426,11 @@ def _build_run(config: TrainConfig, run_dir: Path) -> _Run:
     scoring = build_scoring(config.scorer, loss_fn)
     train_records = read_training_split(config, "train", config.data.max_train_questions)
     dev_records = read_training_split(config, "dev", config.data.max_dev_questions) if training.dev_evaluation else []
+    if training.dev_evaluation and not any(getattr(record, "answers", True) for record in dev_records):
+        raise ConfigError(  # before the run folder is written: the evaluation at step 0 would fail
+            f"training.dev_evaluation: the dev split of {config.data.dataset} has {len(dev_records)} questions and "
+            "none with an answer: nothing to evaluate the run on; prepare the data with a dev split (qaembed data "
+            "prepare --split) or set training.dev_evaluation=false")
     global_batch_size = training.batch_size * world
     steps_per_epoch = strategy.num_batches(train_records, global_batch_size, drop_last=True)
     if steps_per_epoch == 0:
