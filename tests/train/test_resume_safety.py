@@ -171,3 +171,17 @@ def test_tampered_loop_state_names_the_field(run_copy, monkeypatch, capsys):
     code, err = run_main(monkeypatch, capsys, "train", "--config", config_file, "--out", run, "--resume")
     assert code == 2
     assert f"error: {checkpoint / 'state.json'}, field 'batch_in_epoch': Input should be greater than or equal to 0 (got -3)" in err
+
+
+def test_resume_without_a_checkpoint_says_it_starts_again_and_keeps_folders_it_did_not_write(run_copy, capsys):
+    config_file, run, checkpoint = run_copy
+    shutil.rmtree(checkpoint)  # killed before its first checkpoint
+    foreign = run / "checkpoints" / "step-abc"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    result = train(load_config(config_file, []), run, resume=True, progress_bar=False)
+    assert result.status == "completed" and result.steps == 6
+    assert "has no complete checkpoint yet; the run starts again from step 0" in capsys.readouterr().err
+    assert (foreign / "notes.txt").read_text() == "mine"  # the checkpoint rotation deletes only step-N folders
+    assert [p.name for p in (run / "checkpoints").iterdir() if p.name != "step-abc"] == ["step-000006"]

@@ -132,8 +132,8 @@ def save_checkpoint(
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        for old in final.parent.iterdir():
-            if old.is_dir() and old.name.startswith(_PREFIX) and old != final:
+        for old in final.parent.iterdir():  # only the checkpoints this code writes (step-N): nothing else is deleted
+            if old.is_dir() and old.name.startswith(_PREFIX) and old.name[len(_PREFIX):].isdigit() and old != final:
                 shutil.rmtree(old)
     accelerator.wait_for_everyone()
     return final

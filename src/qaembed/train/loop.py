@@ -38,6 +38,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -478,6 +479,9 @@ def _open_run(run: _Run, resume: bool) -> RunState:
     else:
         state = RunState()
         if run.main:
+            if resume and (run_dir / "metrics.jsonl").is_file():  # a run that stopped before its first checkpoint
+                print(f"--resume: {run_dir} has no complete checkpoint yet; the run starts again from step 0",
+                      file=sys.stderr)
             run_dir.mkdir(parents=True, exist_ok=True)
             run.log.path.write_text("", encoding="utf-8")
             save_config(config, run_dir / "config.yaml")
