@@ -190,6 +190,17 @@ def test_out_pointing_at_an_existing_file(monkeypatch, capsys, dataset, tmp_path
     assert _tree(tmp_path) == before
 
 
+@pytest.mark.parametrize("command", ["eval", "mine", "map"])
+def test_an_out_path_that_is_not_utf8_is_refused_before_any_work(monkeypatch, capsys, dataset, tmp_path, command,
+                                                                 no_model_load):
+    if os.name != "posix":
+        pytest.skip("POSIX paths are bytes")
+    out = Path(os.fsdecode(bytes(tmp_path) + b"/o\xff"))  # what Python makes of such a command-line argument
+    code, err = run_main(monkeypatch, capsys, command, "--data", dataset, "--out", out)
+    assert code == 2 and "the path is not valid UTF-8 text" in err, err
+    assert list(tmp_path.iterdir()) == [dataset]
+
+
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions and a non-root user")
 @pytest.mark.parametrize("command", ["train", "eval", "mine"])
 def test_unwritable_out(monkeypatch, capsys, dataset, tmp_path, command, no_model_load):

@@ -26,6 +26,11 @@ def check_output_dir(path: str | Path, option: str = "--out") -> Path:
     Nothing is created: a missing folder is checked through its nearest existing parent.
     """
     path = Path(path)
+    try:  # the files written there name it (manifests, results): it must be text
+        str(path.absolute()).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise ConfigError(f"{option} {shown}: the path is not valid UTF-8 text; choose a name in UTF-8") from None
     if path.is_symlink() and not path.exists():
         raise ConfigError(f"{option} {path}: is a broken symbolic link")
     if path.exists() and not path.is_dir():
