@@ -281,3 +281,49 @@ def test_question_ranges_cover_every_id_in_order(tmp_path):
         assert ranges[0][0] == 1 and ranges[-1][1] is None
         assert all(high == low for (_, high), (low, _) in zip(ranges, ranges[1:]))  # no gap, no overlap
         assert 12 <= len(ranges) <= 15  # ~667 questions in ranges of ~50
+
+
+@pytest.mark.parametrize("damage", [None, "stray", "bad_bytes"])
+def test_users_read_in_pieces_give_the_sequential_readers_names_and_errors(tmp_path, monkeypatch, small_pieces,
+                                                                           damage):
+    folder = _plain_site(tmp_path)
+    users = []
+    for i in range(1, 1500):
+        if i % 101 == 7:
+            users.append(f'  <row Id="u{i}" DisplayName="bad id" />')  # non_numeric
+        elif i % 103 == 9:
+            users.append('  <row DisplayName="no id" />')  # missing_field
+        elif i % 11 == 0:
+            users.append(f'  <row Id="{i}" />')  # nameless: the dump's OwnerDisplayName stays
+        else:
+            users.append(f'  <row Id="{i}" DisplayName="Bj&#248;rn {i}" />')
+    if damage == "stray":
+        users[900] = "stray text"
+    elif damage == "bad_bytes":
+        users[900] = '  <row Id="901" DisplayName="@BAD@" />'
+    text = '<?xml version="1.0" encoding="utf-8"?>\n<users>\n' + "\n".join(users) + "\n</users>\n"
+    (folder / "Users.xml").write_bytes(text.encode().replace(b"@BAD@", b"\xff"))
+    posts = (folder / "Posts.xml").read_text()  # owners for the posts
+    (folder / "Posts.xml").write_text(re.sub(r'<row Id="(\d+)"', lambda m: f'<row Id="{m[1]}" OwnerUserId="{m[1]}"',
+                                             posts))
+    reference = _sequential_read(monkeypatch, folder, skip=True)
+    pieces: list[tuple[str, bool]] = []
+
+    def spy(job):
+        result = xml_chunks.parse_row_chunk(job)
+        pieces.append((Path(job[2]).name, result[2] is not None))
+        return result
+
+    monkeypatch.setattr(stackexchange, "parse_row_chunk", spy)
+    assert _read(folder, workers=1, skip=True) == reference
+    user_pieces = [plain for name, plain in pieces if name == "Users.xml"]
+    assert len(user_pieces) > 5 and all(user_pieces[:-1]) and user_pieces[-1] == (damage is None)
+    records, summary, _ = reference
+    names = {answer["provenance"]["author"]["name"] for record in records for answer in record["answers"]
+             if answer["provenance"]["author"]}
+    assert "Bjørn 13" in names and summary["counts"]["non_numeric"] >= 14 and summary["counts"]["missing_field"] >= 14
+    if damage is not None:
+        assert summary["counts"]["malformed_xml" if damage == "stray" else "invalid_encoding"] >= 1
+    monkeypatch.setattr(stackexchange, "parse_row_chunk", xml_chunks.parse_row_chunk)  # the spy stays here
+    monkeypatch.setattr(stackexchange, "PARALLEL_MIN_BYTES", 0)
+    assert _read(folder, workers=2, skip=True) == reference

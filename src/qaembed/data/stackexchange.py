@@ -191,6 +191,25 @@ def clean_post_rows(job: tuple[str, list[tuple[int | None, tuple[str | None, ...
     return results
 
 
+USER_FIELDS = ("Id", "DisplayName")
+
+
+def user_rows(job: tuple[str, list[tuple[int | None, tuple[str | None, ...]]]]) -> list[tuple]:
+    """``Users.xml`` rows ``(path, [(line, (Id, DisplayName)), ...])`` as ``("user", id, name)``, ``("nameless",)`` or
+    ``("bad", reason, message, field)``, in order (a worker's part of :meth:`StackExchangeDump._load_users`)."""
+    path_text, rows = job
+    path = Path(path_text)
+    results: list[tuple] = []
+    for line, (user_id, name) in rows:
+        try:
+            number = int_field({"Id": user_id}, "Id", path, line)  # the Community user is -1
+        except BadRow as bad:
+            results.append(("bad", bad.reason, bad.error.message, bad.error.field))
+            continue
+        results.append(("user", number, name) if name else ("nameless",))
+    return results
+
+
 # Questions whose records a worker builds at once (serialize_question_range).
 _RANGE_QUESTIONS = 256
 
@@ -471,15 +490,33 @@ class StackExchangeDump(SourceAdapter):
             self.policy.reject(bad.error, bad.reason, count=bad.count)
 
     def _load_users(self, store: PostStore) -> None:
-        for row in self._rows(self.users_path):
-            try:
-                user_id = int_field(row.attrib, "Id", self.users_path, row.sourceline)  # Community is -1
-            except BadRow as bad:
-                self.policy.reject(bad.error, bad.reason)
-                continue
-            name = row.get("DisplayName")
-            if name:
-                store.add_user(user_id, name)
+        """Authors' names: pieces of whole rows parsed in workers (as ``Posts.xml``), from a damaged piece on the
+        sequential reader; results stored here, in file order."""
+        path = self.users_path
+        chunks = RowChunks(path, user_rows, USER_FIELDS, progress=self.progress)
+        sequential_from = None
+        with closing(ordered_map(parse_row_chunk, chunks.jobs(), workers=self._workers_for(path))) as pieces:
+            for first_line, lines, results in pieces:
+                if results is None:
+                    sequential_from = first_line
+                    break
+                for line, result in zip(lines, results):
+                    self._store_user(store, result, path, line)
+        sequential_from = sequential_from or chunks.sequential_from
+        if sequential_from is None:
+            return
+        for row in self._rows(path):
+            line = row.sourceline
+            if line is None or line >= sequential_from:
+                self._store_user(store, user_rows((str(path), [(line, tuple(map(row.get, USER_FIELDS)))]))[0],
+                                 path, line)
+
+    def _store_user(self, store: PostStore, result: tuple, path: Path, line: int | None) -> None:
+        if result[0] == "user":
+            store.add_user(result[1], result[2])
+        elif result[0] == "bad":
+            _, reason, message, field = result
+            self.policy.reject(DataError(message, path=str(path), line=line, field=field), reason)
 
     def _load_posts(self, store: PostStore) -> None:
         """Pieces of whole rows are parsed, cleaned and validated in worker processes
