@@ -129,3 +129,66 @@ def test_single_vector_commands_refuse_a_maxsim_only_model_clearly(tiny_model_di
             main()
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and "late-interaction (MaxSim-only) model" in err and "Traceback" not in err, err
+
+
+def _drop_in_features(folder):
+    config = json.loads((folder / "1_Dense" / "config.json").read_text())
+    del config["in_features"]
+    (folder / "1_Dense" / "config.json").write_text(json.dumps(config))
+
+
+def _module_path(value):
+    def damage(folder):
+        modules = json.loads((folder / "modules.json").read_text())
+        modules[0]["path"] = value
+        (folder / "modules.json").write_text(json.dumps(modules))
+    return damage
+
+
+DAMAGED_MAXSIM_FOLDERS = {  # one change to a saved maxsim model -> (file, field, message)
+    "entry without path": (lambda f: (f / "modules.json").write_text(
+        '[{"idx": 0, "name": "0", "type": "pylate.models.Dense.Dense"}]'), "modules.json", "0.path", "missing"),
+    "dense config without in_features": (_drop_in_features, "1_Dense/config.json", "in_features", "missing"),
+    "dense without weights": (lambda f: (f / "1_Dense" / "model.safetensors").unlink(),
+                              "1_Dense/model.safetensors", None, "missing"),
+    "garbage dense weights": (lambda f: (f / "1_Dense" / "model.safetensors").write_bytes(b"not safetensors"),
+                              "1_Dense/model.safetensors", None, "unreadable (corrupt or truncated"),
+    # a valid transformer sits beside the model folder: it must not be read from there
+    "transformer path outside the folder": (_module_path("../outside"), "modules.json", "0.path",
+                                            "'../outside' resolves outside the model folder"),
+    "absolute transformer path": (_module_path("/"), "modules.json", "0.path", "resolves outside the model folder"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED_MAXSIM_FOLDERS))
+def test_a_damaged_pylate_layout_folder_is_a_data_error_naming_file_and_field(case, tiny_model_dir, tmp_path,
+                                                                              monkeypatch, capsys):
+    import shutil
+    import sys as sys_module
+
+    from qaembed.cli import main
+    from qaembed.errors import DataError
+    from qaembed.model import load_token_encoder
+
+    damage, file, field, message = DAMAGED_MAXSIM_FOLDERS[case]
+    monkeypatch.chdir(tmp_path)
+    save_model(_model(tiny_model_dir), tmp_path / "m", "maxsim", query_length=24)
+    shutil.copytree(tiny_model_dir, tmp_path / "outside")
+    damage(tmp_path / "m")
+    capsys.readouterr()
+    with pytest.raises(DataError) as info:
+        load_model("m", device="cpu")
+    assert (info.value.path, info.value.field) == (f"m/{file}", field) and message in info.value.message
+    with pytest.raises(Exception) as wrapped:
+        load_token_encoder("m", device="cpu")
+    assert str(wrapped.value) == f"could not load model 'm': {info.value}"
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "test.jsonl").write_text('{"id": "q", "title": "t", "answers": [{"id": "a", "text": "x", "score": 1}]}\n')
+    monkeypatch.setattr(sys_module, "argv", ["qaembed", "eval", "--scorer", "maxsim", "--model", "m",
+                                             "--data", str(data), "--split", "test"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == f"error: could not load model 'm': {info.value}"

@@ -140,9 +140,11 @@ def save_sample_embeddings(path: Path, sample: MapSample, embeddings: np.ndarray
 
 
 def load_sample_embeddings(path: Path, sample: MapSample) -> np.ndarray:
-    """The embeddings of ``sample``'s points from a run's ``map_sample.npz`` (DataError if they differ)."""
-    with np.load(path) as data:
-        ids, embeddings = data["ids"].tolist(), data["embeddings"].astype(np.float32)
+    """The embeddings of ``sample``'s points from a run's ``map_sample.npz`` (DataError if damaged or they differ)."""
+    from qaembed.arrayfiles import load_npz
+
+    data = load_npz(path, ("ids", "embeddings"))
+    ids, embeddings = data["ids"].tolist(), data["embeddings"].astype(np.float32)
     if ids != sample.ids:
         raise DataError("the stored map sample is not this suite's sample (re-run the suite)", path=str(path))
     return embeddings

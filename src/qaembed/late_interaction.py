@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from qaembed.errors import ConfigError
+from qaembed.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -324,7 +324,70 @@ def is_maxsim_only(path: str | Path) -> bool:
         modules = json.loads(modules_json.read_text(encoding="utf-8")) if modules_json.is_file() else []
     except (OSError, ValueError):
         return False
+    return _names_pylate_dense(modules)
+
+
+def _names_pylate_dense(modules: Any) -> bool:
     return isinstance(modules, list) and any(isinstance(m, dict) and m.get("type") == PYLATE_DENSE_TYPE for m in modules)
+
+
+def _read_model_json(file: Path) -> Any:
+    """A JSON file of a saved model; missing, unreadable or invalid is a :class:`DataError` naming it."""
+    from qaembed.jsonfiles import read_json
+
+    if not file.is_file():
+        raise DataError("missing", path=str(file))
+    try:
+        return read_json(file)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"unreadable ({type(exc).__name__}: {exc})", path=str(file)) from exc
+
+
+def _module_folder(root: Path, value: Any, modules_json: Path, field: str) -> Path:
+    """The folder a ``modules.json`` entry names, refused unless it is a folder inside ``root``."""
+    if not isinstance(value, str):
+        raise DataError(f"expected a folder path (a string), got {value!r}", path=str(modules_json), field=field)
+    folder = root / value
+    if not folder.resolve().is_relative_to(root.resolve()):  # "..", an absolute path, or a link leading out
+        raise DataError(f"{value!r} resolves outside the model folder", path=str(modules_json), field=field)
+    if not folder.is_dir():
+        raise DataError(f"{value!r}: no such folder in the model", path=str(modules_json), field=field)
+    return folder
+
+
+def _pylate_dense(folder: Path) -> Any:
+    """A PyLate ``Dense`` module folder as a sentence-transformers ``Dense`` on token embeddings."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    from sentence_transformers.sentence_transformer.modules import Dense
+    from torch import nn
+
+    config_path = folder / "config.json"
+    config = _read_model_json(config_path)
+    if not isinstance(config, dict):
+        raise DataError(f"expected a JSON object, got {type(config).__name__}", path=str(config_path))
+    for key in ("in_features", "out_features"):
+        if key not in config:
+            raise DataError("missing", path=str(config_path), field=key)
+        if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 1:
+            raise DataError(f"expected a positive integer, got {config[key]!r}", path=str(config_path), field=key)
+    if config.get("use_residual") or config.get("activation_function") != "torch.nn.modules.linear.Identity":
+        raise ConfigError(f"{folder}: only linear PyLate projections (Identity, no residual) are supported")
+    dense = Dense(config["in_features"], config["out_features"], bias=bool(config.get("bias", False)),
+                  activation_function=nn.Identity(), module_input_name=TOKEN_KEY)
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise DataError("missing (the projection's weights)", path=str(weights))
+    try:
+        state = load_file(str(weights))
+    except (OSError, SafetensorError) as exc:
+        raise DataError(f"unreadable (corrupt or truncated: {exc})", path=str(weights)) from exc
+    try:
+        dense.load_state_dict(state)
+    except RuntimeError as exc:
+        raise DataError(f"does not fit {config_path.name} ({' '.join(str(exc).split())[:300]})",
+                        path=str(weights)) from exc
+    return dense
 
 
 def load_model(path: str | Path, device: str | None = None) -> SentenceTransformer:
@@ -332,33 +395,35 @@ def load_model(path: str | Path, device: str | None = None) -> SentenceTransform
 
     A folder whose ``modules.json`` names ``pylate.models.Dense.Dense`` is read as the transformer
     plus a sentence-transformers ``Dense`` on ``token_embeddings`` with the saved weight; any other
-    folder is ``SentenceTransformer(path)``.
+    folder is ``SentenceTransformer(path)``. A damaged PyLate-layout folder (an entry without
+    ``path`` or ``type``, a module path outside the folder, a projection config without its sizes,
+    missing or unreadable weights) is a :class:`DataError` naming the file and field.
     """
-    from safetensors.torch import load_file
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Dense, Transformer
-    from torch import nn
+    from sentence_transformers.sentence_transformer.modules import Transformer
 
     path = Path(path)
     modules_json = path / "modules.json"
-    modules = json.loads(modules_json.read_text(encoding="utf-8")) if modules_json.is_file() else []
-    if not any(m.get("type") == PYLATE_DENSE_TYPE for m in modules):
+    modules = _read_model_json(modules_json) if modules_json.is_file() else []
+    if not _names_pylate_dense(modules):
         return SentenceTransformer(str(path), device=device, trust_remote_code=False)
     loaded = []
-    for entry in modules:
-        folder = path / entry["path"]
-        if entry["type"] == PYLATE_DENSE_TYPE:
-            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-            if config.get("use_residual") or config.get("activation_function") != "torch.nn.modules.linear.Identity":
-                raise ConfigError(f"{folder}: only linear PyLate projections (Identity, no residual) are supported")
-            dense = Dense(config["in_features"], config["out_features"], bias=bool(config.get("bias", False)),
-                          activation_function=nn.Identity(), module_input_name=TOKEN_KEY)
-            dense.load_state_dict(load_file(str(folder / "model.safetensors")))
-            loaded.append(dense)
-        elif entry["type"].rsplit(".", 1)[-1] == "Transformer":
+    for index, entry in enumerate(modules):
+        if not isinstance(entry, dict):
+            raise DataError(f"expected a module entry (a JSON object), got {entry!r}", path=str(modules_json),
+                            field=str(index))
+        for key in ("type", "path"):
+            if key not in entry:
+                raise DataError("missing", path=str(modules_json), field=f"{index}.{key}")
+        kind = entry["type"]
+        folder = _module_folder(path, entry["path"], modules_json, f"{index}.path")
+        if kind == PYLATE_DENSE_TYPE:
+            loaded.append(_pylate_dense(folder))
+        elif isinstance(kind, str) and kind.rsplit(".", 1)[-1] == "Transformer":
             loaded.append(Transformer.load(str(folder)))
         else:
-            raise ConfigError(f"{path}: unexpected module {entry['type']} in a PyLate-layout model")
+            raise DataError(f"unexpected module {kind!r} in a PyLate-layout model (Transformer and "
+                            f"{PYLATE_DENSE_TYPE} are read)", path=str(modules_json), field=f"{index}.type")
     model = SentenceTransformer(modules=loaded, device=device, trust_remote_code=False)
     return model
 

@@ -18,7 +18,7 @@ import difflib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from qaembed.errors import ConfigError, QaembedError
+from qaembed.errors import ConfigError, DataError, QaembedError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -171,9 +171,30 @@ def load_token_encoder(name: str = DEFAULT_MODEL, device: str | None = None) -> 
 
     check_device(device)
     resolved = resolve_model(name)
-    model = load_model(resolved, device=device) if is_maxsim_only(resolved) else load_encoder(name, device=device)
+    if is_maxsim_only(resolved):
+        model = _load_maxsim_only(name, resolved, device, load_model)
+    else:
+        model = load_encoder(name, device=device)
     check_token_model(model)
     return model
+
+
+def _load_maxsim_only(name: str, resolved: str, device: str | None, load_model: Any) -> SentenceTransformer:
+    """``load_model(resolved)`` with its failures worded as :func:`load_encoder` words them.
+
+    A damaged folder it recognises (a :class:`~qaembed.errors.DataError` naming the file and field)
+    reads ``could not load model 'M': M/modules.json, field '0.path': missing``; anything else that
+    fails inside sentence-transformers or transformers ``could not load model 'M' from M (Type: ...)``.
+    """
+    try:
+        return load_model(resolved, device=device)
+    except DataError as exc:
+        raise ModelNotFoundError(f"could not load model {name!r}: {exc}") from exc
+    except QaembedError:
+        raise
+    except Exception as exc:  # sentence-transformers / transformers raise many types on a damaged module folder
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+        raise ModelNotFoundError(f"could not load model {name!r} from {resolved} ({reason})") from exc
 
 
 PoolingMode = Literal["mean", "cls", "max"]

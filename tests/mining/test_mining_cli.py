@@ -117,3 +117,64 @@ def test_a_mined_copy_is_current_until_its_settings_inputs_or_output_change(cli,
     assert not is_current(qa_dataset, out, config)
     (out / MINING_FILE).write_text("{}")  # an older or damaged record
     assert not is_current(qa_dataset, out, config)
+
+
+def _truncate(path):
+    with open(path, "r+b") as file:
+        file.truncate(500)
+
+
+def _pickled_objects(path):
+    import numpy as np
+
+    np.save(path, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+
+
+def _nan(path):
+    import numpy as np
+
+    np.save(path, np.full(np.load(path).shape, np.nan, dtype=np.float32))
+
+
+def _wrong_shape(path):
+    import numpy as np
+
+    np.save(path, np.load(path)[:5])
+
+
+@pytest.mark.parametrize(("damage", "reason"), [
+    (_truncate, "unreadable (corrupt or truncated: mmap length is greater than file size)"),
+    (_pickled_objects, "unreadable (corrupt or truncated"),
+    (_nan, "holds NaN or infinite values"),
+    (_wrong_shape, "holds float32 (5, 384), expected float32 (60, 384)"),
+])
+def test_an_unusable_cache_entry_is_a_miss_encoded_again_rewritten_and_reported(damage, reason, cli, qa_dataset,
+                                                                                tmp_path, caplog):
+    import numpy as np
+
+    out = tmp_path / "mined"
+    args = ("--data", qa_dataset, "--out", out, "--num-negatives", 2, "--device", "cpu", "--overwrite")
+    assert cli(*args).exit_code == 0
+    mined = read_split(out, "train")
+    entries = sorted((tmp_path / "cache" / "mining" / "embeddings").glob("*.npy"))
+    documents = next(path for path in entries if np.load(path).shape[0] == 60)  # 60 answers, 30 questions
+    expected = np.load(documents)
+    damage(documents)
+
+    caplog.clear()
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith(f"{documents}: unusable cache entry (document embeddings)")
+    assert reason in warnings[0] and warnings[0].endswith("; encoding them again and rewriting it")
+    effective = json.loads((out / "mining.json").read_text())["provenance"]["effective"]
+    assert effective["embeddings_from_cache"] == {"documents": False, "queries": True}
+    assert effective["embeddings_cache_rejected"]["queries"] is None
+    assert effective["embeddings_cache_rejected"]["documents"].startswith(f"{documents}: {reason}")
+    assert read_split(out, "train") == mined  # the same negatives as from the sound cache
+    np.testing.assert_allclose(np.load(documents), expected, atol=1e-6)  # the entry was rewritten
+
+    assert cli(*args).exit_code == 0
+    effective = json.loads((out / "mining.json").read_text())["provenance"]["effective"]
+    assert effective["embeddings_from_cache"] == {"documents": True, "queries": True}
+    assert effective["embeddings_cache_rejected"] == {"documents": None, "queries": None}

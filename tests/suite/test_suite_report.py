@@ -111,3 +111,60 @@ def test_html_inline_markup_escapes_text_and_keeps_links():
 
     assert _inline("see [a & b](https://x.org/?a=1&b=2) **bold** <tag>") == (
         'see <a href="https://x.org/?a=1&amp;b=2">a &amp; b</a> <strong>bold</strong> &lt;tag&gt;')
+
+
+@pytest.fixture()
+def small_suite(tiny_dataset: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "suite"
+    run_suite(tiny_config(tiny_dataset), out, run_fn=FakeRun())
+    return out
+
+
+def test_a_truncated_per_question_table_is_an_error_naming_the_file(small_suite: Path):
+    from typer.testing import CliRunner
+
+    from qaembed.cli import app
+    from qaembed.errors import DataError
+
+    table = small_suite / "runs" / "infonce" / "seed0" / "eval" / "per_question.parquet"
+    table.write_bytes(table.read_bytes()[:500])
+    with pytest.raises(DataError) as info:
+        load_suite(small_suite)
+    assert info.value.path == str(table)
+    assert info.value.message.startswith("unreadable (corrupt or truncated: ArrowInvalid: ")
+    assert info.value.message.endswith("; rerun that run")
+    result = CliRunner().invoke(app, ["suite", "report", str(small_suite)])
+    assert isinstance(result.exception, DataError) and str(result.exception) == str(info.value)
+
+
+def test_a_garbage_per_pair_table_is_an_error_naming_the_file(small_suite: Path):
+    from qaembed.errors import DataError
+    from qaembed.report.pairs import pair_classification
+
+    table = small_suite / "runs" / "listwise" / "seed0" / "eval" / "per_pair.parquet"
+    table.write_bytes(b"not a parquet file")
+    with pytest.raises(DataError, match="unreadable \\(corrupt or truncated: ") as info:
+        pair_classification(load_suite(small_suite))
+    assert info.value.path == str(table)
+
+
+def test_a_garbage_map_sample_skips_the_maps_with_its_file_named(small_suite: Path):
+    """The maps' own way of reporting what they cannot show: the report says why, with the file."""
+    import numpy as np
+
+    from qaembed.embedding_maps import load_sample_embeddings
+    from qaembed.errors import DataError
+
+    samples = sorted(small_suite.glob("runs/**/eval"))
+    for folder in samples:
+        (folder / "map_sample.npz").write_bytes(b"garbage, not an npz archive")
+    pickled = samples[0] / "pickled.npz"
+    np.savez(pickled, ids=np.array([{"a": 1}], dtype=object), embeddings=np.eye(2))
+    with pytest.raises(DataError, match="Object arrays cannot be loaded when allow_pickle=False") as info:
+        load_sample_embeddings(pickled, None)
+    assert info.value.path == str(pickled)
+
+    baseline = small_suite / "runs" / "baseline" / "eval" / "map_sample.npz"
+    markdown = build_report(small_suite).markdown.read_text()
+    assert f"embedding maps skipped: {baseline}: unreadable (corrupt or truncated: " in markdown
+    assert "; rerun that run" in markdown

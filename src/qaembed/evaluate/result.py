@@ -28,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from qaembed.arrayfiles import read_parquet
 from qaembed.errors import DataError
 from qaembed.jsonfiles import read_json, write_json
 
@@ -84,6 +85,6 @@ class EvalResult:
         return cls(
             summary={k: float(v) for k, v in payload["summary"].items()},
             counts={k: int(v) for k, v in payload["counts"].items()},
-            per_question=pd.read_parquet(table_path),
+            per_question=read_parquet(table_path),
             info=payload.get("info", {}),
         )

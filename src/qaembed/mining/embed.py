@@ -9,17 +9,21 @@ With a cache folder, the map lives at ``<cache>/embeddings/<key>.npy`` where ``k
 the model fingerprint, the role (query or document), the prompt, the maximum sequence
 length and the exact texts; a later run with the same inputs memory-maps it instead of
 encoding again. Files are written under a temporary name and renamed when complete, so an
-interrupted run never leaves a cache entry that looks valid.
+interrupted run never leaves a cache entry that looks valid. An entry that is there but
+cannot be used (unreadable, truncated, not float32 of the expected shape, or holding NaN or
+infinity) is a miss: a warning names the file, the texts are encoded again and the entry is
+rewritten, and the result says why the cache was not used (:class:`Encoded`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 
@@ -29,6 +33,15 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 Role = Literal["query", "document"]
+logger = logging.getLogger(__name__)
+
+
+class Encoded(NamedTuple):
+    """What :func:`encode_cached` returns."""
+
+    embeddings: np.ndarray  # (len(texts), dim) float32, L2-normalized
+    from_cache: bool
+    cache_rejected: str | None  # why a cache entry that was there was not used (None: none was there, or it was used)
 
 
 def texts_hash(texts: Sequence[str]) -> str:
@@ -108,6 +121,25 @@ def encode_to_memmap(
     return np.load(path, mmap_mode="r")
 
 
+def read_cache_entry(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray | None, str | None]:
+    """The cached map at ``path`` (read-only) or None with the reason it cannot be used.
+
+    Unusable: unreadable (truncated, not a ``.npy``, pickled objects: ``allow_pickle=False``), not
+    float32 of ``shape``, or holding NaN or infinity. The finiteness check is one vectorised pass:
+    the float64 sum of finite float32 values cannot overflow, so it is finite exactly when every value is.
+    """
+    try:
+        cached = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        return None, f"unreadable (corrupt or truncated: {' '.join(str(exc).split())[:200]})"
+    if not isinstance(cached, np.ndarray) or cached.dtype != np.float32 or cached.shape != shape:
+        found = f"{cached.dtype} {cached.shape}" if isinstance(cached, np.ndarray) else type(cached).__name__
+        return None, f"holds {found}, expected float32 {shape}"
+    if not np.isfinite(np.sum(cached, dtype=np.float64)):
+        return None, "holds NaN or infinite values"
+    return cached, None
+
+
 def encode_cached(
     encoder: SentenceTransformer,
     texts: Sequence[str],
@@ -119,20 +151,28 @@ def encode_cached(
     model_id: str | None,
     scratch: Path,
     progress: bool = False,
-) -> tuple[np.ndarray, bool]:
-    """Embeddings of ``texts`` as a (len(texts), dim) float32 array and whether they came from the cache.
+) -> Encoded:
+    """Embeddings of ``texts`` as a (len(texts), dim) float32 array, whether they came from the cache, and
+    why a cache entry that was there was not used.
 
     ``cache_folder`` and ``model_id`` (a :func:`model_fingerprint`) together enable the
     cache; without them the map is written to the folder ``scratch`` (the caller removes it).
+    An unusable entry (see :func:`read_cache_entry`) is logged as a warning naming the file,
+    encoded again and rewritten.
     """
+    rejected = None
     if cache_folder is not None and model_id is not None:
         path = cache_folder / "embeddings" / f"{embedding_cache_key(model_id, role, texts, encoder)}.npy"
         if path.is_file():
-            cached = np.load(path, mmap_mode="r")
-            if cached.shape == (len(texts), encoder.get_embedding_dimension()):
-                return cached, True
+            cached, rejected = read_cache_entry(path, (len(texts), encoder.get_embedding_dimension()))
+            if cached is not None:
+                return Encoded(cached, True, None)
+            logger.warning("%s: unusable cache entry (%s embeddings): %s; encoding them again and rewriting it",
+                           path, role, rejected)
+            rejected = f"{path}: {rejected}"
     else:
         path = scratch / f"{role}.npy"
-    return encode_to_memmap(
+    embeddings = encode_to_memmap(
         encoder, texts, role, path, batch_size=batch_size, chunk_size=chunk_size, progress=progress
-    ), False
+    )
+    return Encoded(embeddings, False, rejected)

@@ -262,9 +262,10 @@ def mine_negatives(
             batch_size=config.batch_size, chunk_size=config.encode_chunk_size, cache_folder=cache_folder,
             model_id=model_id, scratch=Path(scratch), progress=progress,
         )
-        corpus_embeddings, corpus_cached = encode_cached(encoder, corpus.texts, "document", **encode_options)
+        corpus_embeddings, corpus_cached, corpus_rejected = encode_cached(encoder, corpus.texts, "document",
+                                                                          **encode_options)
         queries = [question_text(r, config.question_text) for r in records]
-        query_embeddings, query_cached = encode_cached(encoder, queries, "query", **encode_options)
+        query_embeddings, query_cached, query_rejected = encode_cached(encoder, queries, "query", **encode_options)
         timing["encode_s"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -334,5 +335,7 @@ def mine_negatives(
     search = {
         "index": index_kind, "device": device, "range_max": range_max, "k_retrieved": k_retrieved,
         "embeddings_from_cache": {"documents": corpus_cached, "queries": query_cached},
+        # why a cache entry that was there was not used (it was encoded again and rewritten); None: no such entry
+        "embeddings_cache_rejected": {"documents": corpus_rejected, "queries": query_rejected},
     }
     return MiningResult(records=mined_records, statistics=statistics, search=search, timing=timing)

@@ -37,10 +37,11 @@ class PairClassification:
 
 
 def _per_pair(suite: SuiteData, run_id: str) -> pd.DataFrame | None:
+    from qaembed.arrayfiles import read_parquet
     from qaembed.evaluate.pairs import PER_PAIR_FILE
 
     path = suite.suite_dir / "runs" / run_id / EVAL_SUBDIR / PER_PAIR_FILE
-    return pd.read_parquet(path) if path.is_file() else None
+    return read_parquet(path) if path.is_file() else None
 
 
 def _arrays(tables: list[pd.DataFrame], pairs: pd.Index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
