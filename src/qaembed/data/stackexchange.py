@@ -493,16 +493,8 @@ class StackExchangeDump(SourceAdapter):
         """Authors' names: pieces of whole rows parsed in workers (as ``Posts.xml``), from a damaged piece on the
         sequential reader; results stored here, in file order."""
         path = self.users_path
-        chunks = RowChunks(path, user_rows, USER_FIELDS, progress=self.progress)
-        sequential_from = None
-        with closing(ordered_map(parse_row_chunk, chunks.jobs(), workers=self._workers_for(path))) as pieces:
-            for first_line, lines, results in pieces:
-                if results is None:
-                    sequential_from = first_line
-                    break
-                for line, result in zip(lines, results):
-                    self._store_user(store, result, path, line)
-        sequential_from = sequential_from or chunks.sequential_from
+        sequential_from = self._read_pieces(path, user_rows, USER_FIELDS,
+                                            lambda result, line: self._store_user(store, result, path, line))
         if sequential_from is None:
             return
         for row in self._rows(path):
@@ -510,6 +502,20 @@ class StackExchangeDump(SourceAdapter):
             if line is None or line >= sequential_from:
                 self._store_user(store, user_rows((str(path), [(line, tuple(map(row.get, USER_FIELDS)))]))[0],
                                  path, line)
+
+    def _read_pieces(self, path: Path, rows_fn: Callable, fields: tuple[str, ...],
+                     store: Callable[[tuple, int], None]) -> int | None:
+        """``store(result, line)`` for each row of the plain pieces of ``path`` (parsed in workers, in file order); the
+        line from which the sequential reader must take over (a damaged piece, or a head that is not plain), or
+        None when the pieces were the whole file."""
+        chunks = RowChunks(path, rows_fn, fields, progress=self.progress)
+        with closing(ordered_map(parse_row_chunk, chunks.jobs(), workers=self._workers_for(path))) as pieces:
+            for first_line, lines, results in pieces:
+                if results is None:
+                    return first_line
+                for line, result in zip(lines, results):
+                    store(result, line)
+        return chunks.sequential_from
 
     def _store_user(self, store: PostStore, result: tuple, path: Path, line: int | None) -> None:
         if result[0] == "user":
@@ -526,16 +532,8 @@ class StackExchangeDump(SourceAdapter):
         does them."""
         path = self.posts_path
         workers = self._workers_for(path)
-        chunks = RowChunks(path, clean_post_rows, POST_FIELDS, progress=self.progress)
-        sequential_from = None
-        with closing(ordered_map(parse_row_chunk, chunks.jobs(), workers=workers)) as pieces:
-            for first_line, lines, results in pieces:
-                if results is None:
-                    sequential_from = first_line
-                    break
-                for line, result in zip(lines, results):
-                    self._store_result(store, result, path, line)
-        sequential_from = sequential_from or chunks.sequential_from
+        sequential_from = self._read_pieces(path, clean_post_rows, POST_FIELDS,
+                                            lambda result, line: self._store_result(store, result, path, line))
         if sequential_from is None:
             return
         batches = _PostBatches(path, progress=self.progress, from_line=sequential_from)
