@@ -97,3 +97,13 @@ def test_scifact_reproduces_the_published_mteb_ndcg(shared_data, minilm):
     result = evaluate_beir(minilm, read_beir(shared_data / "beir" / "scifact", "test"))
     assert result.summary["retrieval/ndcg@10"] == pytest.approx(0.64508, abs=5e-4)
     assert result.counts["retrieval/questions"] == 300 and result.counts["retrieval/documents"] == 5183
+
+
+@pytest.mark.parametrize("name", ["corpus.jsonl", "queries.jsonl"])
+def test_bytes_that_are_not_utf8_name_file_and_line(tmp_path, name):
+    root = write_beir(tmp_path)
+    with (root / name).open("ab") as fh:
+        fh.write(b'{"_id": "x", "text": "caf\xe9"}\n')
+    with pytest.raises(DataError) as info:
+        read_beir(root)
+    assert str(info.value) == f"{root / name}:4: not UTF-8 (invalid continuation byte at byte 25)"

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from qaembed.data.dataset import iter_jsonl_lines
 from qaembed.errors import DataError
 from qaembed.evaluate.config import EvalConfig
 from qaembed.evaluate.metrics import ranking_metrics
@@ -58,19 +59,16 @@ def _read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:
     if not path.is_file():
         raise DataError("no such file", path=str(path))
     rows = []
-    with path.open("r", encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"invalid JSON: {exc.msg}", path=str(path), line=line_no) from exc
-            for name in required:
-                if not isinstance(row.get(name), str):
-                    raise DataError("missing or not a string", path=str(path), line=line_no, field=name)
-            row["_line"] = line_no
-            rows.append(row)
+    for line_no, line in iter_jsonl_lines(path):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"invalid JSON: {exc.msg}", path=str(path), line=line_no) from exc
+        for name in required:
+            if not isinstance(row.get(name), str):
+                raise DataError("missing or not a string", path=str(path), line=line_no, field=name)
+        row["_line"] = line_no
+        rows.append(row)
     return rows
 
 
