@@ -72,6 +72,10 @@ def test_queries_whose_judgments_are_all_zero_are_skipped_and_counted(tmp_path):
         ({"corpus": []}, "corpus.jsonl: the corpus is empty"),
         ({"corpus": [{"_id": "d1", "text": "a"}, {"_id": "d1", "text": "b"}]}, r"corpus.jsonl:2, field '_id': duplicate"),
         ({"queries": [{"_id": "q1"}]}, r"queries.jsonl:1, field 'text'"),
+        ({"queries": [{"_id": "q1", "text": "first"}, {"_id": "q2", "text": "caf\udce9"}]},
+         r"queries.jsonl:2, field 'text': not valid UTF-8 text: character 4 is a lone surrogate \(U\+DCE9\)"),
+        ({"corpus": [{"_id": "d1", "title": "\ud800", "text": "one"}]},
+         r"corpus.jsonl:1, field 'title': not valid UTF-8 text"),
     ],
 )
 def test_bad_input_names_file_and_line(tmp_path, kwargs, match):

@@ -37,6 +37,7 @@ from qaembed.evaluate.config import EvalConfig
 from qaembed.evaluate.metrics import ranking_metrics
 from qaembed.evaluate.ranking import EncodeFn, Qrels, encode_unique, resolve_encoder, retrieve
 from qaembed.evaluate.result import EvalResult
+from qaembed.records import utf8_problem
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 
@@ -67,6 +68,10 @@ def _read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:
         for name in required:
             if not isinstance(row.get(name), str):
                 raise DataError("missing or not a string", path=str(path), line=line_no, field=name)
+        for name in ("_id", "title", "text"):  # a JSON "\ud800" escape would fail later, in the tokenizer
+            problem = utf8_problem(row[name]) if isinstance(row.get(name), str) else None
+            if problem:
+                raise DataError(problem, path=str(path), line=line_no, field=name)
         row["_line"] = line_no
         rows.append(row)
     return rows
