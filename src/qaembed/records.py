@@ -74,6 +74,27 @@ def parse_iso_time(value: str) -> datetime | date:
         raise ValueError(f"not an ISO 8601 date or date-time: {value!r}") from None
 
 
+def utf8_problem(text: str) -> str | None:
+    """Why ``text`` cannot be encoded as UTF-8, or ``None`` when it can.
+
+    Python strings may hold lone surrogates (U+D800-U+DFFF) that no encoder, tokenizer or JSON
+    writer accepts: a JSON ``"\\ud800"`` escape decodes to one, and so does a byte of a command-line
+    argument that is not UTF-8 (Python's ``surrogateescape``). Text from users (queries, texts to
+    embed) is checked with this where it enters, so the error names the field instead of failing
+    later, deep in a tokenizer.
+
+    >>> utf8_problem("café") is None
+    True
+    >>> utf8_problem("caf\\udce9 au lait")
+    'not valid UTF-8 text: character 4 is a lone surrogate (U+DCE9)'
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"not valid UTF-8 text: character {exc.start + 1} is a lone surrogate (U+{ord(text[exc.start]):04X})"
+    return None
+
+
 def license_for_date(created: str | datetime | date | None) -> str | None:
     """The CC BY-SA version that covers Stack Exchange content created on ``created``.
 

@@ -72,6 +72,10 @@ def test_queries_whose_judgments_are_all_zero_are_skipped_and_counted(tmp_path):
         ({"corpus": []}, "corpus.jsonl: the corpus is empty"),
         ({"corpus": [{"_id": "d1", "text": "a"}, {"_id": "d1", "text": "b"}]}, r"corpus.jsonl:2, field '_id': duplicate"),
         ({"queries": [{"_id": "q1"}]}, r"queries.jsonl:1, field 'text'"),
+        ({"queries": [{"_id": "q1", "text": "first"}, {"_id": "q2", "text": "caf\udce9"}]},
+         r"queries.jsonl:2, field 'text': not valid UTF-8 text: character 4 is a lone surrogate \(U\+DCE9\)"),
+        ({"corpus": [{"_id": "d1", "title": "\ud800", "text": "one"}]},
+         r"corpus.jsonl:1, field 'title': not valid UTF-8 text"),
     ],
 )
 def test_bad_input_names_file_and_line(tmp_path, kwargs, match):
@@ -97,3 +101,13 @@ def test_scifact_reproduces_the_published_mteb_ndcg(shared_data, minilm):
     result = evaluate_beir(minilm, read_beir(shared_data / "beir" / "scifact", "test"))
     assert result.summary["retrieval/ndcg@10"] == pytest.approx(0.64508, abs=5e-4)
     assert result.counts["retrieval/questions"] == 300 and result.counts["retrieval/documents"] == 5183
+
+
+@pytest.mark.parametrize("name", ["corpus.jsonl", "queries.jsonl"])
+def test_bytes_that_are_not_utf8_name_file_and_line(tmp_path, name):
+    root = write_beir(tmp_path)
+    with (root / name).open("ab") as fh:
+        fh.write(b'{"_id": "x", "text": "caf\xe9"}\n')
+    with pytest.raises(DataError) as info:
+        read_beir(root)
+    assert str(info.value) == f"{root / name}:4: not UTF-8 (invalid continuation byte at byte 25)"

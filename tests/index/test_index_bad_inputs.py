@@ -4,6 +4,7 @@ file or option, no traceback, nothing written or lost."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -145,11 +146,31 @@ def test_library_k_and_queries(built_index):
         index.search([], k=1)
     with pytest.raises(ConfigError, match="list of strings"):
         index.search("hops", k=1)
+    with pytest.raises(DataError, match=r"query 2 is not valid UTF-8 text: character 3 is a lone surrogate \(U\+D800\)"):
+        index.search(["hops", "ab\ud800"], k=1)
+    with pytest.raises(DataError, match="text 1 is not valid UTF-8 text"):
+        index.embed_documents(["\udce9"])
 
 
 @pytest.mark.parametrize("query", ["", "   "])
 def test_empty_question(qaembed, built_index, query):
     assert_refused(qaembed("search", "--index", built_index, query), "empty")
+
+
+def test_question_argument_that_is_not_utf8(qaembed, built_index):
+    # Python reads the byte 0xE9 of argv (Latin-1 "é") as the lone surrogate U+DCE9
+    assert_refused(qaembed("search", "--index", built_index, "caf\udce9"),
+                   "error: query: not valid UTF-8 text: character 4 is a lone surrogate (U+DCE9)", "not UTF-8")
+
+
+def test_question_argument_with_a_byte_that_is_not_utf8_through_the_console(built_index):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "qaembed", "search", "--index", str(built_index), b"caf\xe9"],
+                          capture_output=True, text=True, env={**os.environ, "LC_ALL": "C.UTF-8"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("error: query: not valid UTF-8 text: character 4 is a lone surrogate (U+DCE9)")
 
 
 def test_question_and_queries_file_together_or_neither(qaembed, built_index, tmp_path):
@@ -167,6 +188,8 @@ def test_question_and_queries_file_together_or_neither(qaembed, built_index, tmp
         ("empty.jsonl", '{"query": "hops"}\n{"query": "  "}\n', ["empty.jsonl:2", "field 'query'", "empty"]),
         ("nofield.jsonl", '{"question": "hops"}\n', ["nofield.jsonl:1", "field 'query'", "missing"]),
         ("binary.txt", b"\xff\xfe\x00hops", ["binary.txt", "not UTF-8"]),
+        ("surrogate.jsonl", '{"query": "hops"}\n{"query": "\\ud800 hello"}\n',
+         ["surrogate.jsonl:2, field 'query': not valid UTF-8 text: character 1 is a lone surrogate (U+D800)"]),
     ],
 )
 def test_bad_queries_file(qaembed, built_index, tmp_path, name, content, needles):

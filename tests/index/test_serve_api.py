@@ -29,9 +29,9 @@ def client(index):
         yield test_client
 
 
-def post(client, path, body):
+def post(client, path, body, **kwargs):
     return client.post(path, content=body if isinstance(body, bytes) else json.dumps(body),
-                       headers={"Content-Type": "application/json"})
+                       headers={"Content-Type": "application/json"}, **kwargs)
 
 
 def test_search_returns_what_the_library_returns(client, index):
@@ -106,6 +106,10 @@ BAD_REQUESTS = [
     (b'{"queries": []}', "application/json", 422, "at least one", "queries"),
     (b'{"queries": ["a", ""]}', "application/json", 422, "queries[1]", "queries"),
     (b'{"queries": ["a", 3]}', "application/json", 422, "valid string", "queries.1"),
+    (b'{"query": "\\ud800"}', "application/json", 422, "field 'query': not valid UTF-8 text: character 1 is a lone "
+     "surrogate (U+D800)", "query"),
+    (b'{"queries": ["a", "caf\\udce9"]}', "application/json", 422, "field 'queries[1]': not valid UTF-8 text: "
+     "character 4", "queries"),
     (b'{"queries": ["a", "b", "c", "d", "e"]}', "application/json", 422, "at most 4", "queries"),
     (json.dumps({"query": "x" * 201}).encode(), "application/json", 422, "at most 200", "query"),
     (b'{"query": "x", "k": 0}', "application/json", 422, "between 1 and 20", "k"),
@@ -138,6 +142,8 @@ def test_bad_search_requests_get_json_errors_and_the_server_stays_up(client, bod
     ({"texts": "one string"}, 422, "valid list"),
     ({"texts": ["a"], "type": "passage"}, 422, "'query' or 'document'"),
     ({"texts": ["a", " "]}, 422, "texts[1]"),
+    ({"texts": ["\ud800 a"]}, 422, "field 'texts[0]': not valid UTF-8 text"),
+    ({"texts": ["a", "b\udfff"], "type": "document"}, 422, "field 'texts[1]': not valid UTF-8 text"),
     ({"texts": ["a"], "index": "nope"}, 404, "no index named"),
 ])
 def test_bad_embed_requests(client, body, status, words):
@@ -261,3 +267,72 @@ def test_the_documented_response_schema_has_every_hit_field(client):
     assert list(schema["Hit"]["properties"]) == [field.name for field in fields(Hit)]
     assert schema["SearchResponse"]["required"] == ["index", "model", "k", "results"]
 
+
+def test_text_that_is_not_utf8_is_refused_before_it_joins_a_batch(index):
+    """While the encoder is held, good requests wait in the queue; one with a lone surrogate gets its 422 at once
+    (it is never queued), and the waiting ones, encoded together afterwards, all succeed."""
+    slow = _SlowIndex(index)
+    app = create_app({"main": slow}, ServerLimits(max_pending=8))
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=120) as http:
+        outcomes = {}
+
+        def search(name):
+            outcomes[name] = http.post("/search", json={"query": f"beer {name}", "k": 2})
+
+        threads = [threading.Thread(target=search, args=(f"q{i}",)) for i in range(3)]
+        threads[0].start()
+        assert slow.entered.wait(120)
+        for thread in threads[1:]:
+            thread.start()
+        deadline = time.monotonic() + 120
+        while http.get("/health").json()["indexes"]["main"]["pending"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        try:  # the bodies as json.dumps writes them: the lone surrogate as the escape "\ud800"
+            # answered while the encoder is held: a request queued behind it would time out here
+            bad_search = post(http, "/search", {"queries": ["beer q9", "stout \ud800"], "k": 2}, timeout=30)
+            bad_embed = post(http, "/embed", {"texts": ["\ud800"]}, timeout=30)
+            assert http.get("/health").json()["indexes"]["main"]["pending"] == 2  # neither was queued
+        finally:
+            slow.release.set()
+        for thread in threads:
+            thread.join(120)
+        good_after = http.post("/search", json={"query": "beer q1", "k": 2})
+    assert bad_search.status_code == 422 and bad_search.json()["field"] == "queries"
+    assert "'queries[1]': not valid UTF-8 text: character 7 is a lone surrogate (U+D800)" in bad_search.json()["error"]
+    assert bad_embed.status_code == 422 and "'texts[0]': not valid UTF-8 text" in bad_embed.json()["error"]
+    assert all(outcomes[name].status_code == 200 for name in outcomes), {n: r.text for n, r in outcomes.items()}
+    assert good_after.status_code == 200 and good_after.json()["results"][0]["query"] == "beer q1"
+
+
+def test_a_lone_surrogate_that_reaches_the_batcher_fails_only_its_own_job(index):
+    """Below the API's check: the library refuses the text (DataError naming it) and the jobs batched with it get
+    the results they would get alone."""
+    import asyncio
+
+    from qaembed.errors import DataError
+    from qaembed.serve.batcher import Batcher
+
+    slow = _SlowIndex(index)
+    batcher = Batcher(slow, max_pending=8, max_batch=16)
+
+    async def scenario():
+        batcher.start()
+        first = asyncio.create_task(batcher.submit("search", ["warm"], 2))
+        while not slow.entered.is_set():
+            await asyncio.sleep(0.01)
+        jobs = [asyncio.create_task(batcher.submit("search", [text], 2)) for text in ("foam", "hops \ud800", "malt")]
+        try:
+            while batcher.pending < 3:
+                await asyncio.sleep(0.01)
+        finally:
+            slow.release.set()
+        outcomes = await asyncio.gather(first, *jobs, return_exceptions=True)
+        await batcher.stop()
+        return outcomes
+
+    warm, foam, bad, malt = asyncio.run(scenario())
+    assert isinstance(bad, DataError) and "query 1 is not valid UTF-8 text" in str(bad)
+    for outcome, text in ((foam, "foam"), (malt, "malt")):
+        [expected] = index.search([text], k=2)
+        [result] = outcome
+        assert [hit.id for hit in result.hits] == [hit.id for hit in expected.hits]

@@ -96,6 +96,34 @@ def test_one_failing_request_does_not_fail_its_batch():
     assert len(index.passes) == 1
 
 
+class RefusingIndex(RecordingIndex):
+    """A RecordingIndex whose encoder refuses a whole pass when any text of it is "poison" (as a tokenizer does)."""
+
+    def _encode(self, kind, texts):
+        if not self.gate.is_set():
+            return super()._encode(kind, texts)
+        if "poison" in texts:
+            raise TypeError("TextEncodeInput must be Union[TextInputSequence, Tuple[InputSequence, InputSequence]]")
+        return super()._encode(kind, texts)
+
+
+@pytest.mark.parametrize("kind", ["search", "query", "document"])
+def test_a_text_the_encoder_refuses_fails_only_its_own_request(kind):
+    index = RefusingIndex()
+    batcher = Batcher(index, max_pending=10, max_batch=50)
+    k = (1,) if kind == "search" else ()
+    jobs = [(kind, ["ok"], *k), (kind, ["poison"], *k), (kind, ["fine", "good"], *k)]
+    outcomes = asyncio.run(_gather(batcher, index, jobs))
+    assert isinstance(outcomes[1], TypeError)
+    if kind == "search":
+        assert outcomes[0] == ["ok@1:2"] and outcomes[2] == ["fine@1:4", "good@1:4"]
+    else:
+        assert np.array_equal(outcomes[0], [[2, 0]]) and np.array_equal(outcomes[2], [[4, 0], [4, 1]])
+    # the shared pass failed; then each job had its own (the poisoned one failed again, alone)
+    encoded = "document" if kind == "document" else "query"
+    assert index.passes == [(encoded, ["ok"]), (encoded, ["fine", "good"])]
+
+
 def test_a_full_queue_refuses_at_once():
     index = RecordingIndex()
     batcher = Batcher(index, max_pending=2, max_batch=50)

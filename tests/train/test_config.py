@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,29 @@ def test_bad_override_and_missing_file(tmp_path):
         load_config(path, ["data.dataset=x", "data.dataset.sub=1"])
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_a_config_that_is_a_folder_or_does_not_parse_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    with pytest.raises(ConfigError, match=f"^config file {tmp_path} is a directory, not a file$"):
+        load_config(tmp_path)
+    planted = tmp_path / "planted.yaml"
+    planted.write_text('training: !!python/object/apply:os.system ["echo hi"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(planted)
+    assert str(info.value) == (f"{planted}: cannot parse: could not determine a constructor for the tag "
+                               "'tag:yaml.org,2002:python/object/apply:os.system' (line 1, column 11)")
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"training:\n  lr: 1e-4\xff\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(binary)
+    assert str(info.value) == f"{binary}: cannot parse: not UTF-8 (invalid start byte at byte 20, line 2)"
+    from qaembed.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["qaembed", "train", "--config", str(tmp_path), "--out", str(tmp_path / "run")])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == f"error: config file {tmp_path} is a directory, not a file"
 
 
 def test_loss_options_and_strategy_pairing_fail_when_the_config_is_read():

@@ -185,3 +185,40 @@ def test_resume_without_a_checkpoint_says_it_starts_again_and_keeps_folders_it_d
     assert "has no complete checkpoint yet; the run starts again from step 0" in capsys.readouterr().err
     assert (foreign / "notes.txt").read_text() == "mine"  # the checkpoint rotation deletes only step-N folders
     assert [p.name for p in (run / "checkpoints").iterdir() if p.name != "step-abc"] == ["step-000006"]
+
+
+def _planted_config(marker: Path) -> str:
+    """A run config whose ``training`` an unsafe YAML load would build by calling ``open(marker, "w")``."""
+    return f'training: !!python/object/apply:builtins.open ["{marker}", "w"]\n'
+
+
+def test_the_planted_config_would_execute_with_an_unsafe_load(tmp_path):
+    marker = tmp_path / "marker"
+    yaml.unsafe_load(_planted_config(marker)).pop("training").close()
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("planted", "could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply:builtins.open' "
+                "(line 1, column 11)"),
+    ("training: [1,\n  lr: 2\n", "while parsing a flow sequence: expected ',' or ']', but got '<stream end>' "
+                                 "(line 3, column 1)"),
+    ("- a list\n", "a config must be a mapping of sections, got list"),
+    (b"training: {}\n\xff\n", "not UTF-8 (invalid start byte at byte 13, line 2)"),
+])
+def test_an_unreadable_saved_config_is_named_and_never_executed(run_copy, monkeypatch, capsys, tmp_path, content,
+                                                                problem):
+    config_file, run, _ = run_copy
+    marker = tmp_path / "marker"
+    saved = run / "config.yaml"
+    if isinstance(content, bytes):
+        saved.write_bytes(content)
+    else:
+        saved.write_text(_planted_config(marker) if content == "planted" else content)
+    before = _tree(run)
+    code, err = run_main(monkeypatch, capsys, "train", "--config", config_file, "--out", run, "--resume")
+    assert code == 2 and "Traceback" not in err
+    separator = ": " if problem.startswith("a config") else ": cannot parse: "
+    assert err == f"error: {saved}{separator}{problem}"
+    assert not marker.exists()
+    assert _tree(run) == before

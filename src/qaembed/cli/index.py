@@ -21,6 +21,7 @@ from typing import Optional
 import typer
 
 from qaembed.errors import ConfigError, DataError
+from qaembed.records import utf8_problem
 
 index_app = typer.Typer(
     name="index", help="Build a persistent search index of a dataset's answers, or add answers to one.",
@@ -123,6 +124,9 @@ def read_queries(path: Path) -> list[str]:
         if not isinstance(query, str) or not query.strip():
             problem = "is missing" if not isinstance(item, dict) or "query" not in item else "is empty or not text"
             raise DataError(f"the query {problem}", path=str(path), line=number, field="query")
+        problem = utf8_problem(query)  # a JSON "\ud800" escape
+        if problem:
+            raise DataError(problem, path=str(path), line=number, field="query")
         queries.append(query.strip())
     return queries
 
@@ -170,9 +174,13 @@ def search_command(
     if k < 1:
         raise ConfigError(f"-k must be at least 1, got {k}")
     check_device(device)
+    if query is not None:
+        problem = utf8_problem(query)  # Python reads a byte of argv that is not UTF-8 as a lone surrogate
+        if problem:
+            raise DataError(f"query: {problem}; the argument holds a byte that is not UTF-8")
+        if not query.strip():
+            raise DataError("the question is empty")
     texts = [query] if query is not None else read_queries(queries)
-    if query is not None and not query.strip():
-        raise DataError("the question is empty")
     check_queries(texts)
     with _quiet_model_loading():
         loaded = load_index(index, model, device=device, allow_model_mismatch=allow_model_mismatch, verify=verify)

@@ -39,15 +39,32 @@ def split_path(dataset_dir: str | Path, split: str) -> Path:
     return Path(dataset_dir) / f"{split}.jsonl"
 
 
+def not_utf8_error(exc: UnicodeDecodeError, path: str | Path, line_no: int) -> DataError:
+    """The error for a line of ``path`` whose bytes are not UTF-8: ``PATH:LINE: not UTF-8 (REASON at byte N)``."""
+    return DataError(f"not UTF-8 ({exc.reason} at byte {exc.start})", path=str(path), line=line_no)
+
+
+def iter_jsonl_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of each non-blank line of a UTF-8 file; a line that is not UTF-8 raises
+    :func:`not_utf8_error` naming the file and line (each line is decoded on its own, so the number is exact)."""
+    path = Path(path)
+    with path.open("rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise not_utf8_error(exc, path, line_no) from None
+            if line.strip():
+                yield line_no, line
+
+
 def iter_jsonl_records(path: str | Path) -> Iterator[QARecord]:
     """Stream QARecords from a canonical JSONL file; a bad line raises DataError with its number."""
     path = Path(path)
     if not path.is_file():
         raise DataError("no such file", path=str(path))
-    with path.open("r", encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if line.strip():
-                yield record_from_json_line(line, path, line_no)
+    for line_no, line in iter_jsonl_lines(path):
+        yield record_from_json_line(line, path, line_no)
 
 
 def record_from_json_line(line: str, path: str | Path, line_no: int) -> QARecord:
@@ -94,9 +111,7 @@ def read_corpus(dataset_dir: str | Path) -> list[CorpusDocument]:
     path = Path(dataset_dir) / CORPUS_FILE
     if not path.is_file():
         return []
-    with path.open("r", encoding="utf-8") as fh:
-        return [model_from_json_line(CorpusDocument, line, path, number)
-                for number, line in enumerate(fh, start=1) if line.strip()]
+    return [model_from_json_line(CorpusDocument, line, path, number) for number, line in iter_jsonl_lines(path)]
 
 
 def read_split(dataset_dir: str | Path, split: str) -> list[QARecord]:

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from qaembed.data.adapter import BadRow, SourceAdapter
 from qaembed.data.bad_records import BadRecordPolicy
-from qaembed.data.dataset import SPLITS, record_from_json_line, split_files
+from qaembed.data.dataset import SPLITS, not_utf8_error, record_from_json_line, split_files
 from qaembed.data.parquet import iter_parquet_records
 from qaembed.errors import DataError
 from qaembed.records import QARecord
@@ -84,8 +84,7 @@ class CanonicalJsonl(SourceAdapter):
                 record = record_from_json_line(line, path, line_no)
                 _check_texts(record, path, line_no)
             except UnicodeDecodeError as exc:
-                self.policy.reject(DataError(f"not UTF-8 ({exc.reason} at byte {exc.start})", path=str(path),
-                                             line=line_no), "invalid_encoding")
+                self.policy.reject(not_utf8_error(exc, path, line_no), "invalid_encoding")
                 continue
             except DataError as error:
                 self.policy.reject(error, "invalid_record")

@@ -70,7 +70,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from qaembed.data.adapter import BadRow, SourceAdapter, date_field, int_field, parse_native_id
 from qaembed.data.bad_records import BadRecordPolicy
 from qaembed.data.clean import HtmlLimitError, clean_html, normalize_whitespace
-from qaembed.data.dataset import SPLITS, model_from_json_line, write_jsonl_lines
+from qaembed.data.dataset import SPLITS, iter_jsonl_lines, model_from_json_line, not_utf8_error, write_jsonl_lines
 from qaembed.data.hf import parse_column_mapping
 from qaembed.errors import ConfigError, DataError
 from qaembed.jsonfiles import read_json, write_json
@@ -149,11 +149,8 @@ def iter_pair_split(dataset_dir: str | Path, split: str) -> Iterator[PairRecord]
     path = pair_dataset_path(dataset_dir, split)
     if not path.is_file():
         raise DataError("no such file (not a prepared pair dataset?)", path=str(path))
-    with path.open("r", encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            yield model_from_json_line(PairRecord, line, path, line_no)
+    for line_no, line in iter_jsonl_lines(path):
+        yield model_from_json_line(PairRecord, line, path, line_no)
 
 
 def read_pair_split(dataset_dir: str | Path, split: str) -> list[PairRecord]:
@@ -361,8 +358,7 @@ class JsonlPairs(MappedPairs):
                         continue
                     row = json.loads(text)
                 except UnicodeDecodeError as exc:
-                    self.policy.reject(DataError(f"not UTF-8 ({exc.reason} at byte {exc.start})",
-                                                 path=str(self.path), line=line_no), "invalid_encoding")
+                    self.policy.reject(not_utf8_error(exc, self.path, line_no), "invalid_encoding")
                     continue
                 except json.JSONDecodeError as exc:
                     self.policy.reject(DataError(f"invalid JSON: {exc.msg}", path=str(self.path), line=line_no),

@@ -31,11 +31,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from qaembed.data.dataset import iter_jsonl_lines
 from qaembed.errors import DataError
 from qaembed.evaluate.config import EvalConfig
 from qaembed.evaluate.metrics import ranking_metrics
 from qaembed.evaluate.ranking import EncodeFn, Qrels, encode_unique, resolve_encoder, retrieve
 from qaembed.evaluate.result import EvalResult
+from qaembed.records import utf8_problem
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 
@@ -58,19 +60,20 @@ def _read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:
     if not path.is_file():
         raise DataError("no such file", path=str(path))
     rows = []
-    with path.open("r", encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"invalid JSON: {exc.msg}", path=str(path), line=line_no) from exc
-            for name in required:
-                if not isinstance(row.get(name), str):
-                    raise DataError("missing or not a string", path=str(path), line=line_no, field=name)
-            row["_line"] = line_no
-            rows.append(row)
+    for line_no, line in iter_jsonl_lines(path):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"invalid JSON: {exc.msg}", path=str(path), line=line_no) from exc
+        for name in required:
+            if not isinstance(row.get(name), str):
+                raise DataError("missing or not a string", path=str(path), line=line_no, field=name)
+        for name in ("_id", "title", "text"):  # a JSON "\ud800" escape would fail later, in the tokenizer
+            problem = utf8_problem(row[name]) if isinstance(row.get(name), str) else None
+            if problem:
+                raise DataError(problem, path=str(path), line=line_no, field=name)
+        row["_line"] = line_no
+        rows.append(row)
     return rows
 
 

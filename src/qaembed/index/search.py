@@ -43,6 +43,7 @@ from qaembed.index.store import (
     read_faiss,
     read_manifest,
 )
+from qaembed.records import utf8_problem
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ class SearchIndex:
 
 
 def check_queries(queries: Sequence[str], *, what: str = "query") -> Sequence[str]:
-    """``queries`` unless it is a bare string, empty, or holds a blank or non-string query (:class:`DataError`)."""
+    """``queries`` unless it is a bare string, empty, or holds a blank, non-string or non-UTF-8 query (:class:`DataError`)."""
     plural = "queries" if what == "query" else f"{what}s"
     if isinstance(queries, str):
         raise ConfigError(f"{plural} must be a list of strings, not one string")
@@ -200,6 +201,9 @@ def check_queries(queries: Sequence[str], *, what: str = "query") -> Sequence[st
     for number, query in enumerate(queries, start=1):
         if not isinstance(query, str) or not query.strip():
             raise DataError(f"{what} {number} is empty" if isinstance(query, str) else f"{what} {number} is not text: {query!r}")
+        problem = utf8_problem(query)
+        if problem:
+            raise DataError(f"{what} {number} is {problem}")
     return queries
 
 

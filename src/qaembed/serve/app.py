@@ -13,8 +13,9 @@ Routes (OpenAPI docs at ``/docs``, schema at ``/openapi.json``):
 
 Every error is JSON ``{"error": message, "status": code}`` (plus ``"field"`` when one field is at
 fault): 400 malformed JSON, 404 unknown index or route, 405 method, 413 body too large, 415 not
-JSON, 422 a field out of range, 503 queue full (with ``Retry-After``). A failing request never
-takes the server down.
+JSON, 422 a field out of range or text that is not valid UTF-8 (a lone surrogate from a ``"\\ud800"``
+escape: refused as the request is parsed, so it never joins a batch), 503 queue full (with
+``Retry-After``). A failing request never takes the server down.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qaembed.errors import QaembedError
 from qaembed.index import Hit, SearchIndex
+from qaembed.records import utf8_problem
 from qaembed.serve.batcher import Batcher, Busy
 from qaembed.serve.limits import ServerLimits
 
@@ -185,6 +187,9 @@ def create_app(indexes: dict[str, SearchIndex], limits: ServerLimits | None = No
             where = field if field in ("query",) else f"{field}[{number - 1}]"
             if not text.strip():
                 raise ApiError(422, f"field {where!r}: the {what} is empty", field=field)
+            problem = utf8_problem(text)  # a JSON "\ud800" escape: refused here, before it could join a batch
+            if problem:
+                raise ApiError(422, f"field {where!r}: {problem}", field=field)
             if len(text) > limits.max_query_chars:
                 raise ApiError(422, f"field {where!r}: {len(text):,} characters; at most {limits.max_query_chars:,}", field=field)
 

@@ -7,7 +7,9 @@ other indexes) while the model works. The worker takes the first waiting job plu
 queued behind it up to ``max_batch`` texts, encodes all their texts in **one** forward pass in a
 worker thread, then searches FAISS per job. Under load, 16 clients with
 one question each cost one batch of 16 instead of 16 passes; with one client there is no waiting
-(a job never waits for a batch to fill).
+(a job never waits for a batch to fill). One job's failure is that job's alone: when the shared
+pass raises (a text the encoder refuses), each job of the batch is encoded on its own. The server
+refuses text it knows the encoder cannot take (not valid UTF-8) before it is queued.
 
 One worker per index, and **one dedicated thread** per worker: its model is used by one thread at a
 time (tokenizers are not safe to share across threads; a forward pass already uses every core).
@@ -122,10 +124,19 @@ class Batcher:
                     job.future.set_result(outcome)
 
     def _work(self, batch: list[Job]) -> list:
-        """In a worker thread: one forward pass for every text of the batch, then each job's answer."""
+        """In a worker thread: one forward pass for every text of the batch, then each job's answer.
+
+        When the shared pass fails, each job is encoded alone, so a text that breaks the encoder fails
+        its own request only (the others get their results) and every request gets its own error.
+        """
         texts = [text for job in batch for text in job.texts]
         encode = self.index.embed_documents if batch[0].kind == "document" else self.index.embed
-        embeddings = encode(texts)  # (n_texts, dim)
+        try:
+            embeddings = encode(texts)  # (n_texts, dim)
+        except Exception:
+            if len(batch) == 1:
+                raise
+            return [self._work_alone(job) for job in batch]
         outcomes, start = [], 0
         for job in batch:
             part = embeddings[start : start + len(job.texts)]
@@ -135,3 +146,10 @@ class Batcher:
             except Exception as exc:  # noqa: BLE001 - one job's failure is that job's answer
                 outcomes.append(exc)
         return outcomes
+
+    def _work_alone(self, job: Job):
+        """One job's answer from its own forward pass, or the exception that pass raised."""
+        try:
+            return self._work([job])[0]
+        except Exception as exc:  # noqa: BLE001 - that job's answer
+            return exc

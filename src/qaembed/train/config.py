@@ -257,6 +257,47 @@ def parse_config(raw: dict[str, Any], *, source: str = "config") -> TrainConfig:
     return config
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping a YAML (or ``.json``) config file holds, not yet validated; an empty file is ``{}``.
+
+    YAML is read with ``yaml.safe_load``: a tag such as ``!!python/object/apply`` is refused, never
+    constructed. A missing file, a folder, bytes that are not UTF-8, text that does not parse or a
+    top level that is not a mapping raises :class:`ConfigError` naming the file. Both ``--config``
+    and a run folder's saved ``config.yaml`` (``--resume``) are read here.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a directory, not a file")
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}: cannot parse: not UTF-8 ({exc.reason} at byte {exc.start}, line {line})") from exc
+    try:
+        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot parse: {_parse_problem(exc)}") from exc
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
+def _parse_problem(exc: json.JSONDecodeError | yaml.YAMLError) -> str:
+    """One line: what the parser says, and where (PyYAML's own message spans several lines)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        what = f"{exc.context}: {exc.problem}" if exc.context else exc.problem
+        mark = exc.problem_mark
+        return f"{what} (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else what
+    return " ".join(str(exc).split())
+
+
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (),
                 dataset: str | Path | None = None) -> TrainConfig:
     """Read a YAML/JSON config file, set ``data.dataset`` (``dataset``), apply ``KEY=VALUE`` overrides, validate.
@@ -270,17 +311,8 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         source = "defaults (no --config)"
     else:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        text = path.read_text(encoding="utf-8")
-        try:
-            raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot parse: {exc}") from exc
-        raw = {} if raw is None else raw
+        raw = read_config_file(path)
         source = str(path)
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
     if dataset is not None:
         data = raw.setdefault("data", {})
         if not isinstance(data, dict):

@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list, set_seed
 from tqdm.auto import tqdm
@@ -65,7 +64,7 @@ from qaembed.provenance import environment, hash_files
 from qaembed.records import QARecord
 from qaembed.train.budget import TokenCounter, plan_steps
 from qaembed.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from qaembed.train.config import TrainConfig, parse_config, save_config
+from qaembed.train.config import TrainConfig, parse_config, read_config_file, save_config
 from qaembed.train.data import check_data_kind, dataset_kind, evaluate_dev_pairs, read_training_split, split_files
 from qaembed.train.distributed import gathered_loss_inputs, split_batch
 from qaembed.train.gradcache import forward_backward
@@ -146,7 +145,7 @@ def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> None:
             raise QaembedError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
         return
     if saved.exists():
-        previous = parse_config(yaml.safe_load(saved.read_text(encoding="utf-8")), source=str(saved))
+        previous = parse_config(read_config_file(saved), source=str(saved))
         if previous.to_dict() != config.to_dict():
             old, new = _flatten(previous.to_dict()), _flatten(config.to_dict())
             changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
@@ -606,7 +605,7 @@ def load_run_config(run_dir: str | Path) -> TrainConfig:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise QaembedError(f"{run_dir} is not a training run folder (no config.yaml)")
-    return parse_config(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path))
+    return parse_config(read_config_file(path), source=str(path))
 
 
 __all__ = ["TrainResult", "StopTraining", "train", "evaluate_dev", "build_components", "load_run_config"]
