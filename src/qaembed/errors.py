@@ -76,9 +76,23 @@ def validation_problems(exc: ValidationError, data: Any = None) -> list[Problem]
             else:
                 message = f"expected a mapping with {key!r}, got {error.get('input')!r}"
         elif kind != "value_error" and "input" in error and not isinstance(error["input"], dict | list):
-            message += f" (got {error['input']!r})"
+            message += f" (got {_shortened(error['input'])})"
         problems.append(Problem(".".join(str(part) for part in loc), message, kind))
     return problems
+
+
+def _shortened(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut in the middle past ``limit`` characters (the input of a broken JSON line is the line).
+
+    >>> _shortened("x" * 200, 20)
+    "'xxxxxxx … xxxxxxx' (200 characters)"
+    """
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    half = (limit - 4) // 2
+    length = f" ({len(value)} characters)" if isinstance(value, str | bytes) else ""
+    return f"{text[:half]} … {text[-half:]}{length}"
 
 
 def first_problem(exc: ValidationError, data: Any = None) -> Problem:

@@ -73,3 +73,15 @@ def test_pair_split_with_a_byte_that_is_not_utf8(tmp_path):
     with pytest.raises(DataError) as info:
         read_pair_split(out, "train")
     assert str(info.value) == f"{path}:{line}: not UTF-8 (invalid start byte at byte 0)"
+
+
+def test_a_long_broken_line_is_quoted_shortened(dataset):
+    path = dataset / "dev.jsonl"
+    broken = '{"id": "x:1", "title": "' + "word " * 400 + '", "answers": [oops]}\n'
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(lines) + broken, encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        read_split(dataset, "dev")
+    message = str(caught.value)
+    assert message.startswith(f"{path}:{len(lines) + 1}: Invalid JSON") and f"({len(broken)} characters)" in message
+    assert len(message) < len(str(path)) + 200
