@@ -152,6 +152,21 @@ def test_a_suite_seed_the_generators_refuse_is_a_config_error(tmp_path):
     assert SuiteConfig(seeds=[0, 2**32 - 1]).seeds == [0, 2**32 - 1]
 
 
+def test_a_suite_config_that_is_a_folder_or_not_utf8_is_one_line_naming_it(tmp_path):
+    from qaembed.errors import ConfigError
+    from qaembed.suite.grid import build_suite_config
+
+    with pytest.raises(ConfigError, match=f"config file {tmp_path} is a directory"):
+        build_suite_config(file=tmp_path)
+    file = tmp_path / "suite.yaml"
+    file.write_bytes(b"seeds: [0]\nmodel: caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"suite.yaml: cannot parse: not UTF-8 .* line 2"):
+        build_suite_config(file=file)
+    file.write_text("preset: !!python/object/apply:os.system [echo hi]\n")
+    with pytest.raises(ConfigError, match=r"suite.yaml: cannot parse"):
+        build_suite_config(file=file)
+
+
 # --split ---------------------------------------------------------------------------------------
 
 def test_unknown_split_names_the_allowed_splits(monkeypatch, capsys, dataset, no_model_load):

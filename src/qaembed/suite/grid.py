@@ -51,7 +51,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from qaembed.batching import STRATEGIES
@@ -362,16 +361,9 @@ def build_suite_config(
     values: dict[str, Any] = {}
     file_values: dict[str, Any] = {}
     if file is not None:
-        path = Path(file)
-        if not path.is_file():
-            raise ConfigError(f"suite config {path}: no such file")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"suite config {path}: invalid YAML: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"suite config {path}: expected a mapping at the top level")
-        file_values = dict(loaded)
+        from qaembed.train.config import read_config_file
+
+        file_values = read_config_file(file)  # safe_load; a folder, bad bytes or bad YAML named with the file
         file_preset = file_values.pop("preset", None)
         preset = preset or file_preset
     if preset is None and file is None:
