@@ -228,6 +228,10 @@ def test_qa_jsonl_bad_line(tmp_path):
         read_qa_file(path, BadRecordPolicy())
     policy = BadRecordPolicy(skip=True)
     assert len(read_qa_file(path, policy)) == 1 and policy.counts == {"invalid_record": 1}
+    path.write_text('{"question": "q", "answer": "a", "document": "x.md"}\n{"question": "\\ud800", "answer": "a", '
+                    '"document": "x.md"}\n')  # a lone surrogate escape: no tokenizer or writer takes it
+    with pytest.raises(DataError, match=r"qa.jsonl:2: invalid JSON"):
+        read_qa_file(path, BadRecordPolicy())
 
 
 # --- the command ----------------------------------------------------------------------------------

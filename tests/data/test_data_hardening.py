@@ -333,3 +333,21 @@ def test_utf8_check_with_a_line_longer_than_a_chunk(tmp_path):
     code, output, stats = prepare(str(folder), "--out", str(out), "--skip-bad")
     assert code == 0 and written_answers(stats) == 4 and stats["skipped_bad"] == {"invalid_encoding": 1}
     assert len(read_answers(out)["x.stackexchange.com:4"]) == 1_500_000
+
+
+@pytest.mark.parametrize("name, content, options", [
+    ("ranked_qa.json", '[{"question": {"id": 1, "title": "bad \\ud800 q"}, "answers": [{"id": 2, "text": "a", '
+                       '"score": 1}]}, {"question": {"id": 3, "title": "good"}, "answers": [{"id": 4, "text": "b", '
+                       '"score": 1}]}]', []),
+    ("pairs.jsonl", '{"text1": "bad \\ud800", "text2": "x", "label": 1}\n{"text1": "a", "text2": "b", "label": 0}\n',
+     ["--format", "pairs-jsonl"]),
+])
+def test_a_lone_surrogate_escape_is_bad_json_naming_the_line_not_a_traceback(tmp_path, name, content, options):
+    """JSON's "\\ud800" decodes to text no UTF-8 writer takes: it was a serialization traceback after the read."""
+    path = tmp_path / name
+    path.write_text(content)
+    code, output, _ = prepare(str(path), *options, "--out", str(tmp_path / "out"))
+    assert code == 2 and f"{path}:1: invalid JSON" in " ".join(output.split()), output
+    if name.endswith(".jsonl"):  # one bad line of many: skipped and counted
+        code, output, stats = prepare(str(path), *options, "--skip-bad", "--out", str(tmp_path / "skipped"))
+        assert code == 0 and "skipped bad records: invalid_record=1" in output, output

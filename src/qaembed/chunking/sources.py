@@ -24,13 +24,13 @@ exist or was skipped (``missing_document``).
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from qaembed.data.bad_records import BadRecordPolicy
 from qaembed.errors import DataError
+from qaembed.jsonfiles import JsonProblem, parse_input_json
 
 DOCUMENT_SUFFIXES = (".md", ".markdown", ".txt")
 QA_FIELDS = ("question", "answer", "document")
@@ -190,9 +190,9 @@ def read_qa_file(path: Path, policy: BadRecordPolicy, columns: dict[str, str] | 
             if not line.strip():
                 continue
             try:
-                rows.append((line_no, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                policy.reject(DataError(f"invalid JSON: {exc.msg}", path=str(path), line=line_no), "invalid_record")
+                rows.append((line_no, parse_input_json(line)))
+            except JsonProblem as exc:
+                policy.reject(DataError(f"invalid JSON: {exc.message}", path=str(path), line=line_no), "invalid_record")
     else:
         reader = csv.DictReader(text.splitlines(keepends=True), strict=True)
         missing = [columns[name] for name in QA_FIELDS if columns[name] not in (reader.fieldnames or [])]

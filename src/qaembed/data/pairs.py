@@ -53,7 +53,6 @@ Example
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 import shutil
@@ -73,7 +72,7 @@ from qaembed.data.clean import HtmlLimitError, clean_html, normalize_whitespace
 from qaembed.data.dataset import SPLITS, iter_jsonl_lines, model_from_json_line, not_utf8_error, write_jsonl_lines
 from qaembed.data.hf import parse_column_mapping
 from qaembed.errors import ConfigError, DataError
-from qaembed.jsonfiles import read_json, write_json
+from qaembed.jsonfiles import JsonProblem, parse_input_json, read_json, write_json
 from qaembed.records import Author, Provenance, license_for_date
 
 PAIR_FORMATS = ("pairs-qqp", "pairs-csv", "pairs-jsonl", "pairs-hf", "se-duplicates")
@@ -356,12 +355,12 @@ class JsonlPairs(MappedPairs):
                     text = raw.decode("utf-8")
                     if not text.strip():
                         continue
-                    row = json.loads(text)
+                    row = parse_input_json(text)
                 except UnicodeDecodeError as exc:
                     self.policy.reject(not_utf8_error(exc, self.path, line_no), "invalid_encoding")
                     continue
-                except json.JSONDecodeError as exc:
-                    self.policy.reject(DataError(f"invalid JSON: {exc.msg}", path=str(self.path), line=line_no),
+                except JsonProblem as exc:
+                    self.policy.reject(DataError(f"invalid JSON: {exc.message}", path=str(self.path), line=line_no),
                                        "invalid_record")
                     continue
                 if not isinstance(row, dict):

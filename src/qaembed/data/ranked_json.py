@@ -36,7 +36,6 @@ single JSON document); use JSONL for large data.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +45,7 @@ from qaembed.data.adapter import BadRow, SourceAdapter, parse_flag, parse_native
 from qaembed.data.bad_records import BadRecordPolicy
 from qaembed.data.clean import HtmlLimitError, clean_html, normalize_whitespace, parse_tags
 from qaembed.errors import DataError, first_problem
+from qaembed.jsonfiles import JsonProblem, parse_input_json
 from qaembed.records import Answer, Provenance, QARecord
 
 QUESTION_ID_KEYS = ("id", "question_id", "qid")
@@ -66,15 +66,14 @@ class RankedQaJson(SourceAdapter):
 
     def records(self) -> Iterator[QARecord]:
         try:
-            items = json.loads(self.path.read_text(encoding="utf-8"))
+            items = parse_input_json(self.path.read_text(encoding="utf-8"))
         except UnicodeDecodeError as exc:
             raise DataError(f"not UTF-8: {exc.reason} at byte {exc.start}", path=str(self.path)) from exc
         except OSError as exc:
             raise DataError(f"cannot read the file: {exc.strerror or exc}", path=str(self.path)) from exc
-        except json.JSONDecodeError as exc:
-            raise DataError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=str(self.path), line=exc.lineno) from exc
-        except RecursionError:
-            raise DataError("invalid JSON: nested too deeply", path=str(self.path)) from None
+        except JsonProblem as exc:
+            where = f" (column {exc.column})" if exc.column is not None else ""
+            raise DataError(f"invalid JSON: {exc.message}{where}", path=str(self.path), line=exc.line) from exc
         if not isinstance(items, list):
             raise DataError(f"expected a JSON list of items, got {type(items).__name__}", path=str(self.path))
         seen: set[str] = set()
