@@ -96,6 +96,8 @@ def test_openapi_schema_lists_the_routes(client):
 BAD_REQUESTS = [
     # (body, content type, status, words the error must contain, field)
     (b'{"query": "x",', "application/json", 400, "malformed JSON", None),
+    (b'{"query": "caf\xe9"}', "application/json", 400, "the request body is not UTF-8 (invalid continuation byte at "
+     "byte 14)", None),
     (b"", "application/json", 400, "empty", None),
     (b'["a question"]', "application/json", 400, "JSON object", None),
     (b'{"query": "x"}', "text/plain", 415, "Content-Type: application/json", None),

@@ -152,6 +152,9 @@ def create_app(indexes: dict[str, SearchIndex], limits: ServerLimits | None = No
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException):
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        cause = exc.__cause__
+        if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):  # FastAPI's "error parsing the body"
+            message = f"the request body is not UTF-8 ({cause.reason} at byte {cause.start}); send JSON encoded as UTF-8"
         return _error(exc.status_code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
