@@ -33,6 +33,7 @@ Run folder::
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import logging
@@ -68,11 +69,13 @@ from qaembed.train.config import TrainConfig, parse_config, read_config_file, sa
 from qaembed.train.data import check_data_kind, dataset_kind, evaluate_dev_pairs, read_training_split, split_files
 from qaembed.train.distributed import gathered_loss_inputs, split_batch
 from qaembed.train.gradcache import forward_backward
+from qaembed.train.prefetch import prefetched
 from qaembed.train.scoring import Scoring, build_scoring
 from qaembed.train.state import RunState
 from qaembed.train.trackers import METRICS_FILE, MetricsLog, check_trackers
 
 RESULT_FILE = "result.json"
+PREFETCH_STEPS = 2  # steps prepared ahead on CUDA (0: none)
 
 logger = logging.getLogger(__name__)
 
@@ -349,9 +352,13 @@ def train(
     stop_early = _evaluate_dev(run, state) if state.step == 0 and training.dev_evaluation else False
     # skip to where the checkpoint stopped (batches are cheap to build: no tokenization); by (epoch, index),
     # since an epoch of the pairs strategy may hold one batch more or less than another
-    batches = itertools.dropwhile(lambda item: (item[0], item[1]) < (state.epoch, state.batch_in_epoch),
+    start = (state.epoch, state.batch_in_epoch)
+    batches = itertools.dropwhile(lambda item: (item[0], item[1]) < start,
                                   _epoch_batches(run.strategy, run.train_records, run.global_batch_size,
                                                  training.seed))
+    # the next step's inputs tokenized in a thread while the GPU computes this one (prefetch.py)
+    depth = _prefetch_depth(run.accelerator.device)
+    steps = prefetched(_step_inputs(run, batches, private_tokenizer=depth > 0), depth=depth)
     progress = tqdm(total=run.total_steps, initial=state.step, disable=not (run.main and progress_bar), desc="train",
                     dynamic_ncols=True)
     status = "completed"
@@ -360,8 +367,9 @@ def train(
     try:
         while state.step < run.total_steps and not stop_early:
             step_start = time.perf_counter()
-            epoch, index, global_batch = next(batches)
-            output, loss_mean, grad_norm, texts, tokens = _train_step(run, state, epoch, index, global_batch)
+            inputs = next(steps)
+            epoch, index, global_batch = inputs.epoch, inputs.index, inputs.batch
+            output, loss_mean, grad_norm, texts, tokens = _train_step(run, state, inputs)
             state.record_step(epoch, index, texts, tokens, global_batch.query_ids)
             state.train_seconds += time.perf_counter() - step_start
             window_texts += texts
@@ -384,6 +392,7 @@ def train(
     except StopTraining:
         status = "stopped"
     finally:
+        steps.close()
         progress.close()
     state.wall_seconds += time.perf_counter() - started
     if status == "stopped":
@@ -492,19 +501,52 @@ def _open_run(run: _Run, resume: bool) -> RunState:
     return state
 
 
-def _train_step(run: _Run, state: RunState, epoch: int, index: int, global_batch: RankingBatch):
-    """One optimizer step on ``global_batch``: (loss output, mean loss, grad norm, texts, tokens); tensors stay
+def _prefetch_depth(device: torch.device) -> int:
+    """Steps prepared ahead in a thread: on CUDA only (on a CPU the thread competes with torch for the cores)."""
+    return PREFETCH_STEPS if device.type == "cuda" else 0
+
+
+@dataclass
+class _StepInputs:
+    """What a step needs before the model runs: the global batch, its shards, this process's tokenized
+    features and the real tokens of every shard (made ahead in a thread on CUDA: :mod:`qaembed.train.prefetch`)."""
+
+    epoch: int
+    index: int
+    batch: RankingBatch
+    shards: list[RankingBatch]
+    features: dict
+    tokens: int
+
+
+def _step_inputs(run: _Run, batches: Iterator[tuple[int, int, RankingBatch]], *,
+                 private_tokenizer: bool = False) -> Iterator[_StepInputs]:
+    """Each step's inputs; ``private_tokenizer``: with a copy of the tokenizer, for another thread (a fast
+    tokenizer used by two threads at once can fail, and dev evaluation and saving use the model's)."""
+    world, rank = run.accelerator.num_processes, run.accelerator.process_index
+    collate, count_tokens = run.collate, run.count_tokens
+    if private_tokenizer:
+        tokenizer = copy.deepcopy(collate.tokenizer)
+        collate, count_tokens = copy.copy(collate), copy.copy(count_tokens)
+        collate.tokenizer = count_tokens.tokenizer = tokenizer
+    for epoch, index, global_batch in batches:
+        shards = split_batch(global_batch, world)
+        features = collate(shards[rank])
+        # real tokens of every process's shard (counted on the CPU, before the copy to the device)
+        if world == 1:
+            tokens = int(features["attention_mask"].sum())
+        else:
+            tokens = sum(count_tokens(shard.queries + shard.docs) for shard in shards)
+        yield _StepInputs(epoch, index, global_batch, shards, features, tokens)
+
+
+def _train_step(run: _Run, state: RunState, inputs: _StepInputs):
+    """One optimizer step on ``inputs.batch``: (loss output, mean loss, grad norm, texts, tokens); tensors stay
     on the device. A non-finite loss ends the run (QaembedError) before the optimizer applies its gradient."""
     accelerator, training, world = run.accelerator, run.config.training, run.accelerator.num_processes
-    shards = split_batch(global_batch, world)
-    local = shards[accelerator.process_index]
-    features = run.collate(local)
-    # real tokens of every process's shard (counted on the CPU, before the copy to the device)
-    if world == 1:
-        tokens = int(features["attention_mask"].sum())
-    else:
-        tokens = sum(run.count_tokens(shard.queries + shard.docs) for shard in shards)
-    local = local.to(accelerator.device)
+    epoch, index, global_batch, shards = inputs.epoch, inputs.index, inputs.batch, inputs.shards
+    features, tokens = inputs.features, inputs.tokens
+    local = shards[accelerator.process_index].to(accelerator.device)
 
     def loss_of(query_embeddings, doc_embeddings):  # tensors, or tuples of tensors (scorer)
         batch = local
