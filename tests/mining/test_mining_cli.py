@@ -75,6 +75,40 @@ def test_refuses_to_overwrite_or_to_write_into_the_input(cli, qa_dataset, tmp_pa
     assert isinstance(result.exception, ConfigError) and "must differ" in str(result.exception)
 
 
+def test_overwrite_replaces_the_earlier_mined_dataset_whole(cli, qa_dataset, qa_records, tmp_path):
+    """A mined copy of a JSONL dataset, overwritten by one of a Parquet dataset: no split of the first may stay
+    (readers take dev.jsonl before parquet/dev-*: the test split would be the old one)."""
+    import shutil
+
+    from qaembed.data.parquet import write_parquet_shards
+
+    out = tmp_path / "mined"
+    args = ("--num-negatives", 2, "--device", "cpu")
+    assert cli("--data", qa_dataset, "--out", out, *args).exit_code == 0
+    sharded = tmp_path / "sharded"
+    sharded.mkdir()
+    for split, records in (("train", qa_records), ("dev", qa_records[4:6]), ("test", qa_records[6:8])):
+        write_parquet_shards(sharded, split, records)
+    result = cli("--data", sharded, "--out", out, *args, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["mining.json", "parquet", "train.jsonl"]
+    assert [r.id for r in read_split(out, "test")] == [r.id for r in qa_records[6:8]]
+    (out / "my-notes.txt").write_text("keep")  # neither a mined dataset's file nor the input's: refused, kept
+    result = cli("--data", qa_dataset, "--out", out, *args, "--overwrite")
+    assert isinstance(result.exception, ConfigError) and "my-notes.txt" in str(result.exception)
+    assert (out / "my-notes.txt").read_text() == "keep" and (out / "parquet").is_dir()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.txt").write_text("x")
+    result = cli("--data", qa_dataset, "--out", other, *args, "--overwrite")
+    assert isinstance(result.exception, ConfigError) and "not a mined dataset" in str(result.exception)
+    inside = tmp_path / "copy"
+    shutil.copytree(qa_dataset, inside)
+    result = cli("--data", inside, "--out", inside / "mined", *args)
+    assert isinstance(result.exception, ConfigError) and "inside --data" in str(result.exception)
+    assert not (inside / "mined").exists()
+
+
 def test_bad_options_fail_before_any_work(cli, qa_dataset, tmp_path):
     result = cli("--data", qa_dataset, "--out", tmp_path / "o", "--range-min", 9, "--range-max", 4)
     assert isinstance(result.exception, ConfigError) and "range_min (9)" in str(result.exception)

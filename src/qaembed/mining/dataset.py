@@ -15,8 +15,10 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from qaembed.data.dataset import SPLITS, read_split, split_files, split_path, write_jsonl_records
+from qaembed.data.dataset import CORPUS_FILE, SPLITS, read_split, split_files, split_path, write_jsonl_records
 from qaembed.data.parquet import PARQUET_DIR
+from qaembed.data.prepare import MANIFEST_FILE, TEMP_PREFIX
+from qaembed.data.stats import STATS_FILE
 from qaembed.errors import ConfigError, DataError
 from qaembed.jsonfiles import read_json, write_json
 from qaembed.mining.config import MiningConfig
@@ -53,15 +55,42 @@ def is_current(data_dir: str | Path, mined_dir: str | Path, config: MiningConfig
         return False  # an older or damaged record: mine again
 
 
-def _check_folders(data_dir: Path, out_dir: Path, overwrite: bool) -> None:
+# What a mined (or prepared) dataset folder holds besides what is copied from --data: replaced as a whole.
+_DATASET_NAMES = frozenset({*(f"{split}.jsonl" for split in SPLITS), *(f"{split}.pairs.jsonl" for split in SPLITS),
+                            CORPUS_FILE, STATS_FILE, MANIFEST_FILE, MINING_FILE, PARQUET_DIR})
+
+
+def _copied(data_dir: Path) -> list[Path]:
+    """The entries of ``data_dir`` a mined copy takes (not its train split, earlier mining or staging folders)."""
+    return [item for item in sorted(data_dir.iterdir())
+            if item.name not in ("train.jsonl", MINING_FILE) and not item.name.startswith(TEMP_PREFIX)]
+
+
+def _check_folders(data_dir: Path, out_dir: Path, overwrite: bool) -> list[Path]:
+    """Refuse what cannot be written; the entries of an earlier mined dataset in ``out_dir`` to remove first."""
     if not split_files(data_dir, "train"):
         raise DataError("not a prepared dataset folder: train.jsonl is missing (nor parquet/train-*.parquet)",
                         path=str(data_dir))
     if out_dir.resolve() == data_dir.resolve():
         raise ConfigError(f"--out must differ from --data ({data_dir}); mining writes a new dataset folder")
+    if data_dir.resolve() in out_dir.resolve().parents:
+        raise ConfigError(f"--out {out_dir} is inside --data {data_dir}: the copy would hold itself; choose a folder "
+                          "outside it")
     check_output_dir(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return []
+    if not overwrite:
         raise ConfigError(f"output folder {out_dir} exists and is not empty; pass --overwrite to replace its files")
+    if not (out_dir / MINING_FILE).is_file():
+        raise ConfigError(f"--out {out_dir}: is a non-empty folder that is not a mined dataset (no {MINING_FILE}); "
+                          "--overwrite only replaces one. Choose another path")
+    replaced = _DATASET_NAMES | {item.name for item in _copied(data_dir)}
+    others = sorted(item.name for item in out_dir.iterdir() if item.name not in replaced)
+    if others:  # an earlier copy of another --data: its files would be left beside the new ones, or deleted
+        raise ConfigError(f"--out {out_dir}: holds files that neither a mined dataset nor {data_dir} has "
+                          f"({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}); move them, or choose "
+                          "another path")
+    return [item for item in sorted(out_dir.iterdir()) if item.name in replaced]
 
 
 def mine_dataset(
@@ -79,7 +108,7 @@ def mine_dataset(
     embedding cache is then off, because the cache key could not vouch for its weights.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    _check_folders(data_dir, out_dir, overwrite)
+    earlier = _check_folders(data_dir, out_dir, overwrite)
     train_files = split_files(data_dir, "train")
     records = read_split(data_dir, "train")
 
@@ -95,9 +124,9 @@ def mine_dataset(
     )
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    for item in sorted(data_dir.iterdir()):
-        if item.name in ("train.jsonl", MINING_FILE):
-            continue
+    for item in earlier:  # the earlier mined dataset goes whole: none of its splits may stay beside the new ones
+        shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
+    for item in _copied(data_dir):
         target = out_dir / item.name
         if item.is_dir():  # the mined train.jsonl replaces train shards: they are not copied
             skip_train = item.name == PARQUET_DIR
