@@ -27,14 +27,19 @@ RUN_MODULE_DYING_WITH_PARENT = (
 )
 
 
-def die_with_parent() -> None:
-    """Have the kernel send this process SIGKILL when its parent process dies (Linux; elsewhere nothing)."""
+def die_with_parent(parent: int | None = None) -> None:
+    """Have the kernel send this process SIGKILL when its parent process dies (Linux; elsewhere nothing).
+
+    ``parent``: the parent's pid, when known (a pool's initializer is given it): if the process was
+    already adopted by another before the call, it ends at once; without it, adoption by init is the sign.
+    """
     if not sys.platform.startswith("linux"):
         return
     import ctypes
 
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:  # the parent was already gone: adopted by init before the call
+    adopted = os.getppid() != parent if parent is not None else os.getppid() == 1
+    if adopted:  # the parent was already gone before the call
         os._exit(1)
 
 

@@ -327,3 +327,37 @@ def test_users_read_in_pieces_give_the_sequential_readers_names_and_errors(tmp_p
     monkeypatch.setattr(stackexchange, "parse_row_chunk", xml_chunks.parse_row_chunk)  # the spy stays here
     monkeypatch.setattr(stackexchange, "PARALLEL_MIN_BYTES", 0)
     assert _read(folder, workers=2, skip=True) == reference
+
+
+def _sleep_and_report(seconds: float) -> int:
+    import os
+    import time
+
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="the parent-death signal is Linux only")
+def test_workers_end_when_the_process_that_started_them_is_killed(tmp_path):
+    """A SIGKILLed `data prepare` left its workers running (adopted by init, holding memory)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    psutil = pytest.importorskip("psutil")
+    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); from test_data_workers import _sleep_and_report; "
+            "from qaembed.data.workers import ordered_map; it = ordered_map(_sleep_and_report, [30] * 4, workers=2); "
+            "print('started', flush=True); next(it)")
+    parent = subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).parent)], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout.readline().strip() == "started"
+    deadline = time.time() + 20
+    while len(psutil.Process(parent.pid).children()) < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    workers = psutil.Process(parent.pid).children()
+    assert len(workers) >= 2
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, [p.pid for p in alive]

@@ -22,13 +22,14 @@ module-level function and its arguments and results picklable.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TypeVar
 
-from qaembed.subprocesses import available_cpus
+from qaembed.subprocesses import available_cpus, die_with_parent
 
 _START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
 T = TypeVar("T")
@@ -52,7 +53,9 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, windo
             yield fn(item)
         return
     window = window or 2 * workers
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(_START_METHOD))
+    # a worker ends with this process, even when it is SIGKILLed (Linux): no orphaned workers holding memory
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(_START_METHOD),
+                                   initializer=die_with_parent, initargs=(os.getpid(),))
     pending: deque[Future] = deque()
     try:
         for item in items:
