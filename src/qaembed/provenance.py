@@ -23,15 +23,20 @@ def library_versions() -> dict[str, str]:
 
 
 def git_state(repo: str | Path | None = None) -> dict[str, str | bool | None]:
-    """The commit of the source tree and whether it has uncommitted changes (None outside git)."""
+    """The commit of the source tree and whether it has uncommitted changes (None outside git).
+
+    ``--no-optional-locks``: reading the state takes no lock in the checkout (``git status`` would take
+    ``.git/index.lock`` to refresh the index, and clash with the developer's own git commands there).
+    """
     cwd = Path(repo) if repo else Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
+            ["git", "--no-optional-locks", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True,
+            timeout=10,
         ).stdout.strip()
         dirty = bool(
             subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
+                ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
                 cwd=cwd, capture_output=True, text=True, check=True, timeout=10,
             ).stdout.strip()
         )
