@@ -167,6 +167,12 @@ def test_a_suite_config_that_is_a_folder_or_not_utf8_is_one_line_naming_it(tmp_p
         build_suite_config(file=file)
 
 
+@pytest.mark.parametrize("length", ["1", "2", "0"])
+def test_eval_refuses_a_length_that_leaves_no_room_for_text(monkeypatch, capsys, dataset, no_model_load, length):
+    code, err = run_main(monkeypatch, capsys, "eval", "--data", dataset, "--max-seq-length", length)
+    assert code == 2 and f"option --max-seq-length must be >= 8 (as in training), got {length}" in err, err
+
+
 # --split ---------------------------------------------------------------------------------------
 
 def test_unknown_split_names_the_allowed_splits(monkeypatch, capsys, dataset, no_model_load):

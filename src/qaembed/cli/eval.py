@@ -179,8 +179,9 @@ def eval_command(
         name = problem.field.split(".")[0]
         option = _CONFIG_OPTIONS.get(name, "--" + name.replace("_", "-"))
         raise ConfigError(f"option {option}: {problem.message}") from exc
-    if max_seq_length is not None and max_seq_length < 1:
-        raise ConfigError(f"option max_seq_length must be >= 1, got {max_seq_length}")
+    if max_seq_length is not None and max_seq_length < 8:  # as training and the suite: below, the special tokens
+        # leave no room for text (2: every text is [CLS][SEP], one embedding for all) or the model fails
+        raise ConfigError(f"option --max-seq-length must be >= 8 (as in training), got {max_seq_length}")
 
     pair_data = _is_pair_data(data)
     if pair_data:
