@@ -55,6 +55,29 @@ def test_overwrite_replaces_only_the_dataset_files(prepared, qaembed_cli):
     assert (prepared / "train.jsonl").read_bytes() != old_train or (prepared / "test.jsonl").stat().st_size
 
 
+def test_a_prepare_killed_while_the_new_dataset_moves_in_leaves_no_old_split_beside_a_new_one(prepared, monkeypatch):
+    """Killed after the first file of the new dataset took its place: the old dev/test (and the manifest that
+    vouched for them) must be gone, or train and test would come from two different splits."""
+    import qaembed.data.prepare as prepare_module
+
+    real, moved = os.replace, []
+
+    def killed_after_the_first(source, target):
+        if Path(target).parent != prepared:  # files written inside the staging folder
+            return real(source, target)
+        if moved:
+            raise KeyboardInterrupt  # as if SIGKILLed here (the cleanup below runs only for the staging folder)
+        real(source, target)
+        moved.append(Path(target).name)
+
+    monkeypatch.setattr(prepare_module.os, "replace", killed_after_the_first)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_dataset([str(SE_SITE), str(FIXTURES / "ranked_qa.json")], prepared,
+                        PrepareConfig(min_answers=0, seed=99), progress=False, overwrite=True)
+    left = sorted(p.name for p in prepared.iterdir() if not p.name.startswith("."))
+    assert left == moved == ["train.jsonl"]  # the new train alone: incomplete, refused by readers, not mixed
+
+
 def test_any_non_empty_folder_is_refused(tmp_path, qaembed_cli):
     out = tmp_path / "mine"
     out.mkdir()

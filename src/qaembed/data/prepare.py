@@ -275,9 +275,16 @@ def prepare_dataset(
         stats = _prepare_into(sources, staging, config, progress=progress,
                               workers=default_workers() if workers is None else workers)
         _remove_other_layout(out_dir, config.output)
-        for name in PARQUET_OUTPUT_FILES if config.output == "parquet" else OUTPUT_FILES:
+        names = PARQUET_OUTPUT_FILES if config.output == "parquet" else OUTPUT_FILES
+        # the earlier dataset goes first, its manifest before its splits: a process killed while the new one moves
+        # in leaves an incomplete folder (which readers refuse), never new splits beside old ones
+        (out_dir / MANIFEST_FILE).unlink(missing_ok=True)
+        for name in names:
             if name == PARQUET_DIR and (out_dir / name).is_dir():
                 shutil.rmtree(out_dir / name)  # only shards (checked in check_output_dir)
+            else:
+                (out_dir / name).unlink(missing_ok=True)
+        for name in names:
             os.replace(staging / name, out_dir / name)  # manifest.json last: a reader trusts files it lists
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
