@@ -49,3 +49,16 @@ def available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` exists (this one counts): the owner of a temporary folder named by pid."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # gone, or not a possible pid
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True

@@ -218,6 +218,37 @@ def test_existing_out_needs_overwrite(qaembed, tiny_model_dir, qa_data, index_co
     assert not [p for p in index_copy.parent.iterdir() if p.name.startswith(".copy")]
 
 
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_what_a_killed_build_left_is_cleaned_and_a_lost_index_put_back(qaembed, tiny_model_dir, qa_data,
+                                                                       built_index, index_copy, tmp_path):
+    """Killed between its two renames, an --overwrite build left the old index as .NAME.old-PID-* and the new one
+    as .NAME.tmp-PID-*, and NAME gone; the next build put neither back nor away."""
+    pid = _dead_pid()
+    old = tmp_path / f".copy.old-{pid}-0123abcd"
+    index_copy.rename(old)
+    shutil.copytree(built_index, tmp_path / f".copy.tmp-{pid}-4567cdef")
+    alive = tmp_path / f".copy.tmp-{os.getpid()}-89abcdef"  # a build running now: left alone
+    alive.mkdir()
+    from qaembed.index.store import atomic_folder
+
+    with atomic_folder(index_copy) as folder:  # the recovery runs first: the old index is back under its name
+        assert load_index(index_copy).manifest.count == load_index(built_index).manifest.count
+        shutil.copytree(built_index, folder, dirs_exist_ok=True)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".copy")) == [alive.name]
+    code, _, stderr = qaembed("index", "build", "--model", tiny_model_dir, "--data", qa_data, "--out", index_copy,
+                              "--overwrite", "--split", "test")
+    assert code == 0, stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".copy")) == [alive.name]
+
+
 def test_overwrite_never_deletes_a_file_an_index_folder_does_not_hold(qaembed, tiny_model_dir, qa_data, index_copy):
     (index_copy / "my-notes.txt").write_text("keep me")
     before = _tree(index_copy)

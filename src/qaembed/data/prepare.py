@@ -54,6 +54,7 @@ from qaembed.data.stats import STATS_FILE, StatsAccumulator
 from qaembed.data.workers import default_workers
 from qaembed.errors import ConfigError, DataError
 from qaembed.jsonfiles import write_json
+from qaembed.subprocesses import process_alive
 
 MANIFEST_FILE = "manifest.json"
 OUTPUT_FILES = tuple(f"{split}.jsonl" for split in SPLITS) + (STATS_FILE, MANIFEST_FILE)  # manifest last
@@ -215,24 +216,12 @@ def remove_stale_temp_dirs(out_dir: Path) -> list[Path]:
         match = _TEMP_NAME.match(folder.name)
         if not match or not folder.is_dir() or folder.is_symlink():
             continue
-        if match.group(1) is not None and _process_alive(int(match.group(1))):
+        if match.group(1) is not None and process_alive(int(match.group(1))):
             continue  # another prepare may be writing there right now
         if all(_TEMP_CONTENT.match(p.name) for p in folder.iterdir()):
             shutil.rmtree(folder)
             removed.append(folder)
     return removed
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):  # gone, or not a possible pid
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
 
 
 def _unique_name(name: str, taken: dict) -> str:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from qaembed.errors import ConfigError, DataError, first_problem
 from qaembed.jsonfiles import read_json
 from qaembed.outputs import check_output_dir
+from qaembed.subprocesses import process_alive
 
 MANIFEST_FILE = "manifest.json"
 VECTORS_FILE = "vectors.faiss"
@@ -327,6 +329,22 @@ def _is_index_folder(folder: Path) -> bool:
     return isinstance(payload, dict) and payload.get("format") == FORMAT_NAME
 
 
+def _recover_stale_folders(out: Path) -> None:
+    """What a build killed mid-way left beside ``out``: its half-written ``.NAME.tmp-PID-*`` folder is removed;
+    an ``.NAME.old-PID-*`` folder (killed between the two renames) is the earlier index, put back as ``out`` when
+    ``out`` is gone, else removed. Only folders of processes that are gone and holding index files alone."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.(tmp|old)-(\d+)-[0-9a-f]{{8}}")
+    for folder in sorted(out.parent.iterdir()):
+        match = pattern.fullmatch(folder.name)
+        if (match is None or not folder.is_dir() or folder.is_symlink() or process_alive(int(match[2]))
+                or not all(path.name in INDEX_FILES for path in folder.iterdir())):
+            continue
+        if match[1] == "old" and not out.exists() and _is_index_folder(folder):
+            os.replace(folder, out)
+        else:
+            shutil.rmtree(folder)
+
+
 @contextmanager
 def atomic_folder(out: Path) -> Iterator[Path]:
     """Yield a fresh temporary folder beside ``out``; on success it replaces ``out``, on error it is removed.
@@ -337,6 +355,7 @@ def atomic_folder(out: Path) -> Iterator[Path]:
     """
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
+    _recover_stale_folders(out)
     tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp = out.parent / f".{out.name}.tmp-{tag}"
     tmp.mkdir()
