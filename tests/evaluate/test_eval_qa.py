@@ -212,6 +212,24 @@ def test_result_round_trips_through_a_folder(tmp_path):
         EvalResult.load(tmp_path / "missing")
 
 
+def test_a_save_killed_before_its_summary_leaves_a_folder_that_does_not_load(tmp_path, monkeypatch):
+    """Replacing an earlier result: killed after the new table took its place, the old summary must not stay."""
+    import qaembed.evaluate.result as result_module
+
+    first = evaluate_model(None, make_records(VOTES), encode=random_encoder())
+    first.save(tmp_path / "res")
+    second = evaluate_model(None, make_records(VOTES)[:3], encode=random_encoder())
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(result_module, "write_json", killed)
+    with pytest.raises(KeyboardInterrupt):
+        second.save(tmp_path / "res")
+    with pytest.raises(DataError, match="summary.json"):
+        EvalResult.load(tmp_path / "res")
+
+
 def test_with_a_sentence_transformer_equals_its_encode_function(minilm):
     records = make_records([[3, 1], [2, 5, 0], [1]])
     config = EvalConfig(encode_batch_size=8)

@@ -67,6 +67,9 @@ class EvalResult:
         table_path = directory / PER_QUESTION_FILE
         tmp = table_path.with_name(table_path.name + ".tmp")
         self.per_question.to_parquet(tmp, index=True)
+        # an earlier result's summary goes before its table is replaced, the new summary comes last: a process
+        # killed in between leaves a folder that does not load, never a new table under an old summary
+        (directory / SUMMARY_FILE).unlink(missing_ok=True)
         tmp.replace(table_path)
         write_json(directory / SUMMARY_FILE, {"summary": self.summary, "counts": self.counts, "info": self.info})
         return directory
