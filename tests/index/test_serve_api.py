@@ -230,23 +230,29 @@ class _SlowIndex:
         return self._index.embed(texts)
 
 
+def _one_encoding_two_waiting(http, slow) -> tuple[dict, list[threading.Thread]]:
+    """Three searches in threads: the first held in the encoder, the other two queued behind it (waited for)."""
+    outcomes = {}
+
+    def search(name):
+        outcomes[name] = http.post("/search", json={"query": f"beer {name}", "k": 2})
+
+    threads = [threading.Thread(target=search, args=(f"q{i}",)) for i in range(3)]
+    threads[0].start()
+    assert slow.entered.wait(120)  # the first request is encoding, off the event loop
+    for thread in threads[1:]:
+        thread.start()
+    deadline = time.monotonic() + 120  # a wait for a state, not a timing: generous for a loaded machine
+    while http.get("/health").json()["indexes"]["main"]["pending"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return outcomes, threads
+
+
 def test_a_slow_search_does_not_block_other_requests_and_a_full_queue_gets_503(index):
     slow = _SlowIndex(index)
     app = create_app({"main": slow}, ServerLimits(max_pending=2))
     with running_server(app) as url, httpx.Client(base_url=url, timeout=120) as http:
-        outcomes = {}
-
-        def search(name):
-            outcomes[name] = http.post("/search", json={"query": f"beer {name}", "k": 2})
-
-        threads = [threading.Thread(target=search, args=(f"q{i}",)) for i in range(3)]
-        threads[0].start()
-        assert slow.entered.wait(120)  # the first request is encoding, off the event loop
-        for thread in threads[1:]:
-            thread.start()
-        deadline = time.monotonic() + 120  # a wait for a state, not a timing: generous for a loaded machine
-        while http.get("/health").json()["indexes"]["main"]["pending"] < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        outcomes, threads = _one_encoding_two_waiting(http, slow)
         # answered while the encoder is held (it waits on an event, so a blocked event loop could not answer at all)
         health = http.get("/health")
         assert health.status_code == 200 and health.json()["indexes"]["main"]["pending"] == 2
@@ -276,19 +282,7 @@ def test_text_that_is_not_utf8_is_refused_before_it_joins_a_batch(index):
     slow = _SlowIndex(index)
     app = create_app({"main": slow}, ServerLimits(max_pending=8))
     with running_server(app) as url, httpx.Client(base_url=url, timeout=120) as http:
-        outcomes = {}
-
-        def search(name):
-            outcomes[name] = http.post("/search", json={"query": f"beer {name}", "k": 2})
-
-        threads = [threading.Thread(target=search, args=(f"q{i}",)) for i in range(3)]
-        threads[0].start()
-        assert slow.entered.wait(120)
-        for thread in threads[1:]:
-            thread.start()
-        deadline = time.monotonic() + 120
-        while http.get("/health").json()["indexes"]["main"]["pending"] < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        outcomes, threads = _one_encoding_two_waiting(http, slow)
         try:  # the bodies as json.dumps writes them: the lone surrogate as the escape "\ud800"
             # answered while the encoder is held: a request queued behind it would time out here
             bad_search = post(http, "/search", {"queries": ["beer q9", "stout \ud800"], "k": 2}, timeout=30)
