@@ -15,9 +15,13 @@ qaembed.errors.ConfigError: --out ...file: is an existing file, not a folder; ch
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from qaembed.errors import ConfigError
+
+LOCK_FILE = ".qaembed.lock"
 
 
 def check_output_dir(path: str | Path, option: str = "--out") -> Path:
@@ -44,3 +48,36 @@ def check_output_dir(path: str | Path, option: str = "--out") -> Path:
         what = "folder" if existing == path.absolute() else "parent folder"
         raise ConfigError(f"{option} {path}: the {what} {existing} is not writable")
     return path
+
+
+@contextmanager
+def writing_alone(folder: Path, command: str, option: str = "--out") -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (an existing folder) while ``command`` writes there.
+
+    A second command into the same folder is refused with :class:`ConfigError` instead of both
+    writing the same files. The lock is the kernel's (``flock`` on ``FOLDER/.qaembed.lock``, which holds
+    the owner's pid): it goes with the process however it ends, so a killed run never leaves the folder
+    locked. Where ``fcntl`` is missing (Windows) there is no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    handle = open(folder / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held for the context
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            raise ConfigError(f"{option} {folder}: another {command} is writing there now"
+                              f"{f' (pid {holder})' if holder.isdigit() else ''}; wait for it to finish or choose "
+                              "another folder") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()

@@ -249,3 +249,20 @@ def test_data_is_a_list_of_sources_given_as_a_list_or_a_comma_string(tmp_path: P
         build_suite_config(overrides={"data": " , "})
     # a suite.json written when data was one string reads back
     assert SuiteConfig.model_validate({"data": "runs/x/data"}).data == ["runs/x/data"]
+
+
+def test_a_second_suite_into_the_same_folder_is_refused_while_the_first_runs(tiny_dataset, tmp_path):
+    """Two suites in one folder ran the same runs into the same run folders (metrics.jsonl lines twice)."""
+    import os
+
+    from qaembed.errors import ConfigError
+    from qaembed.outputs import writing_alone
+
+    out = tmp_path / "suite"
+    out.mkdir()
+    with writing_alone(out, "qaembed suite"):  # a suite running into it now
+        with pytest.raises(ConfigError, match=rf"another qaembed suite is writing there now \(pid {os.getpid()}\)"):
+            run_suite(tiny_config(tiny_dataset), out, run_fn=FakeRun())
+    assert not (out / "runs").exists()
+    result = run_suite(tiny_config(tiny_dataset), out, run_fn=FakeRun())  # the lock went with its holder
+    assert not result.failed and len(result.statuses) == 4

@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from qaembed.errors import ConfigError, DataError, QaembedError, format_validation_error
 from qaembed.jsonfiles import write_json
-from qaembed.outputs import check_output_dir
+from qaembed.outputs import check_output_dir, writing_alone
 from qaembed.provenance import environment
 from qaembed.suite.dataset import mine_suite_data, resolve_suite_data
 from qaembed.suite.grid import RunSpec, SuiteConfig, check_entries, expand_runs
@@ -295,6 +295,13 @@ def run_suite(
     progress = progress or NoProgress()
     _check_out_dir(out_dir)
     _check_processes(config, processes_per_run)
+    with writing_alone(out_dir, "qaembed suite"):  # two suites in one folder would run the same runs into it
+        return _run_suite(config, out_dir, run_fn=run_fn, progress=progress, log_to_file=log_to_file,
+                          executor=executor, processes_per_run=processes_per_run)
+
+
+def _run_suite(config: SuiteConfig, out_dir: Path, *, run_fn: RunFunction | None, progress: SuiteProgress,
+               log_to_file: bool, executor: RunExecutor | None, processes_per_run: int) -> SuiteResult:
     if executor is None:
         data = resolve_suite_data(config.data, out_dir, prepare=_prepare_config(config))
     else:  # a task with a run's resources: the driver may be a small head node
