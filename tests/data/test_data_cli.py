@@ -110,3 +110,24 @@ def test_a_site_folder_not_named_after_its_host_is_warned_about(tmp_path, qaembe
         result = qaembed_cli("data", "prepare", site, "--out", tmp_path / f"out-{name}")
         assert result.exit_code == 0, result.stderr
         assert ("the site name 'coffee' (the folder's name) is not a host name" in result.stderr) == warned
+
+
+def test_a_mined_dataset_prepared_again_is_warned_about(tmp_path, qaembed_cli):
+    """Split again, a mined record's negatives (other train questions' answers) may be answers of test questions."""
+    import json
+
+    lines = []
+    for i in range(40):
+        record = {"id": f"s:{i}", "title": f"question {i}?", "answers": [{"id": f"a{i}", "text": f"answer {i}",
+                                                                           "score": 1}]}
+        if i % 2 == 0:
+            record["negatives"] = [{"id": f"a{i + 1}", "text": f"answer {i + 1}", "question_id": f"s:{i + 1}",
+                                    "similarity": 0.5, "rank": 0}]
+        lines.append(json.dumps(record))
+    mined = tmp_path / "train.jsonl"
+    mined.write_text("\n".join(lines) + "\n")
+    result = qaembed_cli("data", "prepare", mined, "--out", tmp_path / "again", "--seed", "5")
+    assert result.exit_code == 0, result.stderr
+    assert "warning: 20 records carry mined negatives" in result.stderr
+    stats = json.loads((tmp_path / "again" / "stats.json").read_text())
+    assert stats["sources"]["train.jsonl"]["notes"]["records_with_mined_negatives"] == 20

@@ -93,7 +93,14 @@ def prepare(
 
     from qaembed import paths
     from qaembed.data.hf import parse_column_mapping
-    from qaembed.data.prepare import STALE_REMOVED, PrepareConfig, check_output_dir, parse_split, prepare_dataset
+    from qaembed.data.prepare import (
+        MINED_NEGATIVES_NOTE,
+        STALE_REMOVED,
+        PrepareConfig,
+        check_output_dir,
+        parse_split,
+        prepare_dataset,
+    )
     from qaembed.errors import ConfigError, DataError, first_problem, option_error
 
     by_date = split.strip() == "by-date"
@@ -120,6 +127,11 @@ def prepare(
         sources = default.sources
     stats = prepare_dataset(sources, out, config, overwrite=overwrite, workers=workers)
     _print_stats(stats)
+    mined = sum(source["notes"].get(MINED_NEGATIVES_NOTE, 0) for source in stats["sources"].values())
+    if mined:
+        typer.echo(f"warning: {mined} records carry mined negatives (a mined dataset prepared again): with this "
+                   "split, some negatives may be answers of dev or test questions; prepare from the raw sources and "
+                   "run `qaembed mine` on the result instead", err=True)
     empty = [split for split, row in stats["splits"].items() if not row["questions"]]
     if empty:  # legal, but training's dev evaluation and `qaembed eval` on them would fail later
         total = sum(row["questions"] for row in stats["splits"].values())

@@ -49,11 +49,13 @@ class SerializedRecord(NamedTuple):
     created: str | None  # provenance.created
     scores: tuple[float, ...]  # the answers' scores, in order
     json: str  # model_dump_json(exclude_defaults=True)
+    negatives: int = 0  # mined negatives it carries (a mined dataset prepared again)
 
     @classmethod
     def of(cls, record: QARecord) -> SerializedRecord:
         return cls(record.id, record.provenance.created if record.provenance else None,
-                   tuple(answer.score for answer in record.answers), record.model_dump_json(exclude_defaults=True))
+                   tuple(answer.score for answer in record.answers), record.model_dump_json(exclude_defaults=True),
+                   len(record.negatives))
 
 
 class SourceAdapter:

@@ -57,6 +57,7 @@ from qaembed.jsonfiles import write_json
 from qaembed.subprocesses import process_alive
 
 MANIFEST_FILE = "manifest.json"
+MINED_NEGATIVES_NOTE = "records_with_mined_negatives"
 OUTPUT_FILES = tuple(f"{split}.jsonl" for split in SPLITS) + (STATS_FILE, MANIFEST_FILE)  # manifest last
 PARQUET_OUTPUT_FILES = (PARQUET_DIR, STATS_FILE, MANIFEST_FILE)  # --output parquet: the shards' folder
 TEMP_PREFIX = ".prepare-"
@@ -428,6 +429,8 @@ def _ingest(
                     path=str(adapter.path), field="id"), "duplicate_id")
                 continue
             accumulator.add_scores(record.scores)
+            if record.negatives:  # split again, its negatives may now be answers of dev or test questions
+                adapter.notes[MINED_NEGATIVES_NOTE] += 1
             if kept:
                 split_accumulators[split].add_scores(record.scores)
             else:
