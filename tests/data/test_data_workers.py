@@ -352,12 +352,12 @@ def test_workers_end_when_the_process_that_started_them_is_killed(tmp_path):
             "print('started', flush=True); next(it)")
     parent = subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).parent)], stdout=subprocess.PIPE, text=True)
     assert parent.stdout.readline().strip() == "started"
-    deadline = time.time() + 20
+    deadline = time.time() + 120  # a wait for a state, generous for a loaded machine
     while len(psutil.Process(parent.pid).children()) < 2 and time.time() < deadline:
         time.sleep(0.1)
     workers = psutil.Process(parent.pid).children()
     assert len(workers) >= 2
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait()
-    gone, alive = psutil.wait_procs(workers, timeout=10)
+    gone, alive = psutil.wait_procs(workers, timeout=60)  # the kernel's signal is at once; the wait is slack
     assert not alive, [p.pid for p in alive]
