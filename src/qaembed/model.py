@@ -167,25 +167,27 @@ def load_token_encoder(name: str = DEFAULT_MODEL, device: str | None = None) -> 
     :class:`ConfigError` saying to use ``--scorer cosine``.
     """
     from qaembed.evaluate.maxsim import check_token_model
-    from qaembed.late_interaction import is_maxsim_only, load_model
+    from qaembed.late_interaction import is_maxsim_only
 
     check_device(device)
     resolved = resolve_model(name)
     if is_maxsim_only(resolved):
-        model = _load_maxsim_only(name, resolved, device, load_model)
+        model = _load_maxsim_only(name, resolved, device)
     else:
         model = load_encoder(name, device=device)
     check_token_model(model)
     return model
 
 
-def _load_maxsim_only(name: str, resolved: str, device: str | None, load_model: Any) -> SentenceTransformer:
+def _load_maxsim_only(name: str, resolved: str, device: str | None) -> SentenceTransformer:
     """``load_model(resolved)`` with its failures worded as :func:`load_encoder` words them.
 
     A damaged folder it recognises (a :class:`~qaembed.errors.DataError` naming the file and field)
     reads ``could not load model 'M': M/modules.json, field '0.path': missing``; anything else that
     fails inside sentence-transformers or transformers ``could not load model 'M' from M (Type: ...)``.
     """
+    from qaembed.late_interaction import load_model
+
     try:
         return load_model(resolved, device=device)
     except DataError as exc:
