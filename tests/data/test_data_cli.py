@@ -112,22 +112,43 @@ def test_a_site_folder_not_named_after_its_host_is_warned_about(tmp_path, qaembe
         assert ("the site name 'coffee' (the folder's name) is not a host name" in result.stderr) == warned
 
 
-def test_a_mined_dataset_prepared_again_is_warned_about(tmp_path, qaembed_cli):
-    """Split again, a mined record's negatives (other train questions' answers) may be answers of test questions."""
+def test_a_mined_dataset_prepared_again_keeps_no_negative_of_a_question_outside_train(tmp_path, qaembed_cli):
+    """Split again, a mined record's negatives (other train questions' answers) may be answers of dev or test
+    questions: those are dropped from train records, counted and warned about; the others are kept."""
     import json
 
     lines = []
-    for i in range(40):
+    for i in range(60):
         record = {"id": f"s:{i}", "title": f"question {i}?", "answers": [{"id": f"a{i}", "text": f"answer {i}",
                                                                            "score": 1}]}
         if i % 2 == 0:
-            record["negatives"] = [{"id": f"a{i + 1}", "text": f"answer {i + 1}", "question_id": f"s:{i + 1}",
-                                    "similarity": 0.5, "rank": 0}]
+            record["negatives"] = [{"id": f"a{j}", "text": f"answer {j}", "question_id": f"s:{j}",
+                                    "similarity": 0.5, "rank": rank} for rank, j in enumerate((i + 1, i + 3))]
         lines.append(json.dumps(record))
     mined = tmp_path / "train.jsonl"
     mined.write_text("\n".join(lines) + "\n")
     result = qaembed_cli("data", "prepare", mined, "--out", tmp_path / "again", "--seed", "5")
     assert result.exit_code == 0, result.stderr
-    assert "warning: 20 records carry mined negatives" in result.stderr
-    stats = json.loads((tmp_path / "again" / "stats.json").read_text())
-    assert stats["sources"]["train.jsonl"]["notes"]["records_with_mined_negatives"] == 20
+    splits = {split: [json.loads(line) for line in (tmp_path / "again" / f"{split}.jsonl").read_text().splitlines()]
+              for split in ("train", "dev", "test")}
+    train_ids = {record["id"] for record in splits["train"]}
+    assert 0 < len(train_ids) < 60
+    expected_dropped = sum(1 for i in range(0, 60, 2) if f"s:{i}" in train_ids
+                           for j in (i + 1, i + 3) if f"s:{j}" not in train_ids)
+    assert expected_dropped > 0
+    kept = [(record["id"], negative["question_id"]) for record in splits["train"]
+            for negative in record.get("negatives", [])]
+    assert kept and all(owner in train_ids for _, owner in kept)  # none left that is not a train question's answer
+    assert len(kept) + expected_dropped == 2 * sum(1 for i in range(0, 60, 2) if f"s:{i}" in train_ids)
+    evaluated = [record for split in ("dev", "test") for record in splits[split] if int(record["id"][2:]) % 2 == 0]
+    assert evaluated and all(len(record["negatives"]) == 2 for record in evaluated)  # not trained on: as they were
+    assert f"warning: 30 records carry mined negatives (a mined dataset prepared again); {expected_dropped} of" \
+        in result.stderr
+    notes = json.loads((tmp_path / "again" / "stats.json").read_text())["sources"]["train.jsonl"]["notes"]
+    assert notes == {"records_with_mined_negatives": 30, "mined_negatives_dropped": expected_dropped}
+    # prepared again with the same seed (the same split), every negative stays
+    same = qaembed_cli("data", "prepare", *(tmp_path / "again" / f"{s}.jsonl" for s in ("train", "dev", "test")),
+                       "--out", tmp_path / "same", "--seed", "5")
+    assert same.exit_code == 0, same.stderr
+    assert (tmp_path / "same" / "train.jsonl").read_bytes() == (tmp_path / "again" / "train.jsonl").read_bytes()
+    assert "were dropped" not in same.stderr

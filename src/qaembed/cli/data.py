@@ -94,6 +94,7 @@ def prepare(
     from qaembed import paths
     from qaembed.data.hf import parse_column_mapping
     from qaembed.data.prepare import (
+        DROPPED_NEGATIVES_NOTE,
         MINED_NEGATIVES_NOTE,
         STALE_REMOVED,
         PrepareConfig,
@@ -128,10 +129,12 @@ def prepare(
     stats = prepare_dataset(sources, out, config, overwrite=overwrite, workers=workers)
     _print_stats(stats)
     mined = sum(source["notes"].get(MINED_NEGATIVES_NOTE, 0) for source in stats["sources"].values())
-    if mined:
-        typer.echo(f"warning: {mined} records carry mined negatives (a mined dataset prepared again): with this "
-                   "split, some negatives may be answers of dev or test questions; prepare from the raw sources and "
-                   "run `qaembed mine` on the result instead", err=True)
+    dropped = sum(source["notes"].get(DROPPED_NEGATIVES_NOTE, 0) for source in stats["sources"].values())
+    if dropped:
+        typer.echo(f"warning: {mined} records carry mined negatives (a mined dataset prepared again); {dropped} of "
+                   "their negatives belong to questions that are not train questions in this split and were dropped "
+                   "(training on them would show the model dev or test answers); run `qaembed mine` on this dataset "
+                   "to mine its train records afresh", err=True)
     empty = [split for split, row in stats["splits"].items() if not row["questions"]]
     if empty:  # legal, but training's dev evaluation and `qaembed eval` on them would fail later
         total = sum(row["questions"] for row in stats["splits"].values())

@@ -37,7 +37,7 @@ import sqlite3
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -54,10 +54,12 @@ from qaembed.data.stats import STATS_FILE, StatsAccumulator
 from qaembed.data.workers import default_workers
 from qaembed.errors import ConfigError, DataError
 from qaembed.jsonfiles import write_json
+from qaembed.records import QARecord
 from qaembed.subprocesses import process_alive
 
 MANIFEST_FILE = "manifest.json"
 MINED_NEGATIVES_NOTE = "records_with_mined_negatives"
+DROPPED_NEGATIVES_NOTE = "mined_negatives_dropped"  # owned by a question that is not in train after this split
 OUTPUT_FILES = tuple(f"{split}.jsonl" for split in SPLITS) + (STATS_FILE, MANIFEST_FILE)  # manifest last
 PARQUET_OUTPUT_FILES = (PARQUET_DIR, STATS_FILE, MANIFEST_FILE)  # --output parquet: the shards' folder
 TEMP_PREFIX = ".prepare-"
@@ -322,7 +324,8 @@ def _prepare_into(
     store.execute("PRAGMA page_size=16384")  # records are kilobytes each: larger pages insert and read faster
     store.execute("PRAGMA journal_mode=OFF")
     store.execute("PRAGMA synchronous=OFF")
-    store.execute("CREATE TABLE records (id TEXT PRIMARY KEY, split TEXT, key INTEGER, source TEXT, data TEXT)")
+    store.execute("CREATE TABLE records (id TEXT PRIMARY KEY, split TEXT, key INTEGER, source TEXT, data TEXT, "
+                  "negatives INTEGER)")
     store.execute("BEGIN")
     try:
         for spec in sources:
@@ -351,6 +354,9 @@ def _prepare_into(
             raise DataError(f"no records left to write (after --min-answers {config.min_answers}"
                             f"{f'; skipped as bad: {skipped}' if skipped else ''})",
                             path=", ".join(str(s) for s in sources))
+        store.execute("BEGIN")
+        _drop_leaking_negatives(store, source_stats)
+        store.execute("COMMIT")
         files = {}
         for split in SPLITS:
             rows = store.execute("SELECT data FROM records WHERE split = ? ORDER BY key, id", (split,))
@@ -391,6 +397,44 @@ def _prepare_into(
     return stats
 
 
+def _drop_leaking_negatives(store: sqlite3.Connection, source_stats: dict[str, dict]) -> None:
+    """Remove from train records the mined negatives whose question is not a train question.
+
+    A mined dataset prepared again (another seed, another split) keeps its records' mined negatives,
+    which ``qaembed mine`` drew from the answers of train questions only. After the new split some of
+    those questions are dev or test questions (or were filtered out): training on their answers as
+    negatives would show the model test answers. Such negatives go, counted per source
+    (``notes.mined_negatives_dropped``); the same split keeps every negative, so a re-prepare with the
+    same seed (say, to change ``--output``) writes the same records. Negatives of dev and test records
+    are never trained on and are kept as they are.
+    """
+    dropped: Counter[str] = Counter()
+    for rowid, source, data in _rows_in_batches(
+            store, "SELECT rowid, source, data FROM records WHERE rowid > ? AND split = 'train' AND negatives > 0"):
+        record = QARecord.model_validate_json(data)
+        owners = sorted({negative.question_id for negative in record.negatives})
+        in_train = {row[0] for row in store.execute(
+            f"SELECT id FROM records WHERE split = 'train' AND id IN ({', '.join('?' * len(owners))})", owners)}
+        kept = [negative for negative in record.negatives if negative.question_id in in_train]
+        if len(kept) < len(record.negatives):
+            dropped[source] += len(record.negatives) - len(kept)
+            record.negatives = kept
+            store.execute("UPDATE records SET data = ?, negatives = ? WHERE rowid = ?",
+                          (record.model_dump_json(exclude_defaults=True), len(kept), rowid))
+    for source, count in dropped.items():
+        source_stats[source]["notes"] = dict(sorted({**source_stats[source]["notes"],
+                                                     DROPPED_NEGATIVES_NOTE: count}.items()))
+
+
+def _rows_in_batches(store: sqlite3.Connection, query: str, size: int = 512) -> Iterator[tuple]:
+    """The rows of ``query`` (first column the rowid, ``rowid > ?`` its condition) fetched ``size`` at a time
+    by rowid, so that the caller may update the table between rows and memory stays bounded."""
+    last = 0
+    while rows := store.execute(f"{query} ORDER BY rowid LIMIT {size}", (last,)).fetchall():
+        yield from rows
+        last = rows[-1][0]
+
+
 def _ingest(
     adapter: SourceAdapter, name: str, store: sqlite3.Connection, config: PrepareConfig, split_accumulators: dict[str, StatsAccumulator],
 ) -> tuple[StatsAccumulator, int, int]:
@@ -420,8 +464,8 @@ def _ingest(
             else:
                 split = None
             try:  # a filtered record keeps only its id (for duplicate checks)
-                store.execute("INSERT INTO records VALUES (?, ?, ?, ?, ?)", (
-                    record.id, split if kept else None, key, name, record.json if kept else None))
+                store.execute("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)", (
+                    record.id, split if kept else None, key, name, record.json if kept else None, record.negatives))
             except sqlite3.IntegrityError:
                 other = store.execute("SELECT source FROM records WHERE id = ?", (record.id,)).fetchone()[0]
                 adapter.policy.reject(DataError(
@@ -429,7 +473,7 @@ def _ingest(
                     path=str(adapter.path), field="id"), "duplicate_id")
                 continue
             accumulator.add_scores(record.scores)
-            if record.negatives:  # split again, its negatives may now be answers of dev or test questions
+            if record.negatives:  # split again: see _drop_leaking_negatives
                 adapter.notes[MINED_NEGATIVES_NOTE] += 1
             if kept:
                 split_accumulators[split].add_scores(record.scores)
