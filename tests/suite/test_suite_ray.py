@@ -134,3 +134,24 @@ def test_data_preparation_and_mining_run_as_ray_tasks(tiny_model_dir, tmp_path, 
     assert (tmp_path / "suite" / "data_mined" / "mining.json").is_file()
     for step in ("prepared_by_pid", "mined_by_pid"):  # on Ray workers, not here
         assert int((tmp_path / "suite" / step).read_text()) != os.getpid(), step
+
+
+@pytest.mark.slow
+def test_a_run_given_two_gpus_on_ray_trains_in_two_processes_with_the_numbers_of_one(tiny_model_dir, tmp_path):
+    """``--executor ray --gpus-per-run 2``: the task asks Ray for 2 GPUs (here logical ones of a local cluster
+    that declares 2) and trains in 2 torchrun processes inside it (gloo on this CPU box); same run as on one."""
+    data = write_topic_dataset(tmp_path / "data")
+    config = SuiteConfig(
+        model=str(tiny_model_dir), data=str(data), seeds=[0], budget=96, budget_unit="texts", batch_size=6,
+        learning_rate=1e-3, max_seq_length=32, eval_every=None, train_questions=None, dev_questions=None,
+        test_questions=None, baseline=False, entries=[GridEntry(name="infonce", loss="infonce",
+                                                                strategy="hard_negative")])
+    local = run_suite(config, tmp_path / "local")
+    executor = RayExecutor(gpus_per_run=2, init_options={"num_cpus": 2, "num_gpus": 2})
+    on_ray = run_suite(config, tmp_path / "ray", executor=executor, processes_per_run=2)
+    assert not local.failed and not on_ray.failed, [s.error for s in on_ray.failed]
+    (single,), (double,) = local.statuses, on_ray.statuses
+    assert (single.processes, double.processes) == (1, 2)
+    assert (double.steps, double.texts, double.question_order) == (single.steps, single.texts, single.question_order)
+    for key, value in single.summary.items():
+        assert double.summary[key] == pytest.approx(value, abs=1e-4), key
