@@ -265,7 +265,7 @@ def full_preset_subset(args, report: Report, work: Path) -> None:
     samples = sampler.stop()
     (work / "suite.log").write_text(proc.stdout + proc.stderr)
     runs = 1 + len(args.suite_losses)  # the baseline and one seed of each loss
-    full_runs = len(PRESETS["full"]["entries"]) * len(PRESETS["full"]["seeds"])
+    full_runs = len(PRESETS["full"].entries) * len(PRESETS["full"].seeds)
     busy = sum(s > 0 for s in samples) / len(samples) if samples else None
     estimate = wall / runs * (full_runs + 1) if proc.returncode == 0 else None
     failed = "" if proc.returncode == 0 else "\n\nthe suite failed:\n\n    " + "\n    ".join(
