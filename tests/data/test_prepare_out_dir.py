@@ -13,6 +13,7 @@ import pytest
 from qaembed import paths
 from qaembed.data.prepare import OUTPUT_FILES, PrepareConfig, prepare_dataset, remove_stale_temp_dirs
 from qaembed.errors import ConfigError
+from qaembed.outputs import LOCK_FILE, folder_content
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SE_SITE = FIXTURES / "stackexchange" / "example.stackexchange.com"
@@ -161,8 +162,9 @@ def test_a_killed_prepare_leaves_a_temp_folder_that_the_next_run_removes(tmp_pat
                timeout=60, what="prepare's temporary folder")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    left = [p.name for p in out.iterdir()]
+    left = [p.name for p in folder_content(out)]  # and its lock file, which the next run takes over
     assert len(left) == 1 and left[0].startswith(f".prepare-{proc.pid}-")  # nothing under a final name
+    assert (out / LOCK_FILE).is_file()
     result = qaembed_cli("data", "prepare", SE_SITE, "--out", out, "--min-answers", "0")
     assert result.exit_code == 0, result.stderr
     assert f"removed {out / left[0]} (temporary folder of an interrupted prepare)" in result.stderr

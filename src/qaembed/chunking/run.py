@@ -44,7 +44,7 @@ from qaembed.data.bad_records import BadRecordPolicy
 from qaembed.data.dataset import CORPUS_FILE, iter_split, split_path
 from qaembed.errors import ConfigError, DataError
 from qaembed.jsonfiles import write_json
-from qaembed.outputs import check_output_dir
+from qaembed.outputs import check_output_dir, folder_content, writing_alone
 from qaembed.records import Answer, CorpusDocument, QARecord
 
 OUTPUT_FILES = ("chunks.jsonl", "qa.jsonl", "stats.json", "chunking.json", "beir", "records")
@@ -214,10 +214,11 @@ def document_groups(documents: Iterable[Document], max_chars: int) -> Iterator[l
 
 def _check_out(out: Path, overwrite: bool) -> None:
     check_output_dir(out)
-    if out.is_dir() and any(p.name != CACHE_FILE for p in out.iterdir()):  # a cache alone: an earlier run that failed
+    content = folder_content(out)  # a lock file is not content (qaembed.outputs)
+    if any(p.name != CACHE_FILE for p in content):  # a cache alone: an earlier run that failed
         if not overwrite:
             raise ConfigError(f"--out {out}: is not empty; choose a new folder or pass --overwrite")
-        foreign = [p.name for p in out.iterdir() if p.name not in (*OUTPUT_FILES, CACHE_FILE)]
+        foreign = [p.name for p in content if p.name not in (*OUTPUT_FILES, CACHE_FILE)]
         if foreign:
             raise ConfigError(f"--out {out}: --overwrite replaces only a chunk folder; it also holds {', '.join(sorted(foreign)[:5])}")
 
@@ -228,15 +229,28 @@ def run_chunking(
     min_chars: int = 0, seed: int = 13, split: str = "0.8,0.1,0.1", targets: str = "best", log=print,
 ) -> dict:
     """Chunk ``source`` (projects JSON file, prepared dataset, or a folder of documents with ``qa``) into ``out``."""
-    from qaembed.model import load_encoder
-    from qaembed.provenance import library_versions
-
     config = config or ChunkingConfig()
     fractions = parse_fractions(split)
     if targets not in ("best", "document"):
         raise ConfigError(f"--targets must be best or document, got {targets!r}")
     source, out = Path(source), Path(out)
-    _check_out(out, overwrite)
+    _check_out(out, overwrite)  # before any folder is made
+    # two runs into one folder would share its staging folder and sentence cache: one at a time
+    with writing_alone(out, "qaembed data chunk", create=True):
+        _check_out(out, overwrite)  # again under the lock: a run that finished since wrote a chunk folder there
+        return _run_chunking(source, out, qa=qa, qa_columns=qa_columns, model=model, config=config, skip_bad=skip_bad,
+                             device=device, min_chars=min_chars, seed=seed, fractions=fractions, targets=targets,
+                             log=log)
+
+
+def _run_chunking(
+    source: Path, out: Path, *, qa: Path | None, qa_columns: dict[str, str] | None, model: str,
+    config: ChunkingConfig, skip_bad: bool, device: str | None, min_chars: int, seed: int,
+    fractions: tuple[float, float, float], targets: str, log,
+) -> dict:
+    from qaembed.model import load_encoder
+    from qaembed.provenance import library_versions
+
     policy = BadRecordPolicy(skip=skip_bad)
     documents: Iterable[Document]
     prepared = source.is_dir() and (source / "manifest.json").is_file() and (source / "train.jsonl").is_file()

@@ -13,6 +13,7 @@ Examples::
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Optional
 
@@ -20,7 +21,7 @@ import typer
 
 from qaembed.errors import ConfigError, first_problem
 from qaembed.options import SEED_MAX
-from qaembed.outputs import check_output_dir
+from qaembed.outputs import check_output_dir, writing_alone
 
 BEIR_PREFIX = "beir:"
 TOKEN_STORE_DIR = "maxsim_tokens"  # --scorer maxsim --out DIR: the corpus' token embeddings (reused by a re-run)
@@ -88,6 +89,16 @@ def check_split(data: str, split: str, option: str) -> None:
         raise ConfigError(f"{option} {split!r}: {qrels} has no {split}.tsv; allowed: {', '.join(available)}")
 
 
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an ``--out`` that cannot be written, or that holds a result, unless ``overwrite``."""
+    from qaembed.evaluate.result import PER_QUESTION_FILE, SUMMARY_FILE
+
+    check_output_dir(out)
+    existing = [out / name for name in (SUMMARY_FILE, PER_QUESTION_FILE) if (out / name).exists()]
+    if existing and not overwrite:
+        raise ConfigError(f"--out {out} already holds a result ({existing[0].name}); pass --overwrite to replace it")
+
+
 def eval_command(
     model: str = typer.Option("minilm", help="Model: built-in name, local folder or Hugging Face id."),
     data: str = typer.Option(..., help="Prepared dataset folder (DIR/{train,dev,test}.jsonl) or beir:PATH."),
@@ -131,16 +142,12 @@ def eval_command(
     from qaembed.evaluate.beir import evaluate_beir, read_beir
     from qaembed.evaluate.config import EvalConfig
     from qaembed.evaluate.qa import evaluate_model
-    from qaembed.evaluate.result import PER_QUESTION_FILE, SUMMARY_FILE
     from qaembed.model import check_device, load_encoder
     from qaembed.provenance import environment
 
     # every option is checked before the (long) encoding, so no result is computed and then lost
     if out is not None:
-        check_output_dir(out)
-        existing = [out / name for name in (SUMMARY_FILE, PER_QUESTION_FILE) if (out / name).exists()]
-        if existing and not overwrite:
-            raise ConfigError(f"--out {out} already holds a result ({existing[0].name}); pass --overwrite to replace it")
+        _check_out(out, overwrite)
     check_device(device)
     check_split(data, split, "--split")
     distractor_splits = [part.strip() for part in distractors.split(",")] if distractors is not None else []
@@ -183,72 +190,76 @@ def eval_command(
         # leave no room for text (2: every text is [CLS][SEP], one embedding for all) or the model fails
         raise ConfigError(f"option --max-seq-length must be >= 8 (as in training), got {max_seq_length}")
 
-    pair_data = _is_pair_data(data)
-    if pair_data:
-        from qaembed.data.pairs import read_pair_split
-
-        if distractors is not None:
-            raise ConfigError("--distractors applies to Q&A datasets, not to pair data")
-        check_split(data, threshold_split, "--threshold-split")
-        pairs = read_pair_split(data, split)
-        threshold_pairs = None if threshold_split == split else read_pair_split(data, threshold_split)
-        records = distractor_records = None
-    elif data.startswith(BEIR_PREFIX):
-        if distractors is not None:
-            raise ConfigError("--distractors applies to Q&A datasets, not to beir: data")
-        beir_data = read_beir(data[len(BEIR_PREFIX) :], split)
-        records = distractor_records = None
-    else:
-        if split in distractor_splits:
-            raise ConfigError(f"--distractors {distractors}: {split} is the evaluated split itself")
-        records = read_split(data, split)
-        distractor_records = [record for part in distractor_splits for record in read_split(data, part)]
-        extra_documents = read_corpus(data)  # DIR/corpus.jsonl: documents no question owns (chunked passages)
-
-    if scorer == "maxsim":
-        from qaembed.model import load_token_encoder
-
-        encoder = load_token_encoder(model, device=device)
-    else:
-        encoder = load_encoder(model, device=device)
-    if max_seq_length is not None:
-        encoder.max_seq_length = max_seq_length
-    per_pair = None
-    store = out / TOKEN_STORE_DIR if (out is not None and scorer == "maxsim") else None
-    if pair_data:
-        from qaembed.evaluate.pairs import evaluate_pairs
-
-        result, per_pair = evaluate_pairs(encoder, pairs, threshold_pairs=threshold_pairs, config=config)
-        result.info.update(threshold_split=threshold_split)
-    elif records is None:
-        result = evaluate_beir(encoder, beir_data, config=config, token_store=store)
-    else:
-        result = evaluate_model(encoder, records, config=config, distractors=distractor_records, token_store=store,
-                                extra_documents=extra_documents)
-    result.info.update(
-        model=model,
-        data=data,
-        split=split,
-        distractors=distractors,
-        max_seq_length=encoder.max_seq_length,
-        environment=environment(),
-    )
-    if out is not None:
-        result.save(out)
-        if per_pair is not None:
-            from qaembed.evaluate.pairs import PER_PAIR_FILE
-
-            per_pair.to_parquet(out / PER_PAIR_FILE, index=True)
-    if as_json:
-        payload = {"summary": result.summary, "counts": result.counts}
-        if "maxsim" in result.info:
-            payload["maxsim"] = result.info["maxsim"]
-        typer.echo(json.dumps(payload, indent=2))
-    else:
-        _print_tables(result, f"{model} on {data} ({split})")
+    # a second eval into --out would write its result over this one's (and into the same maxsim token store)
+    with writing_alone(out, "qaembed eval", create=True) if out is not None else nullcontext():
         if out is not None:
-            typer.echo(f"saved {out / 'summary.json'} and {out / 'per_question.parquet'}"
-                       + (f" and {out / 'per_pair.parquet'}" if per_pair is not None else ""))
+            _check_out(out, overwrite)  # again under the lock: an eval that finished since left a result there
+        pair_data = _is_pair_data(data)
+        if pair_data:
+            from qaembed.data.pairs import read_pair_split
+
+            if distractors is not None:
+                raise ConfigError("--distractors applies to Q&A datasets, not to pair data")
+            check_split(data, threshold_split, "--threshold-split")
+            pairs = read_pair_split(data, split)
+            threshold_pairs = None if threshold_split == split else read_pair_split(data, threshold_split)
+            records = distractor_records = None
+        elif data.startswith(BEIR_PREFIX):
+            if distractors is not None:
+                raise ConfigError("--distractors applies to Q&A datasets, not to beir: data")
+            beir_data = read_beir(data[len(BEIR_PREFIX) :], split)
+            records = distractor_records = None
+        else:
+            if split in distractor_splits:
+                raise ConfigError(f"--distractors {distractors}: {split} is the evaluated split itself")
+            records = read_split(data, split)
+            distractor_records = [record for part in distractor_splits for record in read_split(data, part)]
+            extra_documents = read_corpus(data)  # DIR/corpus.jsonl: documents no question owns (chunked passages)
+
+        if scorer == "maxsim":
+            from qaembed.model import load_token_encoder
+
+            encoder = load_token_encoder(model, device=device)
+        else:
+            encoder = load_encoder(model, device=device)
+        if max_seq_length is not None:
+            encoder.max_seq_length = max_seq_length
+        per_pair = None
+        store = out / TOKEN_STORE_DIR if (out is not None and scorer == "maxsim") else None
+        if pair_data:
+            from qaembed.evaluate.pairs import evaluate_pairs
+
+            result, per_pair = evaluate_pairs(encoder, pairs, threshold_pairs=threshold_pairs, config=config)
+            result.info.update(threshold_split=threshold_split)
+        elif records is None:
+            result = evaluate_beir(encoder, beir_data, config=config, token_store=store)
+        else:
+            result = evaluate_model(encoder, records, config=config, distractors=distractor_records, token_store=store,
+                                    extra_documents=extra_documents)
+        result.info.update(
+            model=model,
+            data=data,
+            split=split,
+            distractors=distractors,
+            max_seq_length=encoder.max_seq_length,
+            environment=environment(),
+        )
+        if out is not None:
+            result.save(out)
+            if per_pair is not None:
+                from qaembed.evaluate.pairs import PER_PAIR_FILE
+
+                per_pair.to_parquet(out / PER_PAIR_FILE, index=True)
+        if as_json:
+            payload = {"summary": result.summary, "counts": result.counts}
+            if "maxsim" in result.info:
+                payload["maxsim"] = result.info["maxsim"]
+            typer.echo(json.dumps(payload, indent=2))
+        else:
+            _print_tables(result, f"{model} on {data} ({split})")
+            if out is not None:
+                typer.echo(f"saved {out / 'summary.json'} and {out / 'per_question.parquet'}"
+                           + (f" and {out / 'per_pair.parquet'}" if per_pair is not None else ""))
 
 
 def register(app: typer.Typer) -> None:

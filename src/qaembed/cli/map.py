@@ -52,7 +52,7 @@ def map_command(
     )
     from qaembed.errors import ConfigError, DataError
     from qaembed.model import ModelNotFoundError, load_encoder
-    from qaembed.outputs import check_output_dir
+    from qaembed.outputs import check_output_dir, writing_alone
 
     check_output_dir(out)
     if split not in SPLITS:
@@ -64,42 +64,44 @@ def map_command(
         raise ConfigError("--no-base without --model: nothing to map")
     if not umap_available():  # before any model is loaded
         raise MapsUnavailable(f"qaembed map needs umap-learn, which is not installed: {INSTALL_HINT}")
-    if is_pair_dataset(data):
-        if color_by not in ("auto", "cluster"):
-            raise ConfigError(f"--color-by {color_by!r}: pair data maps colour by duplicate cluster (auto or cluster)")
-        if not pair_dataset_path(data, split).is_file():
-            raise DataError(f"pair dataset has no {split} split", path=str(pair_dataset_path(data, split)))
-        sample = pair_sample(read_pair_split(data, split), max_points, seed)
-    else:
-        if color_by == "cluster":
-            raise ConfigError("--color-by cluster: only for pair data (duplicate clusters)")
-        if not split_path(data, split).is_file():
-            raise DataError(f"not a prepared dataset: no {split_path(data, split).name}", path=str(data))
-        sample = qa_sample(read_split(data, split), max_points, seed, color_by)
-    if len(sample.ids) < 10:
-        raise DataError(f"the {split} split gives only {len(sample.ids)} questions within --max-points {max_points}; "
-                        "a map needs at least 10", path=str(data))
-    embeddings, titles = {}, {}
-    for index, name in enumerate(names):
-        label = "base" if index == 0 and not no_base else (Path(name).name or name)
-        while label in embeddings:
-            label += "_2"
-        try:
-            model = load_encoder(name, device=None)
-        except ModelNotFoundError as exc:
-            raise ConfigError(f"--model {name}: {exc}") from exc
-        model.max_seq_length = max_seq_length
-        embeddings[label] = embed(model, sample.texts)
-        titles[label] = f"{label}: {name}"
-    paths = write_maps(embeddings, sample, out, seed=seed, titles=titles,
-                       extra={"data": str(data), "split": split, "sources": dict(zip(embeddings, names))})
-    sidecar = json.loads((out / "maps.json").read_text(encoding="utf-8"))
-    typer.echo(f"{len(sample.ids)} questions (of {sample.available}), seed {seed}: "
-               + ", ".join(str(p) for p in paths) + f", {out / 'maps.json'}")
-    for label, stats in sidecar["models"].items():
-        if "duplicate_mean_cosine" in stats:
-            typer.echo(f"  {label}: duplicate pairs cosine {stats['duplicate_mean_cosine']:.3f}, "
-                       f"non-duplicates {stats.get('non_duplicate_mean_cosine', float('nan')):.3f}")
+    # a second map into --out would draw its PNGs beside this one's under another maps.json
+    with writing_alone(out, "qaembed map", create=True):
+        if is_pair_dataset(data):
+            if color_by not in ("auto", "cluster"):
+                raise ConfigError(f"--color-by {color_by!r}: pair data maps colour by duplicate cluster (auto or cluster)")
+            if not pair_dataset_path(data, split).is_file():
+                raise DataError(f"pair dataset has no {split} split", path=str(pair_dataset_path(data, split)))
+            sample = pair_sample(read_pair_split(data, split), max_points, seed)
+        else:
+            if color_by == "cluster":
+                raise ConfigError("--color-by cluster: only for pair data (duplicate clusters)")
+            if not split_path(data, split).is_file():
+                raise DataError(f"not a prepared dataset: no {split_path(data, split).name}", path=str(data))
+            sample = qa_sample(read_split(data, split), max_points, seed, color_by)
+        if len(sample.ids) < 10:
+            raise DataError(f"the {split} split gives only {len(sample.ids)} questions within --max-points {max_points}; "
+                            "a map needs at least 10", path=str(data))
+        embeddings, titles = {}, {}
+        for index, name in enumerate(names):
+            label = "base" if index == 0 and not no_base else (Path(name).name or name)
+            while label in embeddings:
+                label += "_2"
+            try:
+                model = load_encoder(name, device=None)
+            except ModelNotFoundError as exc:
+                raise ConfigError(f"--model {name}: {exc}") from exc
+            model.max_seq_length = max_seq_length
+            embeddings[label] = embed(model, sample.texts)
+            titles[label] = f"{label}: {name}"
+        paths = write_maps(embeddings, sample, out, seed=seed, titles=titles,
+                           extra={"data": str(data), "split": split, "sources": dict(zip(embeddings, names))})
+        sidecar = json.loads((out / "maps.json").read_text(encoding="utf-8"))
+        typer.echo(f"{len(sample.ids)} questions (of {sample.available}), seed {seed}: "
+                   + ", ".join(str(p) for p in paths) + f", {out / 'maps.json'}")
+        for label, stats in sidecar["models"].items():
+            if "duplicate_mean_cosine" in stats:
+                typer.echo(f"  {label}: duplicate pairs cosine {stats['duplicate_mean_cosine']:.3f}, "
+                           f"non-duplicates {stats.get('non_duplicate_mean_cosine', float('nan')):.3f}")
 
 
 def register(app: typer.Typer) -> None:

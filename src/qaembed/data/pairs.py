@@ -73,6 +73,7 @@ from qaembed.data.dataset import SPLITS, iter_jsonl_lines, model_from_json_line,
 from qaembed.data.hf import parse_column_mapping
 from qaembed.errors import ConfigError, DataError
 from qaembed.jsonfiles import JsonProblem, parse_input_json, read_json, write_json
+from qaembed.outputs import writing_alone
 from qaembed.records import Author, Provenance, license_for_date
 
 PAIR_FORMATS = ("pairs-qqp", "pairs-csv", "pairs-jsonl", "pairs-hf", "se-duplicates")
@@ -625,72 +626,73 @@ def prepare_pairs(
     if not sources:
         raise ConfigError(f"--format {fmt}: give the SOURCES to read (there is no default pair data)")
     out_dir = Path(out_dir)
-    check_output_dir(out_dir, overwrite=overwrite)
-    pairs: list[PairRecord] = []
-    source_stats: dict[str, dict] = {}
-    descriptions = []
-    seen_pairs: dict[str, str] = {}
-    texts: dict[str, str] = {}
-    skipped_total: Counter[str] = Counter()
-    for spec in sources:
-        adapter = open_pair_source(spec, fmt, skip_bad=skip_bad, columns=columns, encoding=encoding,
-                                   progress=progress)
-        name = adapter.name
-        while name in source_stats:
-            name += "#2"
-        read = 0
-        for pair in adapter.pairs():
-            read += 1
-            if pair.id in seen_pairs:
-                adapter.policy.reject(DataError(f"duplicate pair id {pair.id!r} (already read from "
-                                                f"{seen_pairs[pair.id]})", path=str(adapter.path), field="id"),
-                                      "duplicate_id")
-                continue
-            for question in (pair.question1, pair.question2):  # one text per question id (the first seen)
-                known = texts.setdefault(question.id, question.text)
-                if known != question.text:
-                    adapter.notes["question_text_differs"] += 1
-                    question.text = known
-            seen_pairs[pair.id] = name
-            pairs.append(pair)
-        if read == 0:
-            adapter.policy.reject(DataError("source has no pairs", path=str(adapter.path)), "empty_source")
-        summary = adapter.policy.summary()
-        skipped_total.update(summary["counts"])
-        source_stats[name] = {"kind": adapter.kind, "path": str(adapter.path), "pairs": read,
-                              "skipped_bad": summary["counts"], "skipped_examples": summary["examples"],
-                              "notes": dict(sorted(adapter.notes.items()))}
-        descriptions.append({**adapter.describe(), "name": name})
-    if not pairs:
-        raise DataError("no pairs left to write", path=", ".join(map(str, sources)))
-    by_split, split_stats = split_pairs(pairs, seed, split, split_by)
-    stats = {"kind": DATASET_KIND, "split_by": split_by, "sources": source_stats, **split_stats,
-             "skipped_bad": dict(sorted(skipped_total.items()))}
+    check_output_dir(out_dir, overwrite=overwrite)  # before any folder is made; again under the lock
+    with writing_alone(out_dir, "qaembed data prepare", create=True):  # a failed run into a new folder leaves none
+        check_output_dir(out_dir, overwrite=overwrite)
+        pairs: list[PairRecord] = []
+        source_stats: dict[str, dict] = {}
+        descriptions = []
+        seen_pairs: dict[str, str] = {}
+        texts: dict[str, str] = {}
+        skipped_total: Counter[str] = Counter()
+        for spec in sources:
+            adapter = open_pair_source(spec, fmt, skip_bad=skip_bad, columns=columns, encoding=encoding,
+                                       progress=progress)
+            name = adapter.name
+            while name in source_stats:
+                name += "#2"
+            read = 0
+            for pair in adapter.pairs():
+                read += 1
+                if pair.id in seen_pairs:
+                    adapter.policy.reject(DataError(f"duplicate pair id {pair.id!r} (already read from "
+                                                    f"{seen_pairs[pair.id]})", path=str(adapter.path), field="id"),
+                                          "duplicate_id")
+                    continue
+                for question in (pair.question1, pair.question2):  # one text per question id (the first seen)
+                    known = texts.setdefault(question.id, question.text)
+                    if known != question.text:
+                        adapter.notes["question_text_differs"] += 1
+                        question.text = known
+                seen_pairs[pair.id] = name
+                pairs.append(pair)
+            if read == 0:
+                adapter.policy.reject(DataError("source has no pairs", path=str(adapter.path)), "empty_source")
+            summary = adapter.policy.summary()
+            skipped_total.update(summary["counts"])
+            source_stats[name] = {"kind": adapter.kind, "path": str(adapter.path), "pairs": read,
+                                  "skipped_bad": summary["counts"], "skipped_examples": summary["examples"],
+                                  "notes": dict(sorted(adapter.notes.items()))}
+            descriptions.append({**adapter.describe(), "name": name})
+        if not pairs:
+            raise DataError("no pairs left to write", path=", ".join(map(str, sources)))
+        by_split, split_stats = split_pairs(pairs, seed, split, split_by)
+        stats = {"kind": DATASET_KIND, "split_by": split_by, "sources": source_stats, **split_stats,
+                 "skipped_bad": dict(sorted(skipped_total.items()))}
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".prepare-{os.getpid()}-", dir=out_dir))
-    try:
-        files = {}
-        for s in SPLITS:
-            path = staging / pair_dataset_path(staging, s).name
-            count = write_jsonl_lines(path, (p.model_dump_json(exclude_none=True) for p in by_split[s]))
-            files[s] = {"pairs": count, "sha256_16": hash_files([path])}
-        write_json(staging / STATS_FILE, stats)
-        write_json(staging / MANIFEST_FILE, {
-            "kind": DATASET_KIND,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "format": fmt,
-            "config": {"seed": seed, "split": list(split), "split_by": split_by, "skip_bad": skip_bad,
-                       "columns": columns or {}, "encoding": encoding},
-            "split": {"mode": "by-cluster", "split_by": split_by, "seed": seed, "fractions": list(split)},
-            "sources": descriptions, "files": files, "skipped_bad": stats["skipped_bad"],
-            "dropped_cross_split": stats["dropped_cross_split"],
-            "environment": {"git": git_state(), "versions": library_versions()},
-        })
-        for name in OUTPUT_FILES:
-            os.replace(staging / name, out_dir / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".prepare-{os.getpid()}-", dir=out_dir))
+        try:
+            files = {}
+            for s in SPLITS:
+                path = staging / pair_dataset_path(staging, s).name
+                count = write_jsonl_lines(path, (p.model_dump_json(exclude_none=True) for p in by_split[s]))
+                files[s] = {"pairs": count, "sha256_16": hash_files([path])}
+            write_json(staging / STATS_FILE, stats)
+            write_json(staging / MANIFEST_FILE, {
+                "kind": DATASET_KIND,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "format": fmt,
+                "config": {"seed": seed, "split": list(split), "split_by": split_by, "skip_bad": skip_bad,
+                           "columns": columns or {}, "encoding": encoding},
+                "split": {"mode": "by-cluster", "split_by": split_by, "seed": seed, "fractions": list(split)},
+                "sources": descriptions, "files": files, "skipped_bad": stats["skipped_bad"],
+                "dropped_cross_split": stats["dropped_cross_split"],
+                "environment": {"git": git_state(), "versions": library_versions()},
+            })
+            for name in OUTPUT_FILES:
+                os.replace(staging / name, out_dir / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return stats
 
 

@@ -54,6 +54,8 @@ from qaembed.data.stats import STATS_FILE, StatsAccumulator
 from qaembed.data.workers import default_workers
 from qaembed.errors import ConfigError, DataError
 from qaembed.jsonfiles import write_json
+from qaembed.outputs import check_output_dir as check_writable_dir
+from qaembed.outputs import folder_content, writing_alone
 from qaembed.records import QARecord
 from qaembed.subprocesses import process_alive
 
@@ -183,10 +185,9 @@ def check_output_dir(out_dir: Path, *, overwrite: bool) -> list[Path]:
     A file, or a place no folder can be written, is refused as by every command
     (:func:`qaembed.outputs.check_output_dir`). Removes temporary folders of interrupted
     earlier runs (returned). A folder that holds anything else needs ``overwrite``.
-    Raises :class:`ConfigError` naming the folder.
+    Raises :class:`ConfigError` naming the folder. A folder's lock file (:data:`qaembed.outputs.LOCK_FILE`)
+    is not content: a folder that holds only one is empty.
     """
-    from qaembed.outputs import check_output_dir as check_writable_dir
-
     check_writable_dir(out_dir)
     removed = remove_stale_temp_dirs(out_dir) if out_dir.is_dir() else []
     for name in OUTPUT_FILES:
@@ -198,7 +199,7 @@ def check_output_dir(out_dir: Path, *, overwrite: bool) -> list[Path]:
         raise ConfigError(f"--out {out_dir}: {PARQUET_DIR} there is not a folder of qaembed shards only; "
                           "cannot write the dataset")
     if out_dir.is_dir() and not overwrite:
-        content = sorted(p.name for p in out_dir.iterdir() if not _TEMP_NAME.match(p.name))
+        content = [p.name for p in folder_content(out_dir) if not _TEMP_NAME.match(p.name)]
         if content:
             what = "a prepared dataset" if (out_dir / MANIFEST_FILE).exists() else f"{len(content)} entries"
             shown = ", ".join(content[:5]) + (", ..." if len(content) > 5 else "")
@@ -257,34 +258,36 @@ def prepare_dataset(
             sources = paths.default_data_sources().sources
         except FileNotFoundError as exc:
             raise DataError(str(exc)) from exc
-    created_top = next((p for p in reversed((out_dir, *out_dir.parents)) if not p.exists()), None)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=out_dir))
-    except OSError as exc:
-        raise ConfigError(f"--out {out_dir}: cannot write there ({exc.strerror or exc})") from exc
-    try:
-        stats = _prepare_into(sources, staging, config, progress=progress,
-                              workers=default_workers() if workers is None else workers)
-        _remove_other_layout(out_dir, config.output)
-        names = PARQUET_OUTPUT_FILES if config.output == "parquet" else OUTPUT_FILES
-        # the earlier dataset goes first, its manifest before its splits: a process killed while the new one moves
-        # in leaves an incomplete folder (which readers refuse), never new splits beside old ones
-        (out_dir / MANIFEST_FILE).unlink(missing_ok=True)
-        for name in names:
-            if name == PARQUET_DIR and (out_dir / name).is_dir():
-                shutil.rmtree(out_dir / name)  # only shards (checked in check_output_dir)
-            else:
-                (out_dir / name).unlink(missing_ok=True)
-        for name in names:
-            os.replace(staging / name, out_dir / name)  # manifest.json last: a reader trusts files it lists
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created_top is not None:  # leave no empty folders behind for a run that wrote nothing
-            _remove_empty_dirs(out_dir, created_top)
-        raise
-    shutil.rmtree(staging, ignore_errors=True)
+    # the check again under the lock: a prepare that finished since is a dataset there now, one still running is refused
+    with writing_alone(out_dir, "qaembed data prepare", create=True):  # a failed run into a new folder leaves none
+        check_output_dir(out_dir, overwrite=overwrite)
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=out_dir))
+        except OSError as exc:
+            raise ConfigError(f"--out {out_dir}: cannot write there ({exc.strerror or exc})") from exc
+        try:
+            stats = _prepare_into(sources, staging, config, progress=progress,
+                                  workers=default_workers() if workers is None else workers)
+            _move_into(staging, out_dir, config.output)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return stats
+
+
+def _move_into(staging: Path, out_dir: Path, output: OutputFormat) -> None:
+    """Replace the dataset in ``out_dir`` by the one written in ``staging``."""
+    _remove_other_layout(out_dir, output)
+    names = PARQUET_OUTPUT_FILES if output == "parquet" else OUTPUT_FILES
+    # the earlier dataset goes first, its manifest before its splits: a process killed while the new one moves
+    # in leaves an incomplete folder (which readers refuse), never new splits beside old ones
+    (out_dir / MANIFEST_FILE).unlink(missing_ok=True)
+    for name in names:
+        if name == PARQUET_DIR and (out_dir / name).is_dir():
+            shutil.rmtree(out_dir / name)  # only shards (checked in check_output_dir)
+        else:
+            (out_dir / name).unlink(missing_ok=True)
+    for name in names:
+        os.replace(staging / name, out_dir / name)  # manifest.json last: a reader trusts files it lists
 
 
 def _remove_other_layout(out_dir: Path, output: OutputFormat) -> None:
@@ -295,17 +298,6 @@ def _remove_other_layout(out_dir: Path, output: OutputFormat) -> None:
             split_path(out_dir, split).unlink(missing_ok=True)
     elif (out_dir / PARQUET_DIR).is_dir():
         shutil.rmtree(out_dir / PARQUET_DIR)
-
-
-def _remove_empty_dirs(folder: Path, top: Path) -> None:
-    """``rmdir`` ``folder`` and its parents up to ``top`` while they are empty."""
-    for path in (folder, *folder.parents):
-        try:
-            path.rmdir()
-        except OSError:
-            return
-        if path == top:
-            return
 
 
 def _prepare_into(

@@ -50,6 +50,7 @@ from qaembed.index.store import (
     weight_files_hash,
 )
 from qaembed.jsonfiles import write_json
+from qaembed.outputs import writing_alone
 
 # texts handed to model.encode at a time: large enough for its own length sorting to pay off,
 # small enough that the progress bar moves
@@ -287,35 +288,37 @@ def build_index(
     choose_kind(kind, 0, flat_max, hnsw_max)  # validates the name
     if out.exists() and data_dir.exists() and out.resolve() == data_dir.resolve():
         raise ConfigError(f"--out must differ from --data ({data_dir})")
-    check_out_folder(out, overwrite)
-    check_device(device)
-    documents, hashes = read_documents_of(data_dir, splits)
+    check_out_folder(out, overwrite)  # before any folder is made
+    with writing_alone(out, "qaembed index build", create=True):  # two builds would each replace the other's index
+        check_out_folder(out, overwrite)  # again under the lock: a build that finished since left an index there
+        check_device(device)
+        documents, hashes = read_documents_of(data_dir, splits)
 
-    started = time.perf_counter()
-    encoder = encoder if encoder is not None else load_encoder(model, device=device)
-    info = model_info(model, encoder)
-    vectors = encode_documents(encoder, [d["text"] for d in documents], batch_size=batch_size, progress=progress)
-    settings = IndexSettings(
-        kind=choose_kind(kind, len(documents), flat_max, hnsw_max), requested=kind, flat_max=flat_max,
-        hnsw_max=hnsw_max, ef_search=ef_search, nprobe=nprobe, seed=seed,
-    )
-    if settings.kind == "ivf" and len(documents) < 39:
-        raise ConfigError(f"--kind ivf needs at least 39 documents to train its cells; the data has {len(documents)}")
-    if log:
-        log(f"indexing {len(documents):,} answers as {settings.kind} (requested {kind})")
-    faiss_index = build_faiss(vectors, settings)
-    now = _now()
-    source = DataSource(
-        path=str(data_dir.resolve()), splits=list(splits), hashes=hashes, documents=len(documents), first_row=0,
-        time=now, operation="build",
-    )
-    with atomic_folder(out) as folder:
-        manifest = _write_folder(
-            folder, faiss_index, documents_table(documents), info=info, settings=settings, dimension=vectors.shape[1],
-            data=[source], built_at=now, seconds=time.perf_counter() - started,
-            version=library_versions()["qaembed"], environment=environment(),
+        started = time.perf_counter()
+        encoder = encoder if encoder is not None else load_encoder(model, device=device)
+        info = model_info(model, encoder)
+        vectors = encode_documents(encoder, [d["text"] for d in documents], batch_size=batch_size, progress=progress)
+        settings = IndexSettings(
+            kind=choose_kind(kind, len(documents), flat_max, hnsw_max), requested=kind, flat_max=flat_max,
+            hnsw_max=hnsw_max, ef_search=ef_search, nprobe=nprobe, seed=seed,
         )
-    return manifest
+        if settings.kind == "ivf" and len(documents) < 39:
+            raise ConfigError(f"--kind ivf needs at least 39 documents to train its cells; the data has {len(documents)}")
+        if log:
+            log(f"indexing {len(documents):,} answers as {settings.kind} (requested {kind})")
+        faiss_index = build_faiss(vectors, settings)
+        now = _now()
+        source = DataSource(
+            path=str(data_dir.resolve()), splits=list(splits), hashes=hashes, documents=len(documents), first_row=0,
+            time=now, operation="build",
+        )
+        with atomic_folder(out) as folder:
+            manifest = _write_folder(
+                folder, faiss_index, documents_table(documents), info=info, settings=settings, dimension=vectors.shape[1],
+                data=[source], built_at=now, seconds=time.perf_counter() - started,
+                version=library_versions()["qaembed"], environment=environment(),
+            )
+        return manifest
 
 
 def _write_folder(folder: Path, faiss_index, table, *, info, settings, dimension, data, built_at, seconds, version, environment) -> Manifest:
@@ -361,51 +364,54 @@ def add_to_index(
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     check_device(device)
-    manifest = read_manifest(index_dir)
-    check_files(index_dir, manifest, verify_hashes=True)
-    table = read_documents(index_dir / DOCUMENTS_FILE, memory_map=False)
-    documents, hashes = read_documents_of(data_dir, splits)
-    existing = set(table.column("id").to_pylist())
-    clashes = [d["id"] for d in documents if d["id"] in existing]
-    if clashes:
-        more = f" and {len(clashes) - 3} more" if len(clashes) > 3 else ""
-        raise DataError(
-            f"{len(clashes)} answer id(s) of {data_dir} are already in the index: "
-            f"{', '.join(repr(c) for c in clashes[:3])}{more}; add only new answers",
-            path=str(index_dir),
+    read_manifest(index_dir)  # an index is there, before anything is written into its folder
+    # two adds would each write the index grown by their answers only: the first one's would be lost
+    with writing_alone(index_dir, "qaembed index add", option="--index"):
+        manifest = read_manifest(index_dir)  # again under the lock: an add that finished since grew the index
+        check_files(index_dir, manifest, verify_hashes=True)
+        table = read_documents(index_dir / DOCUMENTS_FILE, memory_map=False)
+        documents, hashes = read_documents_of(data_dir, splits)
+        existing = set(table.column("id").to_pylist())
+        clashes = [d["id"] for d in documents if d["id"] in existing]
+        if clashes:
+            more = f" and {len(clashes) - 3} more" if len(clashes) > 3 else ""
+            raise DataError(
+                f"{len(clashes)} answer id(s) of {data_dir} are already in the index: "
+                f"{', '.join(repr(c) for c in clashes[:3])}{more}; add only new answers",
+                path=str(index_dir),
+            )
+        faiss_index, _ = read_faiss(index_dir / VECTORS_FILE, memory_map=False)
+        if faiss_index.ntotal != manifest.count:
+            raise DataError(f"holds {faiss_index.ntotal} vectors, manifest.json says {manifest.count}", path=str(index_dir / VECTORS_FILE))
+
+        started = time.perf_counter()
+        if encoder is None:
+            encoder = load_encoder(model or manifest.model.reference, device=device)
+        from qaembed.index.search import check_model
+
+        check_model(manifest, encoder, allow_mismatch=allow_model_mismatch, index_dir=index_dir)
+        vectors = encode_documents(encoder, [d["text"] for d in documents], batch_size=batch_size, progress=progress)
+        if vectors.shape[1] != manifest.dimension:
+            raise ConfigError(f"the model gives {vectors.shape[1]}-dimensional embeddings; the index holds {manifest.dimension}")
+        add_vectors(faiss_index, vectors)
+        import pyarrow as pa
+
+        grown = pa.concat_tables([table, documents_table(documents)])
+        settings = manifest.index
+        if log:
+            log(f"added {len(documents):,} answers; the index now holds {grown.num_rows:,} ({settings.kind})")
+            if settings.kind == "flat" and grown.num_rows > settings.flat_max and settings.requested == "auto":
+                log(f"note: {grown.num_rows:,} documents is above --flat-max {settings.flat_max:,}; "
+                    "qaembed index build --overwrite would choose an approximate index")
+        source = DataSource(
+            path=str(data_dir.resolve()), splits=list(splits), hashes=hashes, documents=len(documents),
+            first_row=manifest.count, time=_now(), operation="add",
         )
-    faiss_index, _ = read_faiss(index_dir / VECTORS_FILE, memory_map=False)
-    if faiss_index.ntotal != manifest.count:
-        raise DataError(f"holds {faiss_index.ntotal} vectors, manifest.json says {manifest.count}", path=str(index_dir / VECTORS_FILE))
-
-    started = time.perf_counter()
-    if encoder is None:
-        encoder = load_encoder(model or manifest.model.reference, device=device)
-    from qaembed.index.search import check_model
-
-    check_model(manifest, encoder, allow_mismatch=allow_model_mismatch, index_dir=index_dir)
-    vectors = encode_documents(encoder, [d["text"] for d in documents], batch_size=batch_size, progress=progress)
-    if vectors.shape[1] != manifest.dimension:
-        raise ConfigError(f"the model gives {vectors.shape[1]}-dimensional embeddings; the index holds {manifest.dimension}")
-    add_vectors(faiss_index, vectors)
-    import pyarrow as pa
-
-    grown = pa.concat_tables([table, documents_table(documents)])
-    settings = manifest.index
-    if log:
-        log(f"added {len(documents):,} answers; the index now holds {grown.num_rows:,} ({settings.kind})")
-        if settings.kind == "flat" and grown.num_rows > settings.flat_max and settings.requested == "auto":
-            log(f"note: {grown.num_rows:,} documents is above --flat-max {settings.flat_max:,}; "
-                "qaembed index build --overwrite would choose an approximate index")
-    source = DataSource(
-        path=str(data_dir.resolve()), splits=list(splits), hashes=hashes, documents=len(documents),
-        first_row=manifest.count, time=_now(), operation="add",
-    )
-    with atomic_folder(index_dir) as folder:
-        written = _write_folder(
-            folder, faiss_index, grown, info=manifest.model, settings=settings, dimension=manifest.dimension,
-            data=[*manifest.data, source], built_at=manifest.built_at,
-            seconds=manifest.build_seconds + time.perf_counter() - started,
-            version=library_versions()["qaembed"], environment=manifest.environment,
-        )
-    return written
+        with atomic_folder(index_dir) as folder:
+            written = _write_folder(
+                folder, faiss_index, grown, info=manifest.model, settings=settings, dimension=manifest.dimension,
+                data=[*manifest.data, source], built_at=manifest.built_at,
+                seconds=manifest.build_seconds + time.perf_counter() - started,
+                version=library_versions()["qaembed"], environment=manifest.environment,
+            )
+        return written

@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qaembed.errors import ConfigError, DataError, first_problem
 from qaembed.jsonfiles import read_json
-from qaembed.outputs import check_output_dir
+from qaembed.outputs import check_output_dir, folder_content
 from qaembed.subprocesses import process_alive
 
 MANIFEST_FILE = "manifest.json"
@@ -300,7 +300,8 @@ def check_out_folder(out: Path, overwrite: bool, option: str = "--out") -> None:
     deletes it, and a mistyped path must not delete someone's files.
     """
     check_output_dir(out, option)
-    if not out.exists() or not any(out.iterdir()):
+    content = folder_content(out)  # a lock file is not content (qaembed.outputs)
+    if not content:
         return
     if not _is_index_folder(out):
         raise ConfigError(
@@ -309,7 +310,7 @@ def check_out_folder(out: Path, overwrite: bool, option: str = "--out") -> None:
         )
     if not overwrite:
         raise ConfigError(f"{option} {out}: already holds an index; pass --overwrite to replace it")
-    others = sorted(path.name for path in out.iterdir() if path.name not in INDEX_FILES)
+    others = [path.name for path in content if path.name not in INDEX_FILES]
     if others:  # replacing the folder would delete them
         raise ConfigError(
             f"{option} {out}: holds files that are not part of the index ({', '.join(others[:5])}"
@@ -337,7 +338,7 @@ def _recover_stale_folders(out: Path) -> None:
     for folder in sorted(out.parent.iterdir()):
         match = pattern.fullmatch(folder.name)
         if (match is None or not folder.is_dir() or folder.is_symlink() or process_alive(int(match[2]))
-                or not all(path.name in INDEX_FILES for path in folder.iterdir())):
+                or not all(path.name in INDEX_FILES for path in folder_content(folder))):
             continue
         if match[1] == "old" and not out.exists() and _is_index_folder(folder):
             os.replace(folder, out)

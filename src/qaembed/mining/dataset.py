@@ -25,7 +25,7 @@ from qaembed.mining.config import MiningConfig
 from qaembed.mining.embed import model_fingerprint
 from qaembed.mining.mine import mine_negatives
 from qaembed.model import load_encoder, resolve_model
-from qaembed.outputs import check_output_dir
+from qaembed.outputs import check_output_dir, folder_content, writing_alone
 from qaembed.paths import cache_dir
 from qaembed.provenance import environment, hash_files
 
@@ -61,8 +61,9 @@ _DATASET_NAMES = frozenset({*(f"{split}.jsonl" for split in SPLITS), *(f"{split}
 
 
 def _copied(data_dir: Path) -> list[Path]:
-    """The entries of ``data_dir`` a mined copy takes (not its train split, earlier mining or staging folders)."""
-    return [item for item in sorted(data_dir.iterdir())
+    """The entries of ``data_dir`` a mined copy takes (not its train split, earlier mining, staging folders or a
+    lock file: :func:`qaembed.outputs.folder_content`)."""
+    return [item for item in folder_content(data_dir)
             if item.name not in ("train.jsonl", MINING_FILE) and not item.name.startswith(TEMP_PREFIX)]
 
 
@@ -77,7 +78,8 @@ def _check_folders(data_dir: Path, out_dir: Path, overwrite: bool) -> list[Path]
         raise ConfigError(f"--out {out_dir} is inside --data {data_dir}: the copy would hold itself; choose a folder "
                           "outside it")
     check_output_dir(out_dir)
-    if not out_dir.exists() or not any(out_dir.iterdir()):
+    content = folder_content(out_dir)  # a lock file is not content
+    if not content:
         return []
     if not overwrite:
         raise ConfigError(f"output folder {out_dir} exists and is not empty; pass --overwrite to replace its files")
@@ -85,12 +87,12 @@ def _check_folders(data_dir: Path, out_dir: Path, overwrite: bool) -> list[Path]
         raise ConfigError(f"--out {out_dir}: is a non-empty folder that is not a mined dataset (no {MINING_FILE}); "
                           "--overwrite only replaces one. Choose another path")
     replaced = _DATASET_NAMES | {item.name for item in _copied(data_dir)}
-    others = sorted(item.name for item in out_dir.iterdir() if item.name not in replaced)
+    others = [item.name for item in content if item.name not in replaced]
     if others:  # an earlier copy of another --data: its files would be left beside the new ones, or deleted
         raise ConfigError(f"--out {out_dir}: holds files that neither a mined dataset nor {data_dir} has "
                           f"({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}); move them, or choose "
                           "another path")
-    return [item for item in sorted(out_dir.iterdir()) if item.name in replaced]
+    return [item for item in content if item.name in replaced]
 
 
 def mine_dataset(
@@ -108,7 +110,14 @@ def mine_dataset(
     embedding cache is then off, because the cache key could not vouch for its weights.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    earlier = _check_folders(data_dir, out_dir, overwrite)
+    _check_folders(data_dir, out_dir, overwrite)  # before any folder is made
+    with writing_alone(out_dir, "qaembed mine", create=True):  # a second mine into it would mix two copies
+        earlier = _check_folders(data_dir, out_dir, overwrite)  # again under the lock: a mine finished since
+        return _mine_into(data_dir, out_dir, config, earlier, encoder=encoder, progress=progress)
+
+
+def _mine_into(data_dir: Path, out_dir: Path, config: MiningConfig, earlier: list[Path], *, encoder,
+               progress: bool) -> dict:
     train_files = split_files(data_dir, "train")
     records = read_split(data_dir, "train")
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 import numpy as np
 
 from qaembed.model import resolve_model
+from qaembed.outputs import is_lock_file
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -66,7 +67,7 @@ def model_fingerprint(name: str) -> str:
     folder = Path(resolved)
     if folder.is_dir():
         for path in sorted(folder.rglob("*")):
-            if path.is_file():
+            if path.is_file() and not is_lock_file(path):  # a command writing there: not the model's
                 stat = path.stat()
                 parts.append(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]

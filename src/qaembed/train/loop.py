@@ -42,6 +42,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ from qaembed.jsonfiles import read_json, write_json
 from qaembed.late_interaction import ColbertCollator, ColbertTokens, add_marker_tokens, add_token_projection, save_model
 from qaembed.losses import build_loss
 from qaembed.model import build_encoder
+from qaembed.outputs import writing_alone
 from qaembed.provenance import environment, hash_files
 from qaembed.records import QARecord
 from qaembed.train.budget import TokenCounter, plan_steps
@@ -337,8 +339,28 @@ def train(
     ``plan_callback(total_steps)`` is called once the run knows its length (a texts or tokens
     budget is planned into steps first). ``progress_bar=False`` hides the per-step bar (e.g.
     under a caller's own progress display).
+
+    A train (or resume) into a run folder that another live train is writing is refused
+    (:class:`ConfigError`): both would log steps and write checkpoints into the same files.
     """
     run_dir = Path(out_dir)
+    # the main process holds the lock (the others of a multi-process run write nothing there); checks are made under it
+    alone = writing_alone(run_dir, "qaembed train", create=True) if _main_process() else nullcontext()
+    with alone:
+        return _train(config, run_dir, resume, step_callback=step_callback, plan_callback=plan_callback,
+                      progress_bar=progress_bar)
+
+
+def _main_process() -> bool:
+    """Whether this is the main process of a (torchrun / accelerate launch) run: its global RANK is 0.
+
+    Read from the environment, since the lock is taken before the Accelerator exists.
+    """
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _train(config: TrainConfig, run_dir: Path, resume: bool, *, step_callback: Callable[[int], None] | None,
+           plan_callback: Callable[[int], None] | None, progress_bar: bool) -> TrainResult:
     finished = finished_result(run_dir) if resume else None
     if finished is not None:
         return finished
