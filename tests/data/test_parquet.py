@@ -84,6 +84,25 @@ def test_hugging_face_datasets_reads_the_shards(tmp_path):
     assert loaded[2]["answers"][1]["text"] == records[2].answers[1].text
 
 
+@pytest.mark.slow
+def test_ray_data_reads_the_shards_in_parallel(tmp_path):
+    """``ray.data.read_parquet`` on the shards' folder (Ray spreads the files over its read tasks): the rows are
+    the records of every shard, nested answers included."""
+    ray = pytest.importorskip("ray")
+    records = _records(30)
+    files = write_parquet_shards(tmp_path, "train", records, shard_records=7)[1]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        dataset = ray.data.read_parquet(str(tmp_path / PARQUET_DIR))
+        rows = dataset.take_all()
+        assert len(files) == 5 and dataset.count() == 30
+    finally:
+        ray.shutdown()
+    assert sorted(row["id"] for row in rows) == sorted(r.id for r in records)
+    by_id = {row["id"]: row for row in rows}
+    assert by_id[records[2].id]["answers"][1]["text"] == records[2].answers[1].text
+
+
 def test_training_reads_parquet_shards(tiny_model_dir, tmp_path):
     from qaembed.train import train
     from qaembed.train.config import parse_config
