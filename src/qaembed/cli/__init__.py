@@ -11,12 +11,26 @@ import os
 import sys
 
 import typer
+from typer.core import TyperGroup
 
 from qaembed.errors import QaembedError
 from qaembed.subprocesses import DIE_WITH_PARENT, die_with_parent
 
+# ``qaembed --help`` lists commands in the order of the work, the main job first (typer would list commands
+# before groups, each in registration order: version first, suite last)
+COMMAND_ORDER = ("suite", "data", "mine", "train", "eval", "map", "index", "search", "serve", "losses", "version")
+
+
+class _WorkflowOrder(TyperGroup):
+    def list_commands(self, ctx) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda name: (COMMAND_ORDER.index(name) if name in COMMAND_ORDER else len(COMMAND_ORDER),
+                                               name))
+
+
 app = typer.Typer(
     name="qaembed",
+    cls=_WorkflowOrder,
     help="Fine-tune embedding models for Q&A retrieval with graded-relevance losses, and compare losses fairly.",
     no_args_is_help=True,
     add_completion=False,
