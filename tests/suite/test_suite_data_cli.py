@@ -109,3 +109,12 @@ def test_suite_cli_rejects_a_bad_budget_unit_and_date(tmp_path: Path):
                                 capture_output=True, text=True)
         assert result.returncode == 2 and field in result.stderr and "Traceback" not in result.stderr
         assert not (tmp_path / "s").exists()
+
+
+def test_a_suite_folder_whose_path_looks_like_markup_is_printed_as_it_is(tiny_dataset: Path, tmp_path: Path):
+    """Paths and names are text: ``[/x]`` in the folder's path is neither dropped nor a markup error (traceback)."""
+    out = tmp_path / "a[" / "x]" / "suite[bold]"
+    run_suite(tiny_config(tiny_dataset), out, run_fn=FakeRun())
+    result = CliRunner().invoke(app, ["suite", "report", str(out)], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert f"report: {out / 'report.md'}" in result.output

@@ -40,10 +40,11 @@ _PAIR_SECTION_TITLES = {"retrieval": "Duplicate retrieval (corpus: all questions
 
 def _print_tables(result, title: str) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
-    console.print(f"[bold]{title}[/bold]")
+    console.print(f"[bold]{escape(title)}[/bold]")  # paths are text: "[/x]" in one is not markup
     for section, metrics in result.sections().items():
         titles = _SECTION_TITLES | (_PAIR_SECTION_TITLES if result.info.get("protocol") == "pairs" else {})
         table = Table(title=titles.get(section, section), title_justify="left", min_width=44)
@@ -54,7 +55,7 @@ def _print_tables(result, title: str) -> None:
         console.print(table)
     console.print("counts: " + ", ".join(f"{name}={value}" for name, value in result.counts.items()))
     for note in result.info.get("notes", []):
-        console.print(f"[yellow]note:[/yellow] {note}")
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")
     maxsim = result.info.get("maxsim")
     if maxsim:
         console.print(f"maxsim: {maxsim['search']} search over {maxsim['documents']} documents "

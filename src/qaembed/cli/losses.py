@@ -28,6 +28,7 @@ def losses_command(
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="batching strategies" if strategies else "losses", show_lines=True)
     table.add_column("name", style="bold", no_wrap=True)
@@ -37,7 +38,8 @@ def losses_command(
     for entry in entries:
         options = "\n".join(_option_line(option) for option in entry["options"])
         related = entry["losses"] if strategies else entry["strategies"]
-        table.add_row(entry["name"], options, "\n".join(related), entry["summary"])
+        # text, not markup: a type such as list[str] in a docstring would lose its "[str]"
+        table.add_row(entry["name"], Text(options), "\n".join(related), Text(entry["summary"]))
     Console().print(table)
 
 

@@ -54,7 +54,7 @@ def _print_summary(payload: dict, out: Path) -> None:
     timing = payload["timing"]
     console.print(
         f"encode {timing['encode_s']:.1f}s, search {timing['search_s']:.1f}s, filter {timing['filter_s']:.1f}s "
-        f"(embeddings from cache: {effective['embeddings_from_cache']}); wrote {out}"
+        f"(embeddings from cache: {effective['embeddings_from_cache']}); wrote {out}", markup=False
     )
 
 

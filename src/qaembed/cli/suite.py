@@ -142,7 +142,7 @@ def _print_summary(suite_dir: Path, console) -> None:
     console.print(table)
     console.print(significance_note(analysis.n_seeds), style="dim")
     for line in plain_summary(analysis):
-        console.print(f"• {line}")
+        console.print(f"• {line}", markup=False)  # names and paths in it are text, not markup
 
 
 def _build_report(suite_dir: Path, console) -> None:
@@ -150,7 +150,7 @@ def _build_report(suite_dir: Path, console) -> None:
 
     paths = build_report(suite_dir)
     _print_summary(suite_dir, console)
-    console.print(f"report: {paths.markdown}  {paths.html}  {paths.csv}")
+    console.print(f"report: {paths.markdown}  {paths.html}  {paths.csv}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

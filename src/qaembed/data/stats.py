@@ -132,6 +132,7 @@ def _fmt(value: object) -> str:
 def stats_table(stats: dict[str, object]):
     """A rich Table: one row per source, the total, and one row per split."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="Q&A dataset statistics")
     table.add_column("set")
@@ -141,7 +142,8 @@ def stats_table(stats: dict[str, object]):
 
     def add_row(label: str, row: dict, *, end_section: bool = False) -> None:
         spread = "/".join(_fmt(row.get(k)) for k in ("score_min", "score_median", "score_max"))
-        table.add_row(label, *(_fmt(row.get(key)) for key, _ in _COLUMNS), spread, end_section=end_section)
+        table.add_row(Text(label), *(_fmt(row.get(key)) for key, _ in _COLUMNS), spread,  # a name is text, not markup
+                      end_section=end_section)
 
     sources = stats.get("sources") or {}
     for i, (name, source) in enumerate(sources.items()):
