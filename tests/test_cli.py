@@ -16,3 +16,20 @@ def test_help_lists_every_command_in_the_order_of_the_work():
                          env={**os.environ, "COLUMNS": "100"}).stdout
     listed = re.findall(r"^│ (\w+) ", out, flags=re.MULTILINE)
     assert listed == list(COMMAND_ORDER)
+
+
+def test_no_help_text_holds_what_rich_would_take_for_a_markup_tag():
+    """Help is rendered as rich markup: an unescaped "[ray]" (say, in qaembed[ray]) would vanish from --help."""
+    import typer.main
+
+    tag = re.compile(r"(?<!\\)\[[a-z#/@][^\[\]]*\]")
+    todo, found = [("qaembed", typer.main.get_command(app))], []
+    while todo:
+        path, command = todo.pop()
+        todo += [(f"{path} {name}", sub) for name, sub in getattr(command, "commands", {}).items()]
+        for text in [command.help or ""] + [getattr(param, "help", None) or "" for param in command.params]:
+            found += [f"{path}: {match}" for match in tag.findall(text)]
+    assert not found
+    out = subprocess.run([sys.executable, "-m", "qaembed", "suite", "--help"], capture_output=True, text=True,
+                         check=True, env={**os.environ, "COLUMNS": "300"}).stdout
+    assert "pip install 'qaembed[ray]'" in out

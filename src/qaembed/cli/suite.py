@@ -182,7 +182,7 @@ def register(app: typer.Typer) -> None:
         report_only: bool = typer.Option(False, "--report-only", help="Only rebuild the report from --out."),
         executor: str = typer.Option(
             "local", "--executor", help="local (one run after another here) or ray (each run a Ray task; "
-            "needs qaembed[ray]; see docs/scale.md)."),
+            "needs pip install 'qaembed\\[ray]'; see docs/scale.md)."),  # rich's escape: [ray] would be a tag
         ray_address: Optional[str] = typer.Option(
             None, "--ray-address", help="--executor ray: a running cluster (auto, or HOST:PORT); default: a "
             "local Ray started for this suite."),
