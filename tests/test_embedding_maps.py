@@ -66,6 +66,28 @@ def test_map_command_writes_pngs_and_sidecar_that_serve_lists(tiny_model_dir, ti
     assert (out / "base.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_map_is_replaced_only_with_overwrite_and_then_whole(tiny_model_dir, tiny_pair_dataset, tmp_path):
+    """A second map into a folder holding one is refused; with --overwrite the earlier map's PNGs go (serve --maps
+    shows every PNG there, so one of a model no longer mapped would pass for part of the new map), nothing else."""
+    pytest.importorskip("umap")
+    from qaembed.serve.app import _map_files
+
+    out = tmp_path / "maps"
+    common = ["map", "--data", str(tiny_pair_dataset), "--max-points", "20", "--out", str(out)]
+    first = CliRunner().invoke(app, [*common, "--base", str(tiny_model_dir), "--model", str(tiny_model_dir)])
+    assert first.exit_code == 0, first.output + repr(first.exception)
+    (out / "notes.txt").write_text("mine")
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    again = CliRunner().invoke(app, [*common, "--no-base", "--model", str(tiny_model_dir)])
+    assert again.exit_code != 0 and "folder is not empty (holds a map" in str(again.exception)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    replaced = CliRunner().invoke(app, [*common, "--no-base", "--model", str(tiny_model_dir), "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output + repr(replaced.exception)
+    assert sorted(_map_files(out)) == [f"{tiny_model_dir.name}.png"]  # base.png went with the earlier map
+    assert sorted(json.loads((out / "maps.json").read_text())["models"]) == [tiny_model_dir.name]
+    assert (out / "notes.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize("args, message", [
     (["--data", "{missing}"], "no such folder"),
     (["--data", "{pairs}", "--color-by", "tag"], "pair data maps colour by duplicate cluster"),

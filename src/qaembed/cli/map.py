@@ -35,6 +35,9 @@ def map_command(
     color_by: str = typer.Option(
         "auto", "--color-by", help="Pair data: cluster. Q&A: auto (site if several, else tag), site or tag."),
     max_seq_length: int = typer.Option(256, "--max-seq-length", min=8, help="Truncate texts to this many tokens."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace the map in a non-empty --out (its maps.json and the PNGs it lists go "
+        "first; nothing else there is touched)."),
 ) -> None:
     """Draw UMAP maps of the base model's and fine-tuned models' embeddings of a bounded sample."""
     import json
@@ -55,6 +58,7 @@ def map_command(
     from qaembed.outputs import check_output_dir, writing_alone
 
     check_output_dir(out)
+    _check_out_content(out, overwrite)
     if split not in SPLITS:
         raise ConfigError(f"--split {split!r}: allowed: {', '.join(SPLITS)}")
     if not data.is_dir():
@@ -66,6 +70,7 @@ def map_command(
         raise MapsUnavailable(f"qaembed map needs umap-learn, which is not installed: {INSTALL_HINT}")
     # a second map into --out would draw its PNGs beside this one's under another maps.json
     with writing_alone(out, "qaembed map", create=True):
+        _check_out_content(out, overwrite)  # again under the lock: a map finished since is there now
         if is_pair_dataset(data):
             if color_by not in ("auto", "cluster"):
                 raise ConfigError(f"--color-by {color_by!r}: pair data maps colour by duplicate cluster (auto or cluster)")
@@ -93,6 +98,8 @@ def map_command(
             model.max_seq_length = max_seq_length
             embeddings[label] = embed(model, sample.texts)
             titles[label] = f"{label}: {name}"
+        if overwrite:  # serve --maps shows every PNG there: an earlier map's would stand beside this one's
+            _remove_earlier_map(out)
         paths = write_maps(embeddings, sample, out, seed=seed, titles=titles,
                            extra={"data": str(data), "split": split, "sources": dict(zip(embeddings, names))})
         sidecar = json.loads((out / "maps.json").read_text(encoding="utf-8"))
@@ -102,6 +109,35 @@ def map_command(
             if "duplicate_mean_cosine" in stats:
                 typer.echo(f"  {label}: duplicate pairs cosine {stats['duplicate_mean_cosine']:.3f}, "
                            f"non-duplicates {stats.get('non_duplicate_mean_cosine', float('nan')):.3f}")
+
+
+def _check_out_content(out: Path, overwrite: bool) -> None:
+    """Refuse an ``--out`` that holds anything (an earlier map, say) unless ``overwrite``."""
+    from qaembed.errors import ConfigError
+    from qaembed.outputs import folder_content
+
+    content = [path.name for path in folder_content(out)]
+    if content and not overwrite:
+        what = "a map" if "maps.json" in content else f"{len(content)} entries"
+        shown = ", ".join(content[:5]) + (", ..." if len(content) > 5 else "")
+        raise ConfigError(f"--out {out}: folder is not empty (holds {what}: {shown}); pass --overwrite to replace "
+                          "the map there, or choose a new folder")
+
+
+def _remove_earlier_map(out: Path) -> None:
+    """Delete the map in ``out`` that its ``maps.json`` describes: the PNGs it lists (plain names there), then it."""
+    import json
+
+    sidecar = out / "maps.json"
+    try:
+        models = json.loads(sidecar.read_text(encoding="utf-8")).get("models", {})
+    except (OSError, ValueError, AttributeError):  # no or unreadable sidecar: no PNG is known to be the map's
+        models = {}
+    for entry in models.values() if isinstance(models, dict) else ():
+        name = entry.get("png") if isinstance(entry, dict) else None
+        if isinstance(name, str) and name.endswith(".png") and Path(name).name == name and name not in (".", ".."):
+            (out / name).unlink(missing_ok=True)
+    sidecar.unlink(missing_ok=True)
 
 
 def register(app: typer.Typer) -> None:
