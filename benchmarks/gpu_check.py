@@ -5,8 +5,8 @@ Sections (each writes its numbers into ``OUT/gpu_check.json`` and a line into ``
 1. **Every loss in bf16** — ``train()`` of each default grid entry for ``--steps`` steps (batch
    ``--batch-size`` questions, ``--max-seq-length`` tokens, ``mixed_precision: bf16``): the median
    step time (from the per-step log; the first two steps are warm-up) against a bare
-   forward + backward of the encoder on the same number of real texts under the same autocast
-   (target ≤ 1.10), and the peak GPU memory.
+   forward + backward of the encoder on as many real texts, drawn to hold as many tokens as a
+   step's (``matched_texts``), under the same autocast (target ≤ 1.10), and the peak GPU memory.
 2. **GradCache memory** — peak GPU memory of one training run with an effective batch of
    ``8 × batch`` texts in GradCache chunks of ``batch`` texts against a plain batch of ``batch``
    texts (and the plain large batch, when it fits).
@@ -93,12 +93,29 @@ def _train_config(args, data: Path, entry, *, steps: int, batch_size: int, mini_
     }
 
 
-def _step_seconds(run_dir: Path) -> tuple[list[float], list[int]]:
-    """Per-step wall seconds and texts from the run's per-step log (log_every 1)."""
+def _step_seconds(run_dir: Path) -> tuple[list[float], list[int], list[int]]:
+    """Per-step wall seconds, texts and tokens from the run's per-step log (log_every 1)."""
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     steps = [r for r in records if "loss" in r and "texts_per_s" in r]
-    texts = [b["texts"] - a["texts"] for a, b in zip([{"texts": 0}] + steps[:-1], steps)]
-    return [t / r["texts_per_s"] for t, r in zip(texts, steps)], texts
+    start = [{"texts": 0, "tokens": 0}] + steps[:-1]
+    texts = [b["texts"] - a["texts"] for a, b in zip(start, steps)]
+    tokens = [b.get("tokens", 0) - a.get("tokens", 0) for a, b in zip(start, steps)]
+    return [t / r["texts_per_s"] for t, r in zip(texts, steps)], texts, tokens
+
+
+def matched_texts(pool: list[str], lengths: list[int], n: int, tokens: int, tries: int = 400) -> list[str]:
+    """``n`` texts of ``pool`` whose token count (``lengths``, truncated as the model does) is closest to ``tokens``
+    (seeded draws): the bare pass then encodes as much text as a training step did, not just as many texts."""
+    import random
+
+    rng = random.Random(0)
+    best, best_gap = None, None
+    for _ in range(tries):
+        picked = rng.sample(range(len(pool)), n)
+        gap = abs(sum(lengths[i] for i in picked) - tokens)
+        if best_gap is None or gap < best_gap:
+            best, best_gap = picked, gap
+    return [pool[i] for i in best]
 
 
 def bare_forward_backward(args, texts: list[str], repeats: int = 5) -> float:
@@ -127,6 +144,8 @@ def bare_forward_backward(args, texts: list[str], repeats: int = 5) -> float:
 
 
 def losses_in_bf16(args, report: Report, data: Path, work: Path) -> None:
+    from transformers import AutoTokenizer
+
     from qaembed.data.dataset import read_split
     from qaembed.records import question_text
     from qaembed.suite.grid import default_entries
@@ -135,6 +154,8 @@ def losses_in_bf16(args, report: Report, data: Path, work: Path) -> None:
 
     records = read_split(data, "train")
     pool = [question_text(r) for r in records] + [a.text for r in records for a in r.answers]
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    lengths = [min(len(ids), args.max_seq_length) for ids in tokenizer(pool, truncation=False)["input_ids"]]
     rows = []
     for entry in default_entries():
         if args.only_losses and entry.name not in args.only_losses:
@@ -144,16 +165,19 @@ def losses_in_bf16(args, report: Report, data: Path, work: Path) -> None:
         _peak_reset()
         train(parse_config(_train_config(args, data, entry, steps=args.steps, batch_size=args.batch_size)), run,
               progress_bar=False)
-        seconds, texts = _step_seconds(run)
+        seconds, texts, tokens = _step_seconds(run)
         step = statistics.median(seconds[2:] or seconds)
-        n_texts = int(statistics.median(texts))
-        bare = bare_forward_backward(args, pool[:n_texts])
+        n_texts, n_tokens = int(statistics.median(texts)), int(statistics.median(tokens))
+        bare_texts = matched_texts(pool, lengths, n_texts, n_tokens)
+        bare = bare_forward_backward(args, bare_texts)
         rows.append({"loss": entry.name, "step_s": step, "bare_s": bare, "ratio": step / bare, "texts": n_texts,
+                     "tokens": n_tokens, "bare_tokens": sum(lengths[pool.index(t)] for t in bare_texts),
                      "peak_mib": _peak_mib()})
         print(rows[-1], flush=True)
-    table = ["| entry | texts/step | step s | bare fwd+bwd s | ratio (≤ 1.10) | peak GPU MiB |", "|---|---|---|---|---|---|"]
-    table += [f"| {r['loss']} | {r['texts']} | {r['step_s']:.4f} | {r['bare_s']:.4f} | {r['ratio']:.3f} | "
-              f"{r['peak_mib'] or 0:.0f} |" for r in rows]
+    table = ["| entry | texts/step | tokens/step (bare) | step s | bare fwd+bwd s | ratio (≤ 1.10) | peak GPU MiB |",
+             "|---|---|---|---|---|---|---|"]
+    table += [f"| {r['loss']} | {r['texts']} | {r['tokens']} ({r['bare_tokens']}) | {r['step_s']:.4f} | "
+              f"{r['bare_s']:.4f} | {r['ratio']:.3f} | {r['peak_mib'] or 0:.0f} |" for r in rows]
     report.add("losses", rows, f"## 1. Every loss, bf16, batch {args.batch_size}, length {args.max_seq_length}\n\n"
                + "\n".join(table) + "\n")
 
