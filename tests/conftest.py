@@ -1,4 +1,5 @@
-"""Shared test fixtures: the real-data root, a tiny model loaded once per session, a host-sync counter."""
+"""Shared test fixtures: the real-data root, a tiny model loaded once per session, a host-sync counter, the
+``qaembed`` command line run in-process as the console script runs it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import contextlib
 import copy
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -181,3 +184,31 @@ def tiny_pair_dataset(tmp_path_factory) -> Path:
     out = root / "prepared"
     prepare_pairs([tsv], out, "pairs-qqp", seed=1, split=(0.6, 0.2, 0.2), progress=False)
     return out
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture()
+def qaembed_cli(monkeypatch, capsys) -> Callable[..., CliResult]:
+    """``qaembed_cli("data", "prepare", ...)``: exit code (2 for a user error), stdout, stderr.
+
+    Goes through :func:`qaembed.cli.main`, so a :class:`~qaembed.errors.QaembedError` becomes
+    ``error: ...`` on stderr and exit code 2, and any other exception (a traceback) propagates.
+    """
+    from qaembed.cli import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", ["qaembed", *map(str, args)])
+        with pytest.raises(SystemExit) as info:
+            main()
+        out = capsys.readouterr()
+        code = info.value.code
+        return CliResult(0 if code is None else int(code), out.out, out.err)
+
+    return run

@@ -4,7 +4,6 @@ printed as they are, never styled away or a markup error (a traceback after the 
 from __future__ import annotations
 
 import shutil
-import sys
 
 from rich.console import Console
 
@@ -13,9 +12,7 @@ from qaembed.data.stats import stats_table
 from qaembed.records import Answer, QARecord
 
 
-def test_the_eval_command_prints_paths_that_look_like_markup(tiny_model_dir, tmp_path, monkeypatch, capsys):
-    from qaembed.cli import main
-
+def test_the_eval_command_prints_paths_that_look_like_markup(tiny_model_dir, tmp_path, monkeypatch, qaembed_cli):
     model = tmp_path / "m[" / "x]" / "model[bold]"
     shutil.copytree(tiny_model_dir, model)
     data = tmp_path / "data[/x]"  # not a tag once escaped
@@ -25,16 +22,9 @@ def test_the_eval_command_prints_paths_that_look_like_markup(tiny_model_dir, tmp
     for split in ("train", "dev", "test"):
         write_jsonl_records(data / f"{split}.jsonl", records)
     monkeypatch.setenv("COLUMNS", "400")
-    monkeypatch.setattr(sys, "argv", ["qaembed", "eval", "--model", str(model), "--data", str(data),
-                                      "--max-seq-length", "32"])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    assert f"{model} on {data} (test)" in captured.out
+    result = qaembed_cli("eval", "--model", model, "--data", data, "--max-seq-length", "32")
+    assert result.exit_code == 0, result.stderr
+    assert f"{model} on {data} (test)" in result.stdout
 
 
 def test_the_stats_table_prints_source_names_as_they_are():

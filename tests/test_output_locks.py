@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -47,32 +46,6 @@ def held_by_another_process(folder: Path, command: str) -> Iterator[int]:
 def snapshot(folder: Path) -> dict[str, bytes | None]:
     """Everything under ``folder``: files by their bytes, folders as None."""
     return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in sorted(folder.rglob("*"))}
-
-
-@dataclass
-class CliResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture()
-def cli(monkeypatch, capsys) -> Callable[..., CliResult]:
-    """``cli("data", "prepare", ...)`` through the console entry point: a user error is exit code 2, no traceback."""
-    from qaembed.cli import main
-
-    def run(*args) -> CliResult:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["qaembed", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
-
-    return run
 
 
 def _records(prefix: str, count: int) -> list[QARecord]:
@@ -152,7 +125,7 @@ def _commands(tiny: Path, data: Path, tmp: Path) -> dict[str, list]:
                                      "qaembed mine", "qaembed index build", "qaembed eval", "qaembed map",
                                      "qaembed train"])
 def test_a_command_into_a_folder_another_is_writing_is_refused_and_changes_nothing(
-        command, cli, tiny_model_dir, dataset, tmp_path, monkeypatch):
+        command, qaembed_cli, tiny_model_dir, dataset, tmp_path, monkeypatch):
     import qaembed.embedding_maps as maps
 
     monkeypatch.setattr(maps, "umap_available", lambda: True)  # refused before umap would be used
@@ -162,7 +135,7 @@ def test_a_command_into_a_folder_another_is_writing_is_refused_and_changes_nothi
     holder = command.removesuffix(" --format")
     with held_by_another_process(out, holder) as pid:
         before = snapshot(out)
-        result = cli(*args, "--out", out)
+        result = qaembed_cli(*args, "--out", out)
         assert result.exit_code == 2, result.stderr + result.stdout
         assert result.stderr.startswith(f"error: --out {out}: another {holder} is writing there now (pid {pid}); "
                                         "wait for it to finish or choose another folder")
@@ -171,30 +144,30 @@ def test_a_command_into_a_folder_another_is_writing_is_refused_and_changes_nothi
     assert snapshot(out) == {}  # the lock went with its holder
 
 
-def test_a_second_index_add_is_refused_while_one_runs(cli, tiny_model_dir, index, more_data):
+def test_a_second_index_add_is_refused_while_one_runs(qaembed_cli, tiny_model_dir, index, more_data):
     with held_by_another_process(index, "qaembed index add") as pid:
         before = snapshot(index)
-        result = cli("index", "add", "--index", index, "--data", more_data)
+        result = qaembed_cli("index", "add", "--index", index, "--data", more_data)
         assert result.exit_code == 2
         assert result.stderr.startswith(f"error: --index {index}: another qaembed index add is writing there now "
                                         f"(pid {pid})")
         assert snapshot(index) == before
 
 
-def test_a_second_train_or_resume_into_a_live_run_is_refused(cli, tiny_model_dir, dataset, tmp_path):
+def test_a_second_train_or_resume_into_a_live_run_is_refused(qaembed_cli, tiny_model_dir, dataset, tmp_path):
     run = tmp_path / "run"
     args = _commands(tiny_model_dir, dataset, tmp_path)["qaembed train"]
-    assert cli(*args, "--set", "training.save_every=1", "--set", "training.max_steps=1", "--out", run).exit_code == 0
+    assert qaembed_cli(*args, "--set", "training.save_every=1", "--set", "training.max_steps=1", "--out", run).exit_code == 0
     (run / "result.json").unlink()  # as if it were still running: a resume would continue it
     with held_by_another_process(run, "qaembed train") as pid:
         before = snapshot(run)
         for extra in ([], ["--resume"]):
-            result = cli(*args, "--set", "training.save_every=1", "--set", "training.max_steps=1", "--out", run,
+            result = qaembed_cli(*args, "--set", "training.save_every=1", "--set", "training.max_steps=1", "--out", run,
                          *extra)
             assert result.exit_code == 2, result.stderr
             assert f"another qaembed train is writing there now (pid {pid})" in result.stderr
             assert snapshot(run) == before
-    resumed = cli(*args, "--set", "training.save_every=1", "--set", "training.max_steps=1", "--out", run, "--resume")
+    resumed = qaembed_cli(*args, "--set", "training.save_every=1", "--set", "training.max_steps=1", "--out", run, "--resume")
     assert resumed.exit_code == 0, resumed.stderr  # the holder is gone: the run is resumed
     assert not (run / LOCK_FILE).exists()
 
@@ -213,25 +186,25 @@ _REFUSED = {
 
 
 @pytest.mark.parametrize("command", list(_REFUSED))
-def test_a_left_lock_file_is_not_content(command, cli, tiny_model_dir, dataset, tmp_path):
+def test_a_left_lock_file_is_not_content(command, qaembed_cli, tiny_model_dir, dataset, tmp_path):
     """Alone, it is an empty folder (written without --overwrite); beside a result, that result is refused
     without --overwrite and replaced with it, as without the lock file; the run leaves no lock file."""
     args = _commands(tiny_model_dir, dataset, tmp_path)[command]
     out = tmp_path / "out"
     out.mkdir()
     (out / LOCK_FILE).write_text(STALE_LOCK)
-    first = cli(*args, "--out", out)
+    first = qaembed_cli(*args, "--out", out)
     assert first.exit_code == 0, first.stderr + first.stdout
     assert not (out / LOCK_FILE).exists()  # taken over, and gone with the run
     written = sorted(p.name for p in out.iterdir())
 
     (out / LOCK_FILE).write_text(STALE_LOCK)
     before = snapshot(out)
-    refused = cli(*args, "--out", out)
+    refused = qaembed_cli(*args, "--out", out)
     assert refused.exit_code == 2 and _REFUSED[command] in refused.stderr, refused.stderr
     assert LOCK_FILE not in refused.stderr  # not named as content
     assert snapshot(out) == before
-    again = cli(*args, "--out", out, "--overwrite")
+    again = qaembed_cli(*args, "--out", out, "--overwrite")
     assert again.exit_code == 0, again.stderr + again.stdout
     assert sorted(p.name for p in out.iterdir()) == written
 
