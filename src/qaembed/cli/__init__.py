@@ -7,6 +7,8 @@ libraries (torch, sentence-transformers) are imported inside the commands so tha
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sys
 
@@ -96,8 +98,12 @@ from qaembed.cli import train as _train_cli  # noqa: E402
 _train_cli.register(app)
 
 
+TRACEBACK_ENV = "QAEMBED_TRACEBACK"  # set to 1: failures of the machine (below) end in their traceback
+
+
 def main() -> None:
-    """Console-script entry point: user errors print one clear message and exit 2."""
+    """Console-script entry point: user errors print one clear message and exit 2; a failure of the machine
+    (a full disk, a file that cannot be written, memory) prints one line and exits 1."""
     if os.environ.get(DIE_WITH_PARENT):  # a training process launched by qaembed.train.launch
         die_with_parent()
     try:
@@ -105,3 +111,31 @@ def main() -> None:
     except QaembedError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(2)
+    except (OSError, MemoryError, RuntimeError) as exc:
+        what = _machine_failure(exc)
+        if what is None or os.environ.get(TRACEBACK_ENV) == "1":
+            raise
+        if getattr(exc, "errno", None) == errno.ENOSPC:
+            with contextlib.suppress(OSError):  # stdout may be the full device: no second error at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        with contextlib.suppress(OSError):
+            typer.secho(f"error: {what} (set {TRACEBACK_ENV}=1 to see where)", fg=typer.colors.RED, err=True)
+        sys.exit(1)
+
+
+_OUT_OF_MEMORY = ("lower the batch size (training.batch_size, or training.mini_batch_size for GradCache), "
+                  "max_seq_length, or the evaluation's --batch-size")
+
+
+def _machine_failure(exc: BaseException) -> str | None:
+    """The one-line message for a failure of the environment rather than of the input, or None for an error that
+    is not one (a bug: its traceback is kept). A closed output pipe (``qaembed ... | head``) never gets here:
+    click ends the command quietly."""
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}"
+    if isinstance(exc, MemoryError):
+        return f"out of memory: {_OUT_OF_MEMORY}"
+    torch = sys.modules.get("torch")  # loaded by then if a model ran
+    if torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError):
+        return f"the GPU ran out of memory: {_OUT_OF_MEMORY}"
+    return None
