@@ -346,7 +346,9 @@ def _run_chunking(
         (staging / "chunking.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
         records.close(settings)
         for name in OUTPUT_FILES:
-            if (out / name).is_dir():  # --overwrite of an earlier chunk folder
+            if (out / name).is_symlink():  # removed, never followed
+                (out / name).unlink()
+            elif (out / name).is_dir():  # --overwrite of an earlier chunk folder
                 shutil.rmtree(out / name)
             (staging / name).replace(out / name)
     finally:
