@@ -53,6 +53,15 @@ def read_parquet(path: str | Path) -> pd.DataFrame:
         raise unreadable(path, exc) from exc
 
 
+def write_parquet(frame: pd.DataFrame, path: str | Path, *, index: bool = True) -> Path:
+    """Write ``frame`` as a Parquet file atomically, replacing (never following) a link at ``path``."""
+    from qaembed.outputs import replacing
+
+    with replacing(path) as tmp:
+        frame.to_parquet(tmp, index=index)
+    return Path(path)
+
+
 def load_npz(path: str | Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
     """The arrays ``keys`` of an ``.npz`` file, read in full (``allow_pickle=False``).
 

@@ -134,9 +134,10 @@ def embed(model: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
 
 def save_sample_embeddings(path: Path, sample: MapSample, embeddings: np.ndarray) -> None:
     """A suite run's sample embeddings (ids, float16 embeddings) for the report's maps."""
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, ids=np.array(sample.ids), embeddings=embeddings.astype(np.float16))
-    tmp.replace(path)
+    from qaembed.outputs import replacing
+
+    with replacing(path, tmp_name=path.stem + ".tmp.npz") as tmp:  # numpy adds .npz to a name without it
+        np.savez_compressed(tmp, ids=np.array(sample.ids), embeddings=embeddings.astype(np.float16))
 
 
 def load_sample_embeddings(path: Path, sample: MapSample) -> np.ndarray:
@@ -234,9 +235,9 @@ def write_maps(embeddings: dict[str, np.ndarray], sample: MapSample, out_dir: Pa
     sidecar = {"sample": {**sample.describe(), "seed": seed}, "method": {
         "projection": "umap-learn UMAP, n_components=2, metric=cosine, n_neighbors=min(15, n-1), random_state=seed",
         "note": "each model is projected on its own: compare structure, not axes"}, "models": models, **(extra or {})}
-    tmp = out_dir / (SIDECAR + ".tmp")
-    tmp.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out_dir / SIDECAR)
+    from qaembed.outputs import replace_text
+
+    replace_text(out_dir / SIDECAR, json.dumps(sidecar, indent=2) + "\n")
     return paths
 
 

@@ -1,6 +1,6 @@
 r"""JSON files every stage writes (manifests, stats, run status, checkpoints' state): read with errors that
 name the file and line, written atomically (temp file + rename) so a killed process leaves the old file or
-the new one, never half of one.
+the new one, never half of one, and never through a link planted at the file's name.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "sub" / "status.json"
@@ -17,7 +17,6 @@ qaembed.errors.DataError: ...status.json:2: invalid JSON: Expecting value
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -76,9 +75,8 @@ def parse_input_json(text: str | bytes) -> Any:
 
 
 def write_json(path: str | Path, payload: object) -> None:
-    """Write JSON atomically (temp file + rename), pretty-printed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Write JSON atomically (temp file + rename), pretty-printed; a link at the name is replaced, never followed
+    (:func:`qaembed.outputs.replacing`)."""
+    from qaembed.outputs import replace_text
+
+    replace_text(path, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")

@@ -1,4 +1,12 @@
-"""Output folder checks that commands run before any work, so that no result is computed and then lost.
+"""Output folder checks that commands run before any work, so that no result is computed and then lost, and the
+one way files are written there: never through a symbolic link that sits inside the folder.
+
+A command writes only inside the folder it was given. A link planted in that folder (``OUT/report.md ->
+~/.bashrc``) must not make a write land elsewhere: whole files are written to a new temporary file beside the
+final name and renamed over it (:func:`replacing`, :func:`replace_text`), which replaces a link instead of
+following it; files that are appended to or opened by a library in place are refused when they are links
+(:func:`open_append`, :func:`refuse_link`), and so are links among the folders a command writes into
+(:func:`check_no_links`). The folder given as ``--out`` may itself be a link: the user chose it.
 
 >>> import tempfile, pathlib
 >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -14,7 +22,10 @@ qaembed.errors.ConfigError: --out ...file: is an existing file, not a folder; ch
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +39,132 @@ except ImportError:  # pragma: no cover - not POSIX: no lock
     fcntl = None
 
 LOCK_FILE = ".qaembed.lock"  # in a folder a command is writing (writing_alone): not part of what it holds
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # POSIX: opening a link fails (ELOOP) instead of opening its target
+
+
+def link_error(path: str | Path) -> ConfigError:
+    """The error for a symbolic link where qaembed writes: it names the link and its target."""
+    path = Path(path)
+    try:
+        target = f" (to {os.readlink(path)})"
+    except OSError:
+        target = ""
+    return ConfigError(f"{path}: is a symbolic link{target} where qaembed writes; it writes only inside the output "
+                       "folder and never through a link there. Remove the link (or choose another folder)")
+
+
+def refuse_link(path: str | Path) -> Path:
+    """``path`` as a Path when it is not a symbolic link (it may be missing); else :func:`link_error`.
+
+    For files that a library opens in place (SQLite databases) and folders written into.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        raise link_error(path)
+    return path
+
+
+def check_no_links(root: str | Path, path: str | Path) -> Path:
+    """``path`` (inside ``root``) when no entry from below ``root`` down to ``path`` is a symbolic link; else
+    :func:`link_error` naming the first one. ``root`` itself may be a link (the folder the user gave).
+
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> (root / "real").mkdir(); (root / "link").symlink_to(root / "real")
+    >>> check_no_links(root, root / "real" / "x.png") == root / "real" / "x.png"
+    True
+    >>> check_no_links(root, root / "link" / "x.png")
+    Traceback (most recent call last):
+    ...
+    qaembed.errors.ConfigError: ...link: is a symbolic link (to ...real) where qaembed writes; ...
+    """
+    root, path = Path(root), Path(path)
+    current = root
+    for part in path.relative_to(root).parts:
+        current = current / part
+        if current.is_symlink():
+            raise link_error(current)
+    return path
+
+
+def new_file(path: str | Path) -> Path:
+    """Create ``path`` as a new empty file of its own: whatever is at that name first (a leftover of a killed run,
+    or a link planted there) is removed, never followed. Returns ``path``, for a writer to open."""
+    path = Path(path)
+    try:
+        path.unlink()  # a link goes, its target stays
+    except FileNotFoundError:
+        pass
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder where qaembed writes a temporary file; remove it") from None
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666))
+    return path
+
+
+@contextmanager
+def replacing(path: str | Path, tmp_name: str | None = None) -> Iterator[Path]:
+    """Write a whole file atomically and without following links: yields a new file beside ``path`` (named
+    ``tmp_name``, default ``NAME.tmp``; give one with the right suffix to a writer that picks the format by it) to
+    write; when the block ends it is renamed over ``path``, replacing a file or a link there (not its target),
+    so a reader sees the old file or the new one, never half of one. On error the temporary file is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = new_file(path.with_name(tmp_name or path.name + ".tmp"))
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def replace_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`replacing`."""
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def open_append(path: str | Path) -> TextIO:
+    """``path`` opened to append UTF-8 text (created when missing); a symbolic link there is :func:`link_error`,
+    so a log or ``metrics.jsonl`` never grows a file elsewhere."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or path.is_symlink():
+            raise link_error(path) from None
+        raise
+    if not _NOFOLLOW and path.is_symlink():  # pragma: no cover - no O_NOFOLLOW (Windows)
+        os.close(fd)
+        raise link_error(path)
+    return open(fd, "a", encoding="utf-8")  # noqa: SIM115 - the caller closes it
+
+
+@contextmanager
+def replacing_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a new empty folder beside ``path`` for a library to write a whole folder into (a model); when the
+    block ends it takes ``path``'s place: an earlier folder there is removed, a link there is removed (its target
+    is untouched). Links inside the earlier folder are never written through. On error the new folder goes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = path.parent / f".{path.name}.tmp-{tag}"
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if path.is_symlink():
+        path.unlink()
+    elif path.exists():
+        old = path.parent / f".{path.name}.old-{tag}"
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def is_lock_file(path: str | Path) -> bool:
@@ -125,12 +262,16 @@ def _lock(folder: Path, command: str, option: str, *, create: bool) -> TextIO | 
         try:
             if create:
                 folder.mkdir(parents=True, exist_ok=True)
-            handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held until _unlock
+            # never through a link: truncating and writing the pid would change the link's target
+            handle = open(os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o666), "a+",  # noqa: SIM115
+                          encoding="utf-8")  # held until _unlock
         except FileNotFoundError as exc:
             if create:  # a failed command removed the folder it had made just now: make it again
                 continue
             raise ConfigError(f"{option} {folder}: cannot write there ({exc.strerror or exc})") from exc
         except OSError as exc:
+            if exc.errno == errno.ELOOP or path.is_symlink():
+                raise ConfigError(f"{option} {folder}: {link_error(path)}") from None
             raise ConfigError(f"{option} {folder}: cannot write there ({exc.strerror or exc})") from exc
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -44,7 +44,7 @@ from qaembed.data.bad_records import BadRecordPolicy
 from qaembed.data.dataset import CORPUS_FILE, iter_split, split_path
 from qaembed.errors import ConfigError, DataError
 from qaembed.jsonfiles import write_json
-from qaembed.outputs import check_output_dir, folder_content, writing_alone
+from qaembed.outputs import check_output_dir, folder_content, refuse_link, writing_alone
 from qaembed.records import Answer, CorpusDocument, QARecord
 
 OUTPUT_FILES = ("chunks.jsonl", "qa.jsonl", "stats.json", "chunking.json", "beir", "records")
@@ -214,6 +214,7 @@ def document_groups(documents: Iterable[Document], max_chars: int) -> Iterator[l
 
 def _check_out(out: Path, overwrite: bool) -> None:
     check_output_dir(out)
+    refuse_link(out / CACHE_FILE)  # SQLite would open (and empty) a link's target
     content = folder_content(out)  # a lock file is not content (qaembed.outputs)
     if any(p.name != CACHE_FILE for p in content):  # a cache alone: an earlier run that failed
         if not overwrite:
@@ -287,6 +288,8 @@ def _run_chunking(
     out.mkdir(parents=True, exist_ok=True)
     cache = SentenceCache(out / CACHE_FILE, model_key=model_weights_hash(encoder), log=log)
     staging = out.parent / f".{out.name}.chunk-tmp"
+    if staging.is_symlink():  # removed, never written through
+        staging.unlink()
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     totals = {"documents": 0, "documents_skipped": 0, "chunks": 0, "sentences": 0, "sentences_encoded": 0,
@@ -343,7 +346,9 @@ def _run_chunking(
         (staging / "chunking.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
         records.close(settings)
         for name in OUTPUT_FILES:
-            if (out / name).is_dir():  # --overwrite of an earlier chunk folder
+            if (out / name).is_symlink():  # removed, never followed
+                (out / name).unlink()
+            elif (out / name).is_dir():  # --overwrite of an earlier chunk folder
                 shutil.rmtree(out / name)
             (staging / name).replace(out / name)
     finally:

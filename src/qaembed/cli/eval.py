@@ -21,7 +21,7 @@ import typer
 
 from qaembed.errors import ConfigError, first_problem
 from qaembed.options import SEED_MAX
-from qaembed.outputs import check_output_dir, writing_alone
+from qaembed.outputs import check_output_dir, refuse_link, writing_alone
 
 BEIR_PREFIX = "beir:"
 TOKEN_STORE_DIR = "maxsim_tokens"  # --scorer maxsim --out DIR: the corpus' token embeddings (reused by a re-run)
@@ -90,11 +90,14 @@ def check_split(data: str, split: str, option: str) -> None:
         raise ConfigError(f"{option} {split!r}: {qrels} has no {split}.tsv; allowed: {', '.join(available)}")
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    """Refuse an ``--out`` that cannot be written, or that holds a result, unless ``overwrite``."""
+def _check_out(out: Path, overwrite: bool, scorer: str) -> None:
+    """Refuse an ``--out`` that cannot be written, or that holds a result, unless ``overwrite``; with ``maxsim``,
+    a link where the token store is written (the writes would go where it points)."""
     from qaembed.evaluate.result import PER_QUESTION_FILE, SUMMARY_FILE
 
     check_output_dir(out)
+    if scorer == "maxsim":
+        refuse_link(out / TOKEN_STORE_DIR)
     existing = [out / name for name in (SUMMARY_FILE, PER_QUESTION_FILE) if (out / name).exists()]
     if existing and not overwrite:
         raise ConfigError(f"--out {out} already holds a result ({existing[0].name}); pass --overwrite to replace it")
@@ -148,7 +151,7 @@ def eval_command(
 
     # every option is checked before the (long) encoding, so no result is computed and then lost
     if out is not None:
-        _check_out(out, overwrite)
+        _check_out(out, overwrite, scorer)
     check_device(device)
     check_split(data, split, "--split")
     distractor_splits = [part.strip() for part in distractors.split(",")] if distractors is not None else []
@@ -194,7 +197,7 @@ def eval_command(
     # a second eval into --out would write its result over this one's (and into the same maxsim token store)
     with writing_alone(out, "qaembed eval", create=True) if out is not None else nullcontext():
         if out is not None:
-            _check_out(out, overwrite)  # again under the lock: an eval that finished since left a result there
+            _check_out(out, overwrite, scorer)  # again under the lock: an eval that finished since left a result there
         pair_data = _is_pair_data(data)
         if pair_data:
             from qaembed.data.pairs import read_pair_split
@@ -248,9 +251,10 @@ def eval_command(
         if out is not None:
             result.save(out)
             if per_pair is not None:
+                from qaembed.arrayfiles import write_parquet
                 from qaembed.evaluate.pairs import PER_PAIR_FILE
 
-                per_pair.to_parquet(out / PER_PAIR_FILE, index=True)
+                write_parquet(per_pair, out / PER_PAIR_FILE)
         if as_json:
             payload = {"summary": result.summary, "counts": result.counts}
             if "maxsim" in result.info:

@@ -19,7 +19,6 @@ Every downstream stage (batching, mining, training, evaluation) reads splits thr
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from pydantic import ValidationError
 
 from qaembed.data.parquet import iter_parquet_records, shard_files
 from qaembed.errors import DataError, first_problem
+from qaembed.outputs import replacing
 from qaembed.records import CorpusDocument, QARecord
 
 SPLITS = ("train", "dev", "test")
@@ -126,14 +126,10 @@ def write_jsonl_records(path: str | Path, records: Iterable[QARecord]) -> int:
 
 def write_jsonl_lines(path: str | Path, lines: Iterable[str]) -> int:
     """Write already-serialized canonical JSONL lines (no newline) atomically; returns the count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     count = 0
-    with tmp.open("w", encoding="utf-8") as fh:
+    with replacing(path) as tmp, tmp.open("w", encoding="utf-8") as fh:  # a link at the name is replaced
         for line in lines:
             fh.write(line)
             fh.write("\n")
             count += 1
-    os.replace(tmp, path)
     return count

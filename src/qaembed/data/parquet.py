@@ -28,6 +28,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from qaembed.errors import DataError, first_problem
+from qaembed.outputs import new_file
 from qaembed.records import QARecord
 
 PARQUET_DIR = "parquet"
@@ -103,7 +104,7 @@ def write_parquet_shards(
     def open_shard() -> None:
         nonlocal writer, tmp, in_shard
         files.append(folder / shard_name(split, len(files)))
-        tmp = files[-1].with_name(files[-1].name + ".tmp")
+        tmp = new_file(files[-1].with_name(files[-1].name + ".tmp"))  # never a link's target
         writer = pq.ParquetWriter(tmp, schema, compression="zstd")
         in_shard = 0
 

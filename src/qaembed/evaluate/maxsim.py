@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from qaembed.errors import ConfigError, QaembedError
+from qaembed.outputs import new_file, replace_text, replacing
 
 # texts -> one (L_i, dim) array of L2-normalized token embeddings per text (padding removed)
 TokenEncodeFn = Callable[[list[str]], list[np.ndarray]]
@@ -130,7 +131,7 @@ class TokenStore:
         (folder / META_FILE).unlink(missing_ok=True)  # an interrupted build leaves no valid store behind
         lengths = np.zeros(len(texts), dtype=np.int64)
         dim = None
-        tmp = folder / (TOKENS_FILE + ".tmp")
+        tmp = new_file(folder / (TOKENS_FILE + ".tmp"))  # the store's files never write through a link
         with tmp.open("wb") as out:
             for start in range(0, len(texts), slice_texts):
                 chunk = list(texts[start : start + slice_texts])
@@ -147,10 +148,11 @@ class TokenStore:
                     out.write(np.ascontiguousarray(array, dtype=np.float16).tobytes())
         offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
         os.replace(tmp, folder / TOKENS_FILE)
-        np.save(folder / OFFSETS_FILE, offsets)
+        with replacing(folder / OFFSETS_FILE, tmp_name="offsets.tmp.npy") as offsets_tmp:  # np.save adds .npy
+            np.save(offsets_tmp, offsets)
         meta = {"format": STORE_FORMAT, "key": key, "count": len(texts), "dim": dim, "total_tokens": int(offsets[-1]),
                 "dtype": "float16"}
-        (folder / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        replace_text(folder / META_FILE, json.dumps(meta, indent=2))
         store = cls.open(folder, key)
         assert store is not None
         store.encoded = True

@@ -31,6 +31,7 @@ import pandas as pd
 from qaembed.arrayfiles import read_parquet
 from qaembed.errors import DataError
 from qaembed.jsonfiles import read_json, write_json
+from qaembed.outputs import replacing
 
 SUMMARY_FILE = "summary.json"
 PER_QUESTION_FILE = "per_question.parquet"
@@ -64,13 +65,11 @@ class EvalResult:
         """Write ``summary.json`` and ``per_question.parquet`` into ``directory``; returns it."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        table_path = directory / PER_QUESTION_FILE
-        tmp = table_path.with_name(table_path.name + ".tmp")
-        self.per_question.to_parquet(tmp, index=True)
         # an earlier result's summary goes before its table is replaced, the new summary comes last: a process
         # killed in between leaves a folder that does not load, never a new table under an old summary
-        (directory / SUMMARY_FILE).unlink(missing_ok=True)
-        tmp.replace(table_path)
+        with replacing(directory / PER_QUESTION_FILE) as tmp:  # a link planted at the name is replaced
+            self.per_question.to_parquet(tmp, index=True)
+            (directory / SUMMARY_FILE).unlink(missing_ok=True)
         write_json(directory / SUMMARY_FILE, {"summary": self.summary, "counts": self.counts, "info": self.info})
         return directory
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from qaembed.errors import ConfigError, DataError, first_problem
 from qaembed.jsonfiles import read_json
@@ -129,13 +129,23 @@ class Manifest(BaseModel):
     metric: Literal["inner_product"] = "inner_product"
     count: int = Field(ge=0)
     index: IndexSettings
-    files: dict[str, FileInfo]
+    files: dict[str, FileInfo]  # the index's own files (VECTORS_FILE, DOCUMENTS_FILE) by name
     data: list[DataSource]
     built_at: str
     updated_at: str
     build_seconds: float
     qaembed_version: str
     environment: dict = Field(default_factory=dict)
+
+    @field_validator("files")
+    @classmethod
+    def _index_files(cls, files: dict[str, FileInfo]) -> dict[str, FileInfo]:
+        """Only the index's own file names: a listed name is joined to the folder and read (sizes, hashes), so
+        ``../../etc/passwd`` or an absolute path would reach a file outside it."""
+        for name in files:
+            if name not in INDEX_FILES - {MANIFEST_FILE}:
+                raise ValueError(f"lists {name!r}; an index folder holds only {VECTORS_FILE} and {DOCUMENTS_FILE}")
+        return files
 
 
 def choose_kind(requested: str, n_docs: int, flat_max: int, hnsw_max: int) -> IndexKind:
@@ -229,6 +239,9 @@ def check_files(folder: Path, manifest: Manifest, *, verify_hashes: bool) -> Non
 
     for name, info in manifest.files.items():
         path = folder / name
+        if path.is_symlink():  # qaembed writes the files themselves: a link would serve a file from elsewhere
+            raise DataError("is a symbolic link; an index folder holds its own files (rebuild the index)",
+                            path=str(path))
         if not path.is_file():
             raise DataError("file listed in manifest.json is missing", path=str(path))
         size = path.stat().st_size
@@ -374,5 +387,7 @@ def atomic_folder(out: Path) -> Iterator[Path]:
         else:
             os.replace(out, old)
     os.replace(tmp, out)
-    if old is not None:
+    if old is not None and old.is_symlink():  # --out was a link: the link goes, the folder it named stays
+        old.unlink()
+    elif old is not None:
         shutil.rmtree(old, ignore_errors=True)

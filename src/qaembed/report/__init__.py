@@ -25,7 +25,6 @@ Example
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import pandas as pd
 
 from qaembed.data.dataset import SPLITS, read_split
 from qaembed.jsonfiles import write_json
+from qaembed.outputs import check_no_links, replace_text, replacing
 from qaembed.report.analysis import Analysis, analyze, metrics_for, plain_summary
 from qaembed.report.collect import SuiteData, load_suite
 from qaembed.report.document import Block, Bullets, Code, Heading, Image, Paragraph, TableBlock
@@ -56,10 +56,6 @@ class ReportPaths:
     plots: list[Path]
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _setup_block(suite: SuiteData, analysis: Analysis) -> list[Block]:
@@ -204,7 +200,7 @@ def build_report(suite_dir: str | Path) -> ReportPaths:
     suite_dir = Path(suite_dir)
     suite = load_suite(suite_dir)
     analysis = analyze(suite)
-    plots_dir = suite_dir / "plots"
+    plots_dir = check_no_links(suite_dir, suite_dir / "plots" / "maps").parent  # the plots go nowhere else
     metrics_png = plot_metrics(analysis, plots_dir / "metrics.png")
     loss_png = plot_loss_curves(suite, plots_dir / "loss_curves.png")
     dev_png = plot_dev_curves(suite, plots_dir / "dev_curves.png", analysis.primary)
@@ -246,15 +242,14 @@ def build_report(suite_dir: str | Path) -> ReportPaths:
     blocks += examples + _attribution(sites, licenses) + _environment_block(suite)
 
     md_path, html_path = suite_dir / "report.md", suite_dir / "report.html"
-    _write_text(md_path, render_markdown(blocks, suite_dir))
-    _write_text(html_path, render_html(blocks, title))
+    replace_text(md_path, render_markdown(blocks, suite_dir))  # a link planted at the name is replaced, not followed
+    replace_text(html_path, render_html(blocks, title))
 
     metrics = list(analysis.metrics)
     records = run_rows(suite, metrics)
     csv_path = suite_dir / "results.csv"
-    tmp = csv_path.with_name(csv_path.name + ".tmp")
-    pd.DataFrame.from_records(records).to_csv(tmp, index=False)
-    os.replace(tmp, csv_path)
+    with replacing(csv_path) as tmp:
+        pd.DataFrame.from_records(records).to_csv(tmp, index=False)
     json_path = suite_dir / "results.json"
     write_json(json_path, {
         "summary": plain_summary(analysis),

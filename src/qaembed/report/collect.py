@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from qaembed.errors import DataError, format_validation_error
+from qaembed.errors import DataError, first_problem, format_validation_error
 from qaembed.jsonfiles import read_json
 from qaembed.suite.grid import BASELINE_NAME, RunSpec, SuiteConfig
 from qaembed.suite.runner import EVAL_SUBDIR, SPEC_FILE, SUITE_FILE, TRAIN_SUBDIR, RunStatus, read_status
@@ -79,6 +79,18 @@ def read_curve(path: Path) -> pd.DataFrame | None:
     return pd.DataFrame(rows) if rows else None
 
 
+def _run_spec(spec: Any, number: int, suite_file: Path) -> RunSpec:
+    """One entry of ``suite.json``'s ``runs``; an invalid one (a run id leaving the suite folder) is a DataError
+    naming the file and the field (``runs.N.run_id``)."""
+    try:
+        return RunSpec.model_validate(spec)
+    except ValidationError as exc:
+        problem = first_problem(exc, spec)
+        raise DataError(f"{problem.message} (suite record written by an incompatible qaembed, or edited: re-run the "
+                        "suite, finished runs are kept)", path=str(suite_file),
+                        field=f"runs.{number}" + (f".{problem.field}" if problem.field else "")) from exc
+
+
 def load_suite(suite_dir: str | Path) -> SuiteData:
     """Read ``suite.json`` and every run folder it lists."""
     from qaembed.evaluate.result import EvalResult
@@ -90,7 +102,7 @@ def load_suite(suite_dir: str | Path) -> SuiteData:
     record = read_json(suite_file)
     try:
         config = SuiteConfig.model_validate(record["config"])
-        specs = [RunSpec.model_validate(spec) for spec in record["runs"]]
+        specs = [_run_spec(spec, number, suite_file) for number, spec in enumerate(record["runs"])]
     except (KeyError, TypeError) as exc:
         raise DataError(f"not a suite record (missing {exc})", path=str(suite_file)) from exc
     except ValidationError as exc:

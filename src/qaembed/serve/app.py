@@ -267,10 +267,20 @@ def create_app(indexes: dict[str, SearchIndex], limits: ServerLimits | None = No
 
 
 def _map_files(folder: Path | None) -> dict[str, Path]:
-    """The PNG files directly in ``folder`` (name → path), or none."""
+    """The PNG files directly in ``folder`` (name → resolved path), or none.
+
+    A link that leads out of the folder (``x.png -> /etc/passwd``) is left out: a request reads only files inside
+    the folder given. The paths are resolved here, so a link planted after start-up changes nothing.
+    """
     if folder is None:
         return {}
-    return {path.name: path for path in sorted(Path(folder).glob("*.png")) if path.is_file()}
+    root = Path(folder).resolve()
+    found = {}
+    for path in sorted(Path(folder).glob("*.png")):
+        resolved = path.resolve()
+        if resolved.is_file() and resolved.parent == root:
+            found[path.name] = resolved
+    return found
 
 
 class BodyLimit:

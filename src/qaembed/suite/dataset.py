@@ -24,6 +24,7 @@ from qaembed.data.dataset import SPLITS, content_files, split_files
 from qaembed.data.parquet import count_parquet_records
 from qaembed.errors import ConfigError, DataError
 from qaembed.jsonfiles import read_json, write_json
+from qaembed.outputs import refuse_link
 from qaembed.provenance import hash_files
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ def resolve_suite_data(
                 raise DataError(str(exc)) from exc
             sources, notice = default.sources, default.notice
             description = default.description
-        dataset_dir = out_dir / "data"
+        dataset_dir = refuse_link(out_dir / "data")  # prepared (and replaced) here: never where a link points
         request: dict[str, Any] = {"sources": sources, "prepare": prepare.model_dump(mode="json")}
         request_path = dataset_dir / REQUEST_FILE
         reusable = (
@@ -179,7 +180,7 @@ def mine_suite_data(data: PreparedData, out_dir: Path, model: str) -> PreparedDa
     from qaembed.mining import MiningConfig, mine_dataset
     from qaembed.mining.dataset import is_current
 
-    mined_dir = out_dir / MINED_SUBDIR
+    mined_dir = refuse_link(out_dir / MINED_SUBDIR)  # replaced when stale: never where a link points
     config = MiningConfig(model=model)
     if not is_current(data.dataset_dir, mined_dir, config):
         mine_dataset(data.dataset_dir, mined_dir, config, overwrite=True)

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -388,6 +389,9 @@ def build_suite_config(
         raise ConfigError(format_validation_error(exc, str(file) if file else "suite config", values)) from exc
 
 
+_RUN_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)?$")
+
+
 class RunSpec(BaseModel):
     """One concrete run: a grid entry with a seed, or the baseline (no training)."""
 
@@ -398,6 +402,16 @@ class RunSpec(BaseModel):
     seed: int
     run_id: str  # folder below <suite>/runs, e.g. "infonce/seed0" or "baseline"
     config_hash: str  # hash of everything that determines this run's result
+
+    @field_validator("run_id")
+    @classmethod
+    def _below_runs(cls, value: str) -> str:
+        """The report joins the run id read from ``suite.json`` to ``SUITE/runs``: no ``..`` part, no absolute path
+        (every part starts as an entry name does), so no run is read from outside the suite folder."""
+        if not _RUN_ID.match(value):
+            raise ValueError(f"{value!r} is not a run folder below runs/ (ENTRY/seedN or baseline); a run id may not "
+                             "leave the suite folder")
+        return value
 
     @property
     def label(self) -> str:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import shutil
 import time
 import traceback
@@ -47,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from qaembed.errors import ConfigError, DataError, QaembedError, format_validation_error
 from qaembed.jsonfiles import write_json
-from qaembed.outputs import check_output_dir, writing_alone
+from qaembed.outputs import check_no_links, check_output_dir, open_append, replace_text, writing_alone
 from qaembed.provenance import environment
 from qaembed.suite.dataset import mine_suite_data, resolve_suite_data
 from qaembed.suite.grid import RunSpec, SuiteConfig, check_entries, expand_runs
@@ -318,10 +317,7 @@ def _run_suite(config: SuiteConfig, out_dir: Path, *, run_fn: RunFunction | None
     train_file = None
     if train_ids is not None:
         train_file = out_dir / TRAIN_QUESTIONS_FILE
-        text = "".join(f"{question_id}\n" for question_id in train_ids)
-        tmp = train_file.with_name(train_file.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, train_file)
+        replace_text(train_file, "".join(f"{question_id}\n" for question_id in train_ids))
     train_set_hash = hashlib.sha256("\n".join(train_ids or ["each"]).encode()).hexdigest()[:16]
     runs = expand_runs(config, data.hash, train_set_hash)
     try:
@@ -401,6 +397,10 @@ def execute_runs(
     progress.suite_started(len(runs))
     for spec in runs:
         run_dir = out_dir / "runs" / spec.run_id
+        # a run folder is cleared and written: a link on the way (runs/, runs/ENTRY, the run, its train/ or eval/)
+        # would send the deletes and writes elsewhere
+        for name in (TRAIN_SUBDIR, EVAL_SUBDIR):
+            check_no_links(out_dir, run_dir / name)
         finished, resume = _prepare_run_dir(spec, run_dir, progress)
         if finished is not None:
             statuses[spec.run_id] = finished
@@ -474,7 +474,7 @@ def _stderr_to(path: Path | None) -> Iterator[None]:
     if path is None:
         yield
         return
-    with path.open("a", encoding="utf-8") as log, contextlib.redirect_stderr(log):
+    with open_append(path) as log, contextlib.redirect_stderr(log):  # a link at the log's name is refused
         yield
 
 
@@ -609,12 +609,13 @@ def _train_and_evaluate(spec: RunSpec, context: RunContext, run_dir: Path, resum
     from qaembed.data.pairs import is_pair_dataset
 
     if is_pair_dataset(context.dataset_dir):  # duplicate retrieval + classification at dev thresholds
+        from qaembed.arrayfiles import write_parquet
         from qaembed.evaluate.pairs import PER_PAIR_FILE, evaluate_pairs
 
         pairs, threshold_pairs = evaluation_pairs(config, context.dataset_dir)
         evaluation, per_pair = evaluate_pairs(model, pairs, threshold_pairs=threshold_pairs, config=EvalConfig())
         evaluation.save(run_dir / EVAL_SUBDIR)
-        per_pair.to_parquet(run_dir / EVAL_SUBDIR / PER_PAIR_FILE, index=True)
+        write_parquet(per_pair, run_dir / EVAL_SUBDIR / PER_PAIR_FILE)
     else:
         evaluated, distractors = evaluation_records(config, context.dataset_dir)
         evaluation = evaluate_model(model, evaluated, distractors=distractors, config=eval_config,

@@ -51,6 +51,13 @@ def checkpoint_dir(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / CHECKPOINTS / f"{_PREFIX}{step:06d}"
 
 
+def _is_step_folder(path: Path) -> bool:
+    """Whether ``path`` is a checkpoint folder this code writes (``step-N``); a link is not one: a checkpoint is
+    never read, nor deleted, through a link."""
+    return (path.is_dir() and not path.is_symlink() and path.name.startswith(_PREFIX)
+            and path.name[len(_PREFIX):].isdigit())
+
+
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """The newest complete checkpoint folder of a run, or None."""
     root = Path(run_dir) / CHECKPOINTS
@@ -58,7 +65,7 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
         return None
     complete = [
         p for p in root.iterdir()
-        if p.is_dir() and p.name.startswith(_PREFIX) and p.name[len(_PREFIX):].isdigit() and (p / "state.json").is_file()
+        if _is_step_folder(p) and (p / "state.json").is_file()
     ]
     return max(complete, key=lambda p: int(p.name[len(_PREFIX) :]), default=None)
 
@@ -115,6 +122,8 @@ def save_checkpoint(
     final = checkpoint_dir(run_dir, step)
     tmp = final.with_name(".tmp-" + final.name)
     if accelerator.is_main_process:
+        if tmp.is_symlink():  # removed, never written through
+            tmp.unlink()
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
@@ -129,11 +138,13 @@ def save_checkpoint(
                                         encoding="utf-8")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        if final.exists():
+        if final.is_symlink():
+            final.unlink()
+        elif final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
         for old in final.parent.iterdir():  # only the checkpoints this code writes (step-N): nothing else is deleted
-            if old.is_dir() and old.name.startswith(_PREFIX) and old.name[len(_PREFIX):].isdigit() and old != final:
+            if _is_step_folder(old) and old != final:
                 shutil.rmtree(old)
     accelerator.wait_for_everyone()
     return final

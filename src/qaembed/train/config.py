@@ -330,13 +330,10 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:
-    """Write the resolved config as YAML (atomic)."""
-    import os
+    """Write the resolved config as YAML (atomic; a link at the name is replaced, never followed)."""
+    from qaembed.outputs import replace_text
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
+    replace_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def debug_config(config: TrainConfig) -> TrainConfig:

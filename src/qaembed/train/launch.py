@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from qaembed.errors import ConfigError
+from qaembed.outputs import open_append
 from qaembed.subprocesses import DIE_WITH_PARENT, RUN_MODULE_DYING_WITH_PARENT, available_cpus
 from qaembed.train.trackers import METRICS_FILE
 
@@ -85,7 +86,7 @@ def launch_train(config, run_dir: Path, *, processes: int, resume: bool, config_
     env = {**os.environ, DIE_WITH_PARENT: "1"}
     threads = env.get("OMP_NUM_THREADS", "")  # this run's CPU threads (Ray sets the task's CPUs), shared out
     env["OMP_NUM_THREADS"] = str(max(1, (int(threads) if threads.isdigit() else available_cpus()) // processes))
-    with log_path.open("a", encoding="utf-8") as log:
+    with open_append(log_path) as log:  # never through a link planted at the log's name
         start = log.tell()  # this launch's part of the log
         log.write(f"$ {shlex.join(['torchrun', *arguments])}\n")
         log.flush()

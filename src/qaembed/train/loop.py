@@ -62,7 +62,7 @@ from qaembed.jsonfiles import read_json, write_json
 from qaembed.late_interaction import ColbertCollator, ColbertTokens, add_marker_tokens, add_token_projection, save_model
 from qaembed.losses import build_loss
 from qaembed.model import build_encoder
-from qaembed.outputs import writing_alone
+from qaembed.outputs import check_no_links, refuse_link, replace_text, replacing_folder, writing_alone
 from qaembed.provenance import environment, hash_files
 from qaembed.records import QARecord
 from qaembed.train.budget import TokenCounter, plan_steps
@@ -144,6 +144,8 @@ def build_components(config: TrainConfig) -> tuple[Any, Any]:
 
 
 def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> None:
+    for folder in ("checkpoints", "tracking"):  # written into (and old checkpoints deleted): never through a link
+        check_no_links(run_dir, run_dir / folder)
     saved = run_dir / "config.yaml"
     if not resume:
         if saved.exists() or (run_dir / "checkpoints").exists():
@@ -174,8 +176,10 @@ def _truncate_metrics(path: Path, last_step: int) -> None:
     appended when the run was killed. Records are appended before the checkpoint of their
     step is written, so that line lies after the checkpoint and is dropped like every other
     line after it, with a warning that counts it. Any other unreadable line is a
-    :class:`DataError` naming the file and line, and the file is left untouched.
+    :class:`DataError` naming the file and line, and the file is left untouched. A link there is refused: the
+    run's log is its own file, never one read and rewritten elsewhere.
     """
+    refuse_link(path)
     if not path.is_file():
         return
     try:
@@ -201,7 +205,7 @@ def _truncate_metrics(path: Path, last_step: int) -> None:
     if partial is not None:
         logger.warning("%s: dropped 1 unfinished last line (%d characters, written when the run was killed; "
                        "it follows the checkpoint at step %d and is logged again)", path, len(partial), last_step)
-    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    replace_text(path, "".join(line + "\n" for line in kept))  # a link planted there is replaced, not followed
 
 
 def _make_accelerator(config: TrainConfig, run_dir: Path) -> Accelerator:
@@ -317,8 +321,10 @@ class _Run:
         """Write the current weights to ``run_dir/folder`` (main process), in the scorer's format."""
         if self.main:
             scorer = self.config.scorer
-            save_model(self.accelerator.unwrap_model(self.model), self.run_dir / folder, scorer.name,
-                       query_length=scorer.query_length, colbert=ColbertTokens.of_scorer(scorer))
+            # a new folder that then takes the name: nothing is written through a link in (or at) the earlier one
+            with replacing_folder(self.run_dir / folder) as new:
+                save_model(self.accelerator.unwrap_model(self.model), new, scorer.name,
+                           query_length=scorer.query_length, colbert=ColbertTokens.of_scorer(scorer))
 
 
 def train(
@@ -435,12 +441,19 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, *, step_callback: C
 
 
 def finished_result(run_dir: Path) -> TrainResult | None:
-    """The stored result of a run that already finished (completed or early-stopped), else None."""
+    """The stored result of a run that already finished (completed or early-stopped), else None.
+
+    Its model folders are this run folder's own (``model``, ``best_model``), not the paths the file records: a
+    result.json edited (or written before the folder moved) never points the caller at a model elsewhere.
+    """
     if not (run_dir / RESULT_FILE).is_file():
         return None
     stored = read_json(run_dir / RESULT_FILE)
-    if stored.get("status") not in ("completed", "early_stopped"):
+    if not isinstance(stored, dict) or stored.get("status") not in ("completed", "early_stopped"):
         return None
+    best_dir = run_dir / "best_model"
+    stored = {**stored, "model_dir": str(run_dir / "model"),
+              "best_model_dir": str(best_dir) if best_dir.is_dir() else None}  # as _result writes them
     try:
         return TrainResult(**{k: stored[k] for k in TrainResult.__dataclass_fields__ if k in stored})
     except TypeError as exc:  # a required field is missing
@@ -513,7 +526,7 @@ def _open_run(run: _Run, resume: bool) -> RunState:
                 print(f"--resume: {run_dir} has no complete checkpoint yet; the run starts again from step 0",
                       file=sys.stderr)
             run_dir.mkdir(parents=True, exist_ok=True)
-            run.log.path.write_text("", encoding="utf-8")
+            replace_text(run.log.path, "")
             save_config(config, run_dir / "config.yaml")
             data_files = [path for s in ("train", "dev") for path in split_files(config.data.dataset, s)]
             write_json(run_dir / "provenance.json", {**environment(), "data_hash": hash_files(data_files),

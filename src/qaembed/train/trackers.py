@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from qaembed.errors import ConfigError
+from qaembed.outputs import check_no_links, open_append
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -43,6 +44,7 @@ def check_trackers(trackers: list[str], run_dir: Path) -> None:
             raise ConfigError(
                 "training.trackers: 'mlflow' without MLFLOW_TRACKING_URI logs to a local SQLite store, "
                 "which needs sqlalchemy and alembic; pip install mlflow (or set MLFLOW_TRACKING_URI)")
+        check_no_links(run_dir, run_dir / "tracking" / "mlflow.db")  # SQLite would open (and write) a link's target
         import mlflow
 
         (run_dir / "tracking").mkdir(parents=True, exist_ok=True)
@@ -61,7 +63,7 @@ class MetricsLog:
 
     def __call__(self, record: dict[str, Any]) -> None:
         if self.accelerator.is_main_process:
-            with self.path.open("a", encoding="utf-8") as fh:
+            with open_append(self.path) as fh:  # a link planted at metrics.jsonl is refused, not followed
                 fh.write(json.dumps(record) + "\n")
         if self.trackers:
             # tracker names: MLflow rejects "@", so "dev/retrieval/ndcg@10" is logged as
