@@ -35,7 +35,6 @@ import math
 import os
 import re
 import shutil
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from qaembed.errors import ConfigError, DataError, first_problem
 from qaembed.jsonfiles import read_json
-from qaembed.outputs import check_output_dir, folder_content
+from qaembed.outputs import check_output_dir, folder_content, replacing_folder
 from qaembed.subprocesses import process_alive
 
 MANIFEST_FILE = "manifest.json"
@@ -364,30 +363,13 @@ def atomic_folder(out: Path) -> Iterator[Path]:
     """Yield a fresh temporary folder beside ``out``; on success it replaces ``out``, on error it is removed.
 
     The new folder is complete before it takes ``out``'s name, so a reader never sees a half-written
-    index. Replacing an existing ``out`` is two renames (old away, new in) with the old folder removed
-    last; a process that memory-maps the old files keeps reading them until it closes them.
+    index (:func:`qaembed.outputs.replacing_folder`: two renames, old away and new in, the old folder
+    removed last; a process that memory-maps the old files keeps reading them until it closes them; an
+    ``out`` that is a link is replaced, the folder it named stays). What a killed build left beside
+    ``out`` is cleaned first.
     """
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     _recover_stale_folders(out)
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp = out.parent / f".{out.name}.tmp-{tag}"
-    tmp.mkdir()
-    try:
+    with replacing_folder(out) as tmp:
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{tag}"
-        if out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-            old = None
-        else:
-            os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None and old.is_symlink():  # --out was a link: the link goes, the folder it named stays
-        old.unlink()
-    elif old is not None:
-        shutil.rmtree(old, ignore_errors=True)
