@@ -9,6 +9,7 @@ folder), which must be refused with an error naming the file and field, or not b
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -128,8 +129,22 @@ def _shards(path):
     write_parquet_shards(path.parents[1], "train", records)
 
 
+def _memmap(path):
+    from qaembed.mining.embed import encode_to_memmap
+
+    class Encoder:
+        def get_embedding_dimension(self):
+            return 4
+
+        def encode_query(self, texts, **kwargs):
+            return np.ones((len(texts), 4), dtype=np.float32)
+
+    encode_to_memmap(Encoder(), ["a", "b", "c"], "query", path, batch_size=2, chunk_size=2)
+
+
 # (writer, final name, the temporary name it writes first)
 WHOLE_FILES = {
+    "encode_to_memmap": (_memmap, "queries.npy", f"queries.npy.{os.getpid()}.tmp"),
     "write_json": (_write_json, "stats.json", "stats.json.tmp"),
     "write_jsonl_records": (_write_jsonl, "train.jsonl", "train.jsonl.tmp"),
     "replace_text": (_replace_text, "report.md", "report.md.tmp"),

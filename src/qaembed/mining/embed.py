@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 import numpy as np
 
 from qaembed.model import resolve_model
-from qaembed.outputs import is_lock_file
+from qaembed.outputs import is_lock_file, new_file
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -105,7 +105,7 @@ def encode_to_memmap(
     encode = encoder.encode_query if role == "query" else encoder.encode_document
     dim = encoder.get_embedding_dimension()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp = new_file(path.with_name(path.name + f".{os.getpid()}.tmp"))  # a link at that name is removed, not followed
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), dim))
     for start in range(0, len(texts), chunk_size):
         chunk = list(texts[start : start + chunk_size])
