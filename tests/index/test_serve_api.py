@@ -60,6 +60,25 @@ def test_many_queries_in_one_request_match_one_at_a_time(client, index):
         assert np.allclose([h["score"] for h in result["hits"]], [h["score"] for h in alone["hits"]], atol=1e-5)
 
 
+def test_a_search_without_k_gets_ten_or_the_servers_max_k(index):
+    for max_k, expected in [(100, 10), (3, 3)]:
+        with TestClient(create_app({"main": index}, ServerLimits(max_k=max_k))) as test_client:
+            response = post(test_client, "/search", {"query": "stout"})
+        assert response.status_code == 200, response.text
+        assert response.json()["k"] == expected and len(response.json()["results"][0]["hits"]) == expected
+
+
+@pytest.mark.parametrize("body, words", [
+    (b"[" * 1500 + b"]" * 1500, "nested too deeply"),
+    (b'{"query": "x", "k": ' + b"9" * 5000 + b"}", "a number too long to read (over 4300 digits)"),
+], ids=["deep", "long-number"])
+def test_bodies_python_cannot_parse_are_named(index, body, words):
+    with TestClient(create_app({"main": index}, ServerLimits(max_body_bytes=100_000))) as test_client:
+        response = test_client.post("/search", content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400 and words in response.json()["error"], response.text
+        assert post(test_client, "/search", {"query": "malt", "k": 2}).status_code == 200
+
+
 def test_k_above_the_index_size_is_clamped_and_said(index):
     with TestClient(create_app({"main": index}, ServerLimits(max_k=1000))) as test_client:
         payload = post(test_client, "/search", {"query": "stout", "k": 500}).json()
@@ -96,6 +115,8 @@ def test_openapi_schema_lists_the_routes(client):
 BAD_REQUESTS = [
     # (body, content type, status, words the error must contain, field)
     (b'{"query": "x",', "application/json", 400, "malformed JSON", None),
+    (b'{"query": "x", "k": }', "application/json", 400, "malformed JSON in the request body: Expecting value at "
+     "character 20", None),
     (b'{"query": "caf\xe9"}', "application/json", 400, "the request body is not UTF-8 (invalid continuation byte at "
      "byte 14)", None),
     (b"", "application/json", 400, "empty", None),
@@ -122,6 +143,9 @@ BAD_REQUESTS = [
     (b'{"query": "x", "k": true}', "application/json", 422, "valid integer", "k"),
     (b'{"query": "x", "k": 2.5}', "application/json", 422, "valid integer", "k"),
     (b'{"query": "x", "top": 3}', "application/json", 422, "unknown field 'top'", "top"),
+    (b'{"query": "x", "body": 3}', "application/json", 422, "unknown field 'body'", "body"),  # not FastAPI's prefix
+    (b'{"query": "x", "": 3}', "application/json", 422, "unknown field ''", ""),
+    (b'{"query": "x", "\\ud800": 3}', "application/json", 422, "a field name is not valid Unicode", None),
     (b'{"query": "x", "index": "other"}', "application/json", 404, "no index named 'other'", "index"),
     (json.dumps({"query": "x" * 5000}).encode(), "application/json", 413, "larger than 4,096 bytes", None),
 ]

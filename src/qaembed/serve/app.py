@@ -20,6 +20,7 @@ escape: refused as the request is parsed, so it never joins a batch), 503 queue 
 
 from __future__ import annotations
 
+import sys
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -47,6 +48,9 @@ SECURITY_HEADERS = {
 }
 
 
+DEFAULT_K = 10  # answers per question when a search gives no k (the server's max_k if lower)
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str, *, field: str | None = None, headers: dict | None = None):
         super().__init__(message)
@@ -59,7 +63,8 @@ class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: StrictStr | None = Field(None, description="One question.", examples=["How long does opened beer keep?"])
     queries: list[StrictStr] | None = Field(None, description="Several questions (instead of query).")
-    k: StrictInt = Field(10, description="Answers per question (clamped to the index size).")
+    k: StrictInt | None = Field(None, description="Answers per question (default 10, or the server's max_k if lower; "
+                                                  "clamped to the index size).")
     index: StrictStr | None = Field(None, description="Index name (default: the first one served).")
 
 
@@ -93,7 +98,7 @@ class EmbedResponse(BaseModel):
 
 def _error(status: int, message: str, *, field: str | None = None, headers: dict | None = None) -> JSONResponse:
     body = {"error": message, "status": status}
-    if field:
+    if field is not None:
         body["field"] = field
     return JSONResponse(body, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
 
@@ -101,19 +106,36 @@ def _error(status: int, message: str, *, field: str | None = None, headers: dict
 def _validation_message(exc: RequestValidationError) -> tuple[int, str, str | None]:
     """(status, message, field) of the first problem: 400 for JSON that does not parse, else 422."""
     first = exc.errors()[0]
-    location = [str(part) for part in first.get("loc", ()) if part != "body"]
-    field = ".".join(location) or None
+    parts = list(first.get("loc", ()))
+    if parts[:1] == ["body"]:  # FastAPI's prefix; a field may itself be named 'body' (or '')
+        parts = parts[1:]
     kind = first.get("type", "")
     if kind == "json_invalid":
         detail = (first.get("ctx") or {}).get("error", first.get("msg", ""))
-        return 400, f"malformed JSON in the request body: {detail}", None
+        where = f" at character {parts[0]}" if parts and isinstance(parts[0], int) else ""
+        return 400, f"malformed JSON in the request body: {detail}{where}", None
+    field = ".".join(str(part) for part in parts) if parts else None
     if kind == "missing" and field is None:
         return 400, "the request body is empty; send a JSON object", None
     if kind in ("model_attributes_type", "dict_type") and field is None:
         return 400, "the request body must be a JSON object", None
+    if kind == "string_unicode" and field is None:  # a key such as "\\ud800": no field to name
+        return 422, "a field name is not valid Unicode (a lone surrogate escape such as \\ud800)", None
     if kind == "extra_forbidden":
         return 422, f"unknown field {field!r}", field
-    return 422, f"field {field!r}: {first.get('msg', 'invalid')}" if field else first.get("msg", "invalid"), field
+    return 422, f"field {field!r}: {first.get('msg', 'invalid')}" if field is not None else first.get("msg", "invalid"), field
+
+
+def _body_problem(cause: BaseException | None) -> str | None:
+    """What FastAPI's generic "error parsing the body" was, named for the client (None: not a body problem)."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"the request body is not UTF-8 ({cause.reason} at byte {cause.start}); send JSON encoded as UTF-8"
+    if isinstance(cause, RecursionError):
+        return "the request body is JSON nested too deeply to read; send a flat JSON object"
+    if isinstance(cause, ValueError) and "digits" in str(cause):  # Python's int-string conversion limit
+        limit = sys.get_int_max_str_digits()
+        return f"the request body has a number too long to read (over {limit} digits); k must be a small integer"
+    return None
 
 
 def create_app(indexes: dict[str, SearchIndex], limits: ServerLimits | None = None, *, maps: Path | None = None) -> FastAPI:
@@ -152,9 +174,8 @@ def create_app(indexes: dict[str, SearchIndex], limits: ServerLimits | None = No
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException):
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
-        cause = exc.__cause__
-        if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):  # FastAPI's "error parsing the body"
-            message = f"the request body is not UTF-8 ({cause.reason} at byte {cause.start}); send JSON encoded as UTF-8"
+        if exc.status_code == 400:  # FastAPI's "There was an error parsing the body" hides the cause
+            message = _body_problem(exc.__cause__) or message
         return _error(exc.status_code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
@@ -211,10 +232,11 @@ def create_app(indexes: dict[str, SearchIndex], limits: ServerLimits | None = No
         field = "query" if request.query is not None else "queries"
         texts = [request.query] if request.query is not None else list(request.queries)
         check_texts(texts, field, "question")
-        if request.k < 1 or request.k > limits.max_k:
-            raise ApiError(422, f"field 'k': must be between 1 and {limits.max_k}, got {request.k}", field="k")
+        wanted = min(DEFAULT_K, limits.max_k) if request.k is None else request.k
+        if wanted < 1 or wanted > limits.max_k:
+            raise ApiError(422, f"field 'k': must be between 1 and {limits.max_k}, got {wanted}", field="k")
         name, batcher = pick(request.index)
-        k = min(request.k, len(batcher.index))
+        k = min(wanted, len(batcher.index))
         results = await run(batcher, "search", texts, k)
         # a JSONResponse is sent as is: FastAPI's jsonable_encoder walk of every hit cost more than the search
         return JSONResponse({"index": name, "model": batcher.index.manifest.model.reference, "k": k,
