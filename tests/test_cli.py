@@ -18,6 +18,28 @@ def test_help_lists_every_command_in_the_order_of_the_work():
     assert listed == list(COMMAND_ORDER)
 
 
+def test_flags_show_no_value_type_in_help():
+    """A flag takes no value: its help row shows none (typer 0.29 would print <bool>); options with a value keep theirs."""
+    from typer.testing import CliRunner
+
+    runner, todo, flagged = CliRunner(), [[]], []
+    import typer.main
+
+    root = typer.main.get_command(app)
+    while todo:
+        path = todo.pop()
+        command = root
+        for name in path:
+            command = command.commands[name]
+        todo += [path + [name] for name in getattr(command, "commands", {})]
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (path, result.output)
+        flagged += [" ".join(path) + ": " + line.strip() for line in result.output.splitlines() if "<bool>" in line]
+    assert not flagged
+    out = runner.invoke(app, ["data", "prepare", "--help"], env={"COLUMNS": "200"}).output
+    assert re.search(r"--overwrite +Replace", out) and re.search(r"--out +<path>", out)
+
+
 def test_no_help_text_holds_what_rich_would_take_for_a_markup_tag():
     """Help is rendered as rich markup: an unescaped "[ray]" (say, in qaembed[ray]) would vanish from --help."""
     import typer.main

@@ -24,10 +24,25 @@ COMMAND_ORDER = ("suite", "data", "mine", "train", "eval", "map", "index", "sear
 
 
 class _WorkflowOrder(TyperGroup):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _hide_flag_types(self)  # the whole tree exists by now: typer builds the sub-groups first
+
     def list_commands(self, ctx) -> list[str]:
         names = super().list_commands(ctx)
         return sorted(names, key=lambda name: (COMMAND_ORDER.index(name) if name in COMMAND_ORDER else len(COMMAND_ORDER),
                                                name))
+
+
+def _hide_flag_types(command) -> None:
+    """Flags take no value, so their help shows none (typer 0.29 prints ``<bool>`` beside ``--overwrite`` and
+    ``--help``, which reads as if they wanted one)."""
+    help_option = command.get_help_option(typer.Context(command))  # made once, then kept by the command
+    for param in [*command.params, help_option]:
+        if getattr(param, "is_flag", False) and param.metavar is None:  # typer's own (vendored) click Option
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _hide_flag_types(sub)
 
 
 app = typer.Typer(
