@@ -20,11 +20,10 @@ def test_help_lists_every_command_in_the_order_of_the_work():
 
 def test_flags_show_no_value_type_in_help():
     """A flag takes no value: its help row shows none (typer 0.29 would print <bool>); options with a value keep theirs."""
+    import typer.main
     from typer.testing import CliRunner
 
     runner, todo, flagged = CliRunner(), [[]], []
-    import typer.main
-
     root = typer.main.get_command(app)
     while todo:
         path = todo.pop()
