@@ -111,3 +111,29 @@ def test_bytes_that_are_not_utf8_name_file_and_line(tmp_path, name):
     with pytest.raises(DataError) as info:
         read_beir(root)
     assert str(info.value) == f"{root / name}:4: not UTF-8 (invalid continuation byte at byte 25)"
+
+
+@pytest.mark.parametrize(
+    ("qrels", "match"),
+    [
+        # a blank line does not shift the line numbers of the rows after it
+        ("q1\td1\t1\n\nq2\td9\t1\n", r"test.tsv:4, field 'corpus-id': corpus-id 'd9' is not in corpus.jsonl"),
+        ("q1\td1\t1\nq2\td3\t1\textra\n", r"test.tsv:3: 4 tab-separated fields, expected 3 \(query-id corpus-id score\)"),
+        ("q1\td1\tinf\n", r"test.tsv:2, field 'score': score 'inf' is not an integer"),
+        ("q1\td1\t99999999999999999999999\n", r"test.tsv:2, field 'score': score '99999999999999999999999' is out of range"),
+        # the same judgment twice would count the document twice among the relevant ones (R, IDCG)
+        ("q1\td1\t1\nq2\td3\t1\nq1\td1\t2\n",
+         r"test.tsv:4, field 'corpus-id': query-id 'q1' and corpus-id 'd1' are judged twice \(first on line 2\)"),
+    ],
+)
+def test_malformed_qrels_rows_name_file_and_line(tmp_path, qrels, match):
+    with pytest.raises(DataError, match=match):
+        read_beir(write_beir(tmp_path, qrels=qrels))
+
+
+def test_qrels_that_are_not_utf8_name_file_and_line(tmp_path):
+    root = write_beir(tmp_path)
+    with (root / "qrels" / "test.tsv").open("ab") as fh:
+        fh.write(b"q2\td\xe9\t1\n")
+    with pytest.raises(DataError, match=r"test.tsv:5: not UTF-8"):
+        read_beir(root)
