@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from qaembed.errors import DataError
-from qaembed.evaluate import evaluate_beir, read_beir
+from qaembed.evaluate import EvalConfig, evaluate_beir, read_beir
 
 # Embeddings chosen so that query q1 ranks d2, d1, d3 and q2 ranks d3 first.
 VECTORS = {
@@ -137,3 +137,15 @@ def test_qrels_that_are_not_utf8_name_file_and_line(tmp_path):
         fh.write(b"q2\td\xe9\t1\n")
     with pytest.raises(DataError, match=r"test.tsv:5: not UTF-8"):
         read_beir(root)
+
+
+@pytest.mark.parametrize("faiss_min_docs", [1, 1_000_000])  # FAISS IndexFlatIP, and torch top-k
+@pytest.mark.parametrize("relevant", ["d1", "d2"])
+def test_documents_with_equal_scores_rank_in_corpus_order(tmp_path, faiss_min_docs, relevant):
+    """Two documents with the same text tie exactly: the earlier one in corpus.jsonl ranks first (as ranx does
+    with a run listed in corpus order), whichever search runs."""
+    corpus = [{"_id": "d1", "title": "Beta", "text": "two"}, {"_id": "d2", "title": "Beta", "text": "two"},
+              {"_id": "d3", "title": "", "text": "three"}]
+    data = read_beir(write_beir(tmp_path, corpus=corpus, qrels=f"q1\t{relevant}\t1\n"))
+    result = evaluate_beir(None, data, config=EvalConfig(faiss_min_docs=faiss_min_docs), encode=_encode)
+    assert result.per_question.loc["q1", "retrieval/mrr@10"] == (1.0 if relevant == "d1" else 0.5)
