@@ -76,6 +76,9 @@ def test_queries_whose_judgments_are_all_zero_are_skipped_and_counted(tmp_path):
          r"queries.jsonl:2, field 'text': not valid UTF-8 text: character 4 is a lone surrogate \(U\+DCE9\)"),
         ({"corpus": [{"_id": "d1", "title": "\ud800", "text": "one"}]},
          r"corpus.jsonl:1, field 'title': not valid UTF-8 text"),
+        # a title that is not a string would be encoded as its Python repr ("['Alpha'] one")
+        ({"corpus": [{"_id": "d1", "title": ["Alpha"], "text": "one"}]}, r"corpus.jsonl:1, field 'title': not a string"),
+        ({"corpus": [{"_id": "d1", "title": 7, "text": "one"}]}, r"corpus.jsonl:1, field 'title': not a string"),
     ],
 )
 def test_bad_input_names_file_and_line(tmp_path, kwargs, match):

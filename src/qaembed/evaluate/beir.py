@@ -74,6 +74,8 @@ def _read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:
         for name in required:
             if not isinstance(row.get(name), str):
                 raise DataError("missing or not a string", path=str(path), line=line_no, field=name)
+        if row.get("title") is not None and not isinstance(row["title"], str):  # optional; null or "" when absent
+            raise DataError("not a string", path=str(path), line=line_no, field="title")
         for name in ("_id", "title", "text"):  # a JSON "\ud800" escape would fail later, in the tokenizer
             problem = utf8_problem(row[name]) if isinstance(row.get(name), str) else None
             if problem:
