@@ -72,6 +72,12 @@ def test_paragraphs_are_always_split():
     assert len(spans) == 3
 
 
+def test_paragraphs_are_split_in_files_with_windows_line_endings():
+    text = "A title\r\n\r\nFirst sentence without a full stop\r\n \r\nSecond"
+    assert [text[start:end] for start, end in split_sentences(text)] == [
+        "A title", "First sentence without a full stop", "Second"]
+
+
 class FakeEncoder:
     """Embeds by topic word (so similarity is known), counts tokens as words."""
 
@@ -219,6 +225,21 @@ def test_bad_qa_csv(tmp_path, content, words):
     path.write_text(content)
     with pytest.raises(DataError, match=words.replace("(", r"\(").replace(")", r"\)")):
         read_qa_file(path, BadRecordPolicy())
+
+
+@pytest.mark.parametrize("name, content", [
+    ("qa.csv", "question,answer,document\nWhat is\u2028it?,Beer\x0cfor sure.,a.md\nAnd this?,Coffee.,a.md\n"),
+    ("qa.jsonl", '{"question": "What is\u2028it?", "answer": "Beer\x85for sure.", "document": "a.md"}\n'
+                 '{"question": "And this?", "answer": "Coffee.", "document": "a.md"}\n'),
+])
+def test_qa_rows_are_split_at_line_feeds_only(tmp_path, name, content):
+    """U+2028 (line separator), U+0085 or a form feed inside a field is text, not the end of a row (str.splitlines)."""
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    pairs = read_qa_file(path, BadRecordPolicy())
+    assert [(p.question, p.answer, p.where) for p in pairs] == [
+        ("What is\u2028it?", "Beer\x85for sure." if name == "qa.jsonl" else "Beer\x0cfor sure.", f"{path}:2" if name == "qa.csv" else f"{path}:1"),
+        ("And this?", "Coffee.", f"{path}:3" if name == "qa.csv" else f"{path}:2")]
 
 
 def test_qa_jsonl_bad_line(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from qaembed.errors import DataError
-from qaembed.evaluate import evaluate_beir, read_beir
+from qaembed.evaluate import EvalConfig, evaluate_beir, read_beir
 
 # Embeddings chosen so that query q1 ranks d2, d1, d3 and q2 ranks d3 first.
 VECTORS = {
@@ -76,6 +76,9 @@ def test_queries_whose_judgments_are_all_zero_are_skipped_and_counted(tmp_path):
          r"queries.jsonl:2, field 'text': not valid UTF-8 text: character 4 is a lone surrogate \(U\+DCE9\)"),
         ({"corpus": [{"_id": "d1", "title": "\ud800", "text": "one"}]},
          r"corpus.jsonl:1, field 'title': not valid UTF-8 text"),
+        # a title that is not a string would be encoded as its Python repr ("['Alpha'] one")
+        ({"corpus": [{"_id": "d1", "title": ["Alpha"], "text": "one"}]}, r"corpus.jsonl:1, field 'title': not a string"),
+        ({"corpus": [{"_id": "d1", "title": 7, "text": "one"}]}, r"corpus.jsonl:1, field 'title': not a string"),
     ],
 )
 def test_bad_input_names_file_and_line(tmp_path, kwargs, match):
@@ -111,3 +114,41 @@ def test_bytes_that_are_not_utf8_name_file_and_line(tmp_path, name):
     with pytest.raises(DataError) as info:
         read_beir(root)
     assert str(info.value) == f"{root / name}:4: not UTF-8 (invalid continuation byte at byte 25)"
+
+
+@pytest.mark.parametrize(
+    ("qrels", "match"),
+    [
+        # a blank line does not shift the line numbers of the rows after it
+        ("q1\td1\t1\n\nq2\td9\t1\n", r"test.tsv:4, field 'corpus-id': corpus-id 'd9' is not in corpus.jsonl"),
+        ("q1\td1\t1\nq2\td3\t1\textra\n", r"test.tsv:3: 4 tab-separated fields, expected 3 \(query-id corpus-id score\)"),
+        ("q1\td1\tinf\n", r"test.tsv:2, field 'score': score 'inf' is not an integer"),
+        ("q1\td1\t99999999999999999999999\n", r"test.tsv:2, field 'score': score '99999999999999999999999' is out of range"),
+        # the same judgment twice would count the document twice among the relevant ones (R, IDCG)
+        ("q1\td1\t1\nq2\td3\t1\nq1\td1\t2\n",
+         r"test.tsv:4, field 'corpus-id': query-id 'q1' and corpus-id 'd1' are judged twice \(first on line 2\)"),
+    ],
+)
+def test_malformed_qrels_rows_name_file_and_line(tmp_path, qrels, match):
+    with pytest.raises(DataError, match=match):
+        read_beir(write_beir(tmp_path, qrels=qrels))
+
+
+def test_qrels_that_are_not_utf8_name_file_and_line(tmp_path):
+    root = write_beir(tmp_path)
+    with (root / "qrels" / "test.tsv").open("ab") as fh:
+        fh.write(b"q2\td\xe9\t1\n")
+    with pytest.raises(DataError, match=r"test.tsv:5: not UTF-8"):
+        read_beir(root)
+
+
+@pytest.mark.parametrize("faiss_min_docs", [1, 1_000_000])  # FAISS IndexFlatIP, and torch top-k
+@pytest.mark.parametrize("relevant", ["d1", "d2"])
+def test_documents_with_equal_scores_rank_in_corpus_order(tmp_path, faiss_min_docs, relevant):
+    """Two documents with the same text tie exactly: the earlier one in corpus.jsonl ranks first (as ranx does
+    with a run listed in corpus order), whichever search runs."""
+    corpus = [{"_id": "d1", "title": "Beta", "text": "two"}, {"_id": "d2", "title": "Beta", "text": "two"},
+              {"_id": "d3", "title": "", "text": "three"}]
+    data = read_beir(write_beir(tmp_path, corpus=corpus, qrels=f"q1\t{relevant}\t1\n"))
+    result = evaluate_beir(None, data, config=EvalConfig(faiss_min_docs=faiss_min_docs), encode=_encode)
+    assert result.per_question.loc["q1", "retrieval/mrr@10"] == (1.0 if relevant == "d1" else 0.5)

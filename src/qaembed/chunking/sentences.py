@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-_PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
+_PARAGRAPH = re.compile(r"\n[ \t\r]*\n\s*")  # a blank line, also with Windows line endings (\r\n)
 
 
 def _paragraph_spans(text: str) -> list[tuple[int, int]]:

@@ -24,6 +24,7 @@ exist or was skipped (``missing_document``).
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,7 +187,7 @@ def read_qa_file(path: Path, policy: BadRecordPolicy, columns: dict[str, str] | 
     text = read_text_file(path, BadRecordPolicy(skip=False))
     rows: list[tuple[int, object]] = []
     if path.suffix.lower() == ".jsonl":
-        for line_no, line in enumerate(text.splitlines(), start=1):
+        for line_no, line in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028 in a string is text
             if not line.strip():
                 continue
             try:
@@ -194,7 +195,7 @@ def read_qa_file(path: Path, policy: BadRecordPolicy, columns: dict[str, str] | 
             except JsonProblem as exc:
                 policy.reject(DataError(f"invalid JSON: {exc.message}", path=str(path), line=line_no), "invalid_record")
     else:
-        reader = csv.DictReader(text.splitlines(keepends=True), strict=True)
+        reader = csv.DictReader(io.StringIO(text, newline="\n"), strict=True)  # rows end at line feeds only
         missing = [columns[name] for name in QA_FIELDS if columns[name] not in (reader.fieldnames or [])]
         if missing:
             raise DataError(f"the header lacks column(s) {', '.join(missing)} (map others with --qa-columns)",

@@ -7,7 +7,8 @@ NDCG@10 (0.64508).
 
 Bad input raises :class:`~qaembed.errors.DataError` naming the file and line: malformed
 JSON, a missing ``_id``/``text``, duplicate ids, qrels rows naming an unknown query or
-document, non-integer scores, an empty corpus or a split without judged queries. Queries
+document, qrels rows without exactly three tab-separated fields, non-integer scores, a
+(query, document) pair judged twice, an empty corpus or a split without judged queries. Queries
 of the split whose judgments are all 0 have no relevant document; they are skipped and
 counted (``retrieval/skipped_no_relevant``).
 
@@ -21,7 +22,6 @@ Example
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import tempfile
 import time
@@ -35,7 +35,13 @@ from qaembed.data.dataset import iter_jsonl_lines
 from qaembed.errors import DataError
 from qaembed.evaluate.config import EvalConfig
 from qaembed.evaluate.metrics import ranking_metrics
-from qaembed.evaluate.ranking import EncodeFn, Qrels, encode_unique, resolve_encoder, retrieve
+from qaembed.evaluate.ranking import (
+    EncodeFn,
+    Qrels,
+    encode_unique,
+    resolve_encoder,
+    retrieve,
+)
 from qaembed.evaluate.result import EvalResult
 from qaembed.records import utf8_problem
 
@@ -68,6 +74,8 @@ def _read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:
         for name in required:
             if not isinstance(row.get(name), str):
                 raise DataError("missing or not a string", path=str(path), line=line_no, field=name)
+        if row.get("title") is not None and not isinstance(row["title"], str):  # optional; null or "" when absent
+            raise DataError("not a string", path=str(path), line=line_no, field="title")
         for name in ("_id", "title", "text"):  # a JSON "\ud800" escape would fail later, in the tokenizer
             problem = utf8_problem(row[name]) if isinstance(row.get(name), str) else None
             if problem:
@@ -89,17 +97,38 @@ def _index_ids(rows: list[dict], path: Path) -> dict[str, int]:
 def _read_qrels(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataError("no such file (unknown split?)", path=str(path))
-    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
-    if tuple(table.columns) != QRELS_HEADER:
-        raise DataError(f"header must be {' '.join(QRELS_HEADER)} (tab-separated), got {list(table.columns)}",
-                        path=str(path), line=1)
-    table["line"] = np.arange(len(table)) + 2  # 1-based, after the header
-    scores = pd.to_numeric(table["score"], errors="coerce")
-    bad = scores.isna() | (scores != scores.round())
+    lines = iter_jsonl_lines(path)  # non-blank lines with their exact numbers; not UTF-8: file and line
+    header = next(lines, None)
+    if header is None or tuple(header[1].rstrip("\r\n").split("\t")) != QRELS_HEADER:
+        got = header[1].rstrip("\r\n").split("\t") if header else []
+        raise DataError(f"header must be {' '.join(QRELS_HEADER)} (tab-separated), got {got}",
+                        path=str(path), line=header[0] if header else 1)
+    rows, numbers = [], []
+    for line_no, line in lines:
+        fields = line.rstrip("\r\n").split("\t")
+        if len(fields) != len(QRELS_HEADER):
+            raise DataError(f"{len(fields)} tab-separated fields, expected {len(QRELS_HEADER)} "
+                            f"({' '.join(QRELS_HEADER)})", path=str(path), line=line_no)
+        rows.append(fields)
+        numbers.append(line_no)
+    table = pd.DataFrame(rows, columns=list(QRELS_HEADER), dtype=str)
+    table["line"] = np.array(numbers, dtype=np.int64)
+    scores = pd.to_numeric(table["score"], errors="coerce").astype(np.float64)
+    bad = ~np.isfinite(scores) | (scores != scores.round())
     if bad.any():
         row = table[bad].iloc[0]
         raise DataError(f"score {row['score']!r} is not an integer", path=str(path), line=int(row["line"]), field="score")
+    too_large = scores.abs() > np.iinfo(np.int32).max
+    if too_large.any():
+        row = table[too_large].iloc[0]
+        raise DataError(f"score {row['score']!r} is out of range", path=str(path), line=int(row["line"]), field="score")
     table["score"] = scores.astype(np.int64)
+    duplicate = table.duplicated(["query-id", "corpus-id"])
+    if duplicate.any():  # the document would count twice among the query's relevant ones (R, IDCG)
+        row = table[duplicate].iloc[0]
+        first = table[(table["query-id"] == row["query-id"]) & (table["corpus-id"] == row["corpus-id"])].iloc[0]
+        raise DataError(f"query-id {row['query-id']!r} and corpus-id {row['corpus-id']!r} are judged twice "
+                        f"(first on line {int(first['line'])})", path=str(path), line=int(row["line"]), field="corpus-id")
     return table
 
 

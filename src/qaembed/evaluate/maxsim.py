@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from qaembed.errors import ConfigError, QaembedError
+from qaembed.evaluate.ranking import sorted_rows
 from qaembed.outputs import new_file, replace_text, replacing
 
 # texts -> one (L_i, dim) array of L2-normalized token embeddings per text (padding removed)
@@ -233,14 +234,7 @@ def exact_search(q_tok: torch.Tensor, q_mask: torch.Tensor, store: TokenStore, d
         index = torch.cat([best_index, torch.from_numpy(members).expand(n_q, -1)], dim=1)
         top = torch.topk(scores, k, dim=1)
         best_scores, best_index = top.values, torch.gather(index, 1, top.indices)
-    return _sorted_rows(best_scores.numpy(), best_index.numpy())
-
-
-def _sorted_rows(scores: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row by decreasing score, ties by increasing index (a deterministic order)."""
-    rows = np.broadcast_to(np.arange(scores.shape[0])[:, None], scores.shape)
-    order = np.lexsort((index.ravel(), -scores.ravel(), rows.ravel())).reshape(scores.shape) % max(scores.shape[1], 1)
-    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(index, order, axis=1)
+    return sorted_rows(best_scores.numpy(), best_index.numpy())
 
 
 def pair_scores(q_tok: torch.Tensor, q_mask: torch.Tensor, query_index: np.ndarray, store: TokenStore,

@@ -80,14 +80,22 @@ def resolve_encoder(model, encode: EncodeFn | None, batch_size: int | None, show
 
 
 def retrieve(queries: np.ndarray, docs: np.ndarray, depth: int, config: EvalConfig) -> np.ndarray:
-    """(n_q, min(depth, n_d)) indices of each query's best documents (:func:`qaembed.search.top_k_search`).
+    """(n_q, min(depth, n_d)) indices of each query's best documents (:func:`qaembed.search.top_k_search`),
+    by decreasing score, equal scores by increasing document index.
 
     Exact: torch over chunks of ``config.search_chunk_size`` queries, or FAISS ``IndexFlatIP``
     once the corpus has ``config.faiss_min_docs`` documents.
     """
     kind = "flat" if len(docs) >= config.faiss_min_docs else "exact"
-    _, indices = top_k_search(queries, docs, depth, kind, query_chunk=config.search_chunk_size)
-    return indices.numpy()
+    scores, indices = top_k_search(queries, docs, depth, kind, query_chunk=config.search_chunk_size)
+    return sorted_rows(scores.numpy(), indices.numpy())[1]  # torch.topk and FAISS order equal scores differently
+
+
+def sorted_rows(scores: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row by decreasing score, ties by increasing index (a deterministic order)."""
+    rows = np.broadcast_to(np.arange(scores.shape[0])[:, None], scores.shape)
+    order = np.lexsort((index.ravel(), -scores.ravel(), rows.ravel())).reshape(scores.shape) % max(scores.shape[1], 1)
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(index, order, axis=1)
 
 
 @dataclass(frozen=True)
