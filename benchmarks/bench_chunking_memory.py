@@ -51,7 +51,7 @@ def tiny_model(folder: Path) -> Path:
     hf = folder.parent / (folder.name + "-hf")
     BertModel(config).save_pretrained(hf)
     tokenizer.save_pretrained(hf)
-    model = SentenceTransformer(modules=[Transformer(str(hf), max_seq_length=256), Pooling(32), Normalize()], device="cpu")
+    model = SentenceTransformer(modules=[Transformer(str(hf), max_seq_length=512), Pooling(32), Normalize()], device="cpu")
     model.save(str(folder))
     return folder
 
@@ -108,7 +108,7 @@ def main() -> None:
             folder = Path(tmp)
             documents, qa = write_corpus(folder, megabytes, pool=args.distinct_sentences)
             command = ["/usr/bin/time", "-v", sys.executable, "-m", "qaembed", "data", "chunk", str(folder / "docs"),
-                       "--qa", str(qa), "--out", str(folder / "out"), "--model", str(model), "--max-tokens", "512"]
+                       "--qa", str(qa), "--out", str(folder / "out"), "--model", str(model)]  # chunks up to 510 tokens: what the model reads whole
             env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
             done = subprocess.run(command, capture_output=True, text=True, env=env)
             if done.returncode != 0:

@@ -546,3 +546,34 @@ def test_mining_passages_takes_negatives_from_other_documents_only(tmp_path, tin
     for record in mined:
         own_document = record.answers[0].id.split("#")[0]
         assert all(n.id.split("#")[0] != own_document for n in record.negatives)
+
+
+class LimitedEncoder(FakeEncoder):
+    """A FakeEncoder that, like a sentence-transformers model, reads at most ``max_seq_length`` tokens, two of them
+    its [CLS] and [SEP]."""
+
+    max_seq_length = 8
+
+    class _Tokenizer(FakeEncoder._Tokenizer):
+        def num_special_tokens_to_add(self, pair=False):
+            return 2
+
+    tokenizer = _Tokenizer()
+
+
+def test_the_chunk_size_defaults_to_what_the_encoder_reads_whole_and_a_larger_one_is_refused(minilm):
+    from qaembed.chunking.chunk import encoder_token_limit
+    from qaembed.errors import ConfigError
+
+    assert encoder_token_limit(minilm) == minilm.max_seq_length - 2 == 254  # [CLS] and [SEP]
+    text = "Beer beer beer. Beer is brewed. Beer is bottled. Beer is cold."  # 3 words a sentence
+    chunks, _ = chunk_documents([Document("a", text, "a.md")], LimitedEncoder(), ChunkingConfig(), BadRecordPolicy())
+    assert [c.text for c in chunks] == ["Beer beer beer. Beer is brewed.", "Beer is bottled. Beer is cold."]  # 6 = 8 - 2
+    with pytest.raises(ConfigError, match=r"--max-tokens 7 is more than the encoder reads whole: max_seq_length 8 less "
+                                          r"2 special token\(s\) = 6; .* Use --max-tokens 6 or less"):
+        chunk_documents([Document("a", text, "a.md")], LimitedEncoder(), ChunkingConfig(max_tokens=7), BadRecordPolicy())
+    long = Document("b", "Beer beer beer beer beer beer beer.", "b.md")
+    with pytest.raises(DataError, match=r"more than the chunk size --max-tokens 6; that is all the encoder reads whole"):
+        chunk_documents([long], LimitedEncoder(), ChunkingConfig(), BadRecordPolicy())
+    with pytest.raises(DataError, match=r"--max-tokens 5; raise --max-tokens \(up to 6: what the encoder reads whole\)"):
+        chunk_documents([long], LimitedEncoder(), ChunkingConfig(max_tokens=5), BadRecordPolicy())

@@ -24,7 +24,7 @@ from qaembed.chunking.semantic import SentenceTooLong, merge_sentences
 from qaembed.chunking.sentences import split_sentences
 from qaembed.chunking.sources import Document, QAPair, line_of
 from qaembed.data.bad_records import BadRecordPolicy
-from qaembed.errors import DataError
+from qaembed.errors import ConfigError, DataError
 
 
 class ChunkingConfig(BaseModel):
@@ -32,10 +32,38 @@ class ChunkingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     threshold: float = Field(0.7, ge=-1, le=1, description="Merge a sentence while cos(previous, it) >= this.")
-    max_tokens: int = Field(256, ge=1, description="Most tokens in a chunk (the encoder's tokenizer, no special tokens).")
+    max_tokens: int | None = Field(None, ge=1, description="Most tokens in a chunk (the encoder's tokenizer, no special "
+                                   "tokens); default: what the encoder reads whole (see encoder_token_limit).")
     overlap: int = Field(0, ge=0, description="Sentences a chunk repeats from the one before.")
     positive_threshold: float = Field(0.6, ge=-1, le=1, description="Least similarity of the positive chunk; else the answer.")
     batch_size: int = Field(64, ge=1, description="Sentences per encoding batch.")
+
+
+DEFAULT_MAX_TOKENS = 256  # for an encoder that states no length limit
+
+
+def encoder_token_limit(model) -> int | None:
+    """The most text tokens ``model`` encodes without cutting: its ``max_seq_length`` less the special
+    tokens its tokenizer adds ([CLS] and [SEP]: 254 for all-MiniLM-L6-v2), or None if it states no limit."""
+    length = getattr(model, "max_seq_length", None)
+    if not isinstance(length, int) or length <= 0:
+        return None
+    special = getattr(getattr(model, "tokenizer", None), "num_special_tokens_to_add", None)
+    return length - (special(pair=False) if callable(special) else 0)
+
+
+def resolve_config(config: ChunkingConfig, model) -> ChunkingConfig:
+    """``config`` with ``max_tokens`` set: by default the encoder's limit; a chunk size above it is refused
+    (its chunks would lose their last tokens when encoded, here and in training)."""
+    limit = encoder_token_limit(model)
+    if config.max_tokens is None:
+        return config.model_copy(update={"max_tokens": limit or DEFAULT_MAX_TOKENS})
+    if limit is not None and config.max_tokens > limit:
+        raise ConfigError(f"--max-tokens {config.max_tokens} is more than the encoder reads whole: max_seq_length "
+                          f"{model.max_seq_length} less {model.max_seq_length - limit} special token(s) = {limit}; "
+                          f"chunks that long would be cut when encoded. Use --max-tokens {limit} or less (or leave it "
+                          "out: the default is that limit)")
+    return config
 
 
 @dataclass(frozen=True)
@@ -96,6 +124,7 @@ def chunk_documents(
     encoded once over a whole corpus processed in groups); without one, each distinct sentence of
     this call is encoded once.
     """
+    config, limit = resolve_config(config, model), encoder_token_limit(model)
     spans = {document.id: split_sentences(document.text) for document in documents}
     texts = {document.id: [document.text[start:end] for start, end in spans[document.id]] for document in documents}
     distinct = list(dict.fromkeys(text for document in documents for text in texts[document.id]))
@@ -118,7 +147,9 @@ def chunk_documents(
             start = sentence_spans[exc.sentence][0]
             policy.reject(DataError(
                 f"a sentence has {exc.tokens} tokens, more than the chunk size --max-tokens {exc.max_tokens}; "
-                "raise --max-tokens (chunks are never cut inside a sentence)",
+                + ("raise --max-tokens" if limit is None else f"raise --max-tokens (up to {limit}: what the encoder reads "
+                   "whole)" if limit > exc.max_tokens else "that is all the encoder reads whole")
+                + " (chunks are never cut inside a sentence)",
                 path=document.path, line=document.line_offset + line_of(document.text, start)), "sentence_too_long")
             skipped.add(document.id)
             continue

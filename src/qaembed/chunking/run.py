@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from qaembed.chunking.cache import CACHE_FILE, SentenceCache
-from qaembed.chunking.chunk import ChunkingConfig, chunk_documents, select_positives
+from qaembed.chunking.chunk import ChunkingConfig, chunk_documents, resolve_config, select_positives
 from qaembed.chunking.sources import (
     Document,
     QAPair,
@@ -281,6 +281,7 @@ def _run_chunking(
 
     started = time.perf_counter()
     encoder = load_encoder(model, device=device)
+    config = resolve_config(config, encoder)  # the chunk size the encoder reads whole, recorded in chunking.json
     from qaembed.index.store import model_weights_hash
 
     log(f"chunking {len(document_ids):,} documents with {model}, threshold {config.threshold}, "

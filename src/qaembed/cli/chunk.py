@@ -39,7 +39,8 @@ def chunk_command(
     qa_columns: Optional[str] = typer.Option(None, help="Column names: question=COL,answer=COL,document=COL."),
     model: str = typer.Option("minilm", help="Encoder for sentence similarity and token counts."),
     threshold: float = typer.Option(0.7, help="Merge consecutive sentences while their cosine similarity is at least this."),
-    max_tokens: int = typer.Option(256, help="Most tokens per chunk (the encoder's tokenizer)."),
+    max_tokens: Optional[int] = typer.Option(None, help="Most tokens per chunk (the encoder's tokenizer). Default: what "
+                                                       "the encoder reads whole (254 for minilm: 256 less [CLS], [SEP])."),
     overlap: int = typer.Option(0, help="Sentences a chunk repeats from the one before."),
     positive_threshold: float = typer.Option(0.6, help="Least similarity of a positive chunk; below it the answer is the target."),
     batch_size: int = typer.Option(64, help="Sentences per encoding batch."),
