@@ -159,3 +159,12 @@ def test_an_integer_too_long_for_python_is_a_config_error(tmp_path):
             load_config(path)
     with pytest.raises(ConfigError, match=r"^--set training.batch_size: value is not valid YAML: an integer of more"):
         load_config(None, [f"training.batch_size={digits}"], dataset="d")
+
+
+def test_a_set_value_that_is_not_yaml_is_one_line():
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["training.lr=[1"], dataset="d")
+    assert str(info.value) == ("--set training.lr: value '[1' is not valid YAML: while parsing a flow sequence: "
+                               "expected ',' or ']', but got '<stream end>' (line 1, column 3)")
+    with pytest.raises(ConfigError, match=r"^--set training: .*found duplicate key 'lr' \(line 1, column 9\)$"):
+        load_config(None, ["training={lr: 1, lr: 2}"], dataset="d")

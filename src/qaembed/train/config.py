@@ -236,7 +236,7 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     try:
         value = yaml.load(text, _Loader) if text.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {key}: value {text!r} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"--set {key}: value {text!r} is not valid YAML: {_parse_problem(exc)}") from exc
     except ValueError as exc:  # an integer of more digits than Python converts
         raise ConfigError(f"--set {key}: value is not valid YAML: {_value_problem(exc)}") from exc
     node = raw
