@@ -49,6 +49,12 @@ def test_json_config_is_accepted(tmp_path):
         ({"data": {"dataset": "d"}, "loss": {"name": "multitask", "options": {"parts": [{"loss": "triplet"}]}}},
          "loss 'multitask' does not accept batching strategy 'infonce'; it accepts: hard_negative, triplet, mined"),
         ({"data": {"dataset": "d"}, "training": {"early_stopping_patience": 2}}, "needs eval_every"),
+        # YAML's .inf (or 1.0e400): the learning rate made every loss after the first step NaN, epochs crashed
+        # with an OverflowError traceback when the run's step count was computed
+        ({"data": {"dataset": "d"}, "training": {"lr": float("inf")}}, "training.lr: Input should be a finite number"),
+        ({"data": {"dataset": "d"}, "training": {"epochs": float("inf")}}, "training.epochs: Input should be a finite"),
+        ({"data": {"dataset": "d"}, "training": {"weight_decay": float("inf")}}, "training.weight_decay: Input should"),
+        ({"data": {"dataset": "d"}, "training": {"max_grad_norm": float("inf")}}, "training.max_grad_norm: Input"),
     ],
 )
 def test_bad_values_name_the_key(raw, message):

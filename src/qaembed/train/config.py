@@ -149,12 +149,12 @@ class TrainingSection(_Section):
     # {unit: texts|tokens|steps, amount: N}: stop once N texts/tokens are encoded (train/budget.py);
     # overrides epochs, excludes max_steps
     budget: Budget | None = None
-    epochs: float = Field(1.0, gt=0)
-    lr: float = Field(2e-5, gt=0)
+    epochs: float = Field(1.0, gt=0, allow_inf_nan=False)
+    lr: float = Field(2e-5, gt=0, allow_inf_nan=False)
     warmup_ratio: float = Field(0.1, ge=0, le=1)
-    weight_decay: float = Field(0.01, ge=0)
+    weight_decay: float = Field(0.01, ge=0, allow_inf_nan=False)
     scheduler: Literal["linear", "cosine", "constant"] = "linear"
-    max_grad_norm: float | None = Field(1.0, gt=0)  # None = no clipping
+    max_grad_norm: float | None = Field(1.0, gt=0, allow_inf_nan=False)  # None = no clipping
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     seed: Seed = 42
     # false: no dev evaluation at all (no best_model/, result.final_dev null); the fastest way to train
