@@ -146,6 +146,10 @@ def test_k_larger_than_the_candidate_pool_is_a_config_error(table_encoder):
         (dict(sampling="hardest"), "sampling"),
         (dict(num_negatives=0), "num_negatives"),
         (dict(index="flat"), "index"),
+        # --max-score nan removed nothing (every comparison with NaN is false) and mining.json held a bare NaN
+        (dict(max_score=float("nan")), "option 'max_score': Input should be a finite number"),
+        (dict(absolute_margin=float("nan")), "option 'absolute_margin': Input should be a finite number"),
+        (dict(relative_margin=float("inf")), "option 'relative_margin': Input should be a finite number"),
     ],
 )
 def test_bad_options_are_config_errors(options, message):

@@ -49,6 +49,12 @@ def test_json_config_is_accepted(tmp_path):
         ({"data": {"dataset": "d"}, "loss": {"name": "multitask", "options": {"parts": [{"loss": "triplet"}]}}},
          "loss 'multitask' does not accept batching strategy 'infonce'; it accepts: hard_negative, triplet, mined"),
         ({"data": {"dataset": "d"}, "training": {"early_stopping_patience": 2}}, "needs eval_every"),
+        # YAML's .inf (or 1.0e400): the learning rate made every loss after the first step NaN, epochs crashed
+        # with an OverflowError traceback when the run's step count was computed
+        ({"data": {"dataset": "d"}, "training": {"lr": float("inf")}}, "training.lr: Input should be a finite number"),
+        ({"data": {"dataset": "d"}, "training": {"epochs": float("inf")}}, "training.epochs: Input should be a finite"),
+        ({"data": {"dataset": "d"}, "training": {"weight_decay": float("inf")}}, "training.weight_decay: Input should"),
+        ({"data": {"dataset": "d"}, "training": {"max_grad_norm": float("inf")}}, "training.max_grad_norm: Input"),
     ],
 )
 def test_bad_values_name_the_key(raw, message):
@@ -125,3 +131,46 @@ def test_shipped_configs_cover_the_seed_project_losses():
     assert {"infonce", "infonce_random_answer", "multiple_positives_rank", "multiple_positives_score",
             "relaxed_hard_negative", "triplet", "listwise", "mse", "infonce_no_in_batch",
             "infonce_no_hard_negatives"} <= names
+
+
+def test_a_key_given_twice_is_an_error_not_the_last_value(tmp_path):
+    """PyYAML and json.loads keep the last of two equal keys: the first value would be dropped without a word."""
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("data: {dataset: d}\ntraining: {lr: 1.0e-4}\ntraining: {batch_size: 4}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(twice)
+    assert str(info.value) == (f"{twice}: cannot parse: while constructing a mapping: found duplicate key "
+                               "'training' (line 3, column 1)")
+    inner = tmp_path / "inner.yaml"
+    inner.write_text("data: {dataset: d}\ntraining:\n  lr: 1.0e-4\n  lr: 3.0e-4\n")
+    with pytest.raises(ConfigError, match=r"found duplicate key 'lr' \(line 4, column 3\)$"):
+        load_config(inner)
+    as_json = tmp_path / "twice.json"
+    as_json.write_text('{"data": {"dataset": "d"}, "training": {"lr": 1e-4, "lr": 2e-4}}')
+    with pytest.raises(ConfigError, match=f"^{as_json}: cannot parse: duplicate key 'lr'$"):
+        load_config(as_json)
+    merged = tmp_path / "merged.yaml"  # a key a merge brings in may be overridden: that is what YAML means
+    merged.write_text("data: {dataset: d}\nmodel: &m {max_seq_length: 64}\ntraining: {<<: {lr: 1.0e-4, seed: 1}, lr: 3.0e-4}\n")
+    config = load_config(merged)
+    assert config.training.lr == 3e-4 and config.training.seed == 1 and config.model.max_seq_length == 64
+
+
+def test_an_integer_too_long_for_python_is_a_config_error(tmp_path):
+    digits = "1" + "0" * 5000
+    for name, text in (("big.yaml", f"data: {{dataset: d}}\ntraining: {{batch_size: {digits}}}\n"),
+                       ("big.json", f'{{"data": {{"dataset": "d"}}, "training": {{"batch_size": {digits}}}}}')):
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=f"^{path}: cannot parse: an integer of more than \\d+ digits$"):
+            load_config(path)
+    with pytest.raises(ConfigError, match=r"^--set training.batch_size: value is not valid YAML: an integer of more"):
+        load_config(None, [f"training.batch_size={digits}"], dataset="d")
+
+
+def test_a_set_value_that_is_not_yaml_is_one_line():
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["training.lr=[1"], dataset="d")
+    assert str(info.value) == ("--set training.lr: value '[1' is not valid YAML: while parsing a flow sequence: "
+                               "expected ',' or ']', but got '<stream end>' (line 1, column 3)")
+    with pytest.raises(ConfigError, match=r"^--set training: .*found duplicate key 'lr' \(line 1, column 9\)$"):
+        load_config(None, ["training={lr: 1, lr: 2}"], dataset="d")

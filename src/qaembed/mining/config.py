@@ -49,9 +49,9 @@ class MiningConfig(BaseModel):
     num_negatives: int = Field(3, ge=1)
     range_min: int = Field(0, ge=0)
     range_max: int | None = Field(None, ge=1)
-    absolute_margin: float | None = None
-    relative_margin: float | None = Field(0.05, ge=0)
-    max_score: float | None = None
+    absolute_margin: float | None = Field(None, allow_inf_nan=False)
+    relative_margin: float | None = Field(0.05, ge=0, allow_inf_nan=False)
+    max_score: float | None = Field(None, allow_inf_nan=False)
     near_duplicate_cosine: float | None = Field(0.98, gt=0, le=1)
     sampling: Literal["top", "random"] = "top"
     index: IndexKind = "auto"

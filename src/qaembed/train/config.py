@@ -27,6 +27,7 @@ config fails when it is read, before any model loads.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -148,12 +149,12 @@ class TrainingSection(_Section):
     # {unit: texts|tokens|steps, amount: N}: stop once N texts/tokens are encoded (train/budget.py);
     # overrides epochs, excludes max_steps
     budget: Budget | None = None
-    epochs: float = Field(1.0, gt=0)
-    lr: float = Field(2e-5, gt=0)
+    epochs: float = Field(1.0, gt=0, allow_inf_nan=False)
+    lr: float = Field(2e-5, gt=0, allow_inf_nan=False)
     warmup_ratio: float = Field(0.1, ge=0, le=1)
-    weight_decay: float = Field(0.01, ge=0)
+    weight_decay: float = Field(0.01, ge=0, allow_inf_nan=False)
     scheduler: Literal["linear", "cosine", "constant"] = "linear"
-    max_grad_norm: float | None = Field(1.0, gt=0)  # None = no clipping
+    max_grad_norm: float | None = Field(1.0, gt=0, allow_inf_nan=False)  # None = no clipping
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     seed: Seed = 42
     # false: no dev evaluation at all (no best_model/, result.final_dev null); the fastest way to train
@@ -233,9 +234,11 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     if not sep or not key:
         raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. training.lr=1e-4")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = yaml.load(text, _Loader) if text.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {key}: value {text!r} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"--set {key}: value {text!r} is not valid YAML: {_parse_problem(exc)}") from exc
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise ConfigError(f"--set {key}: value is not valid YAML: {_value_problem(exc)}") from exc
     node = raw
     parts = key.split(".")
     for part in parts[:-1]:
@@ -260,9 +263,10 @@ def parse_config(raw: dict[str, Any], *, source: str = "config") -> TrainConfig:
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The mapping a YAML (or ``.json``) config file holds, not yet validated; an empty file is ``{}``.
 
-    YAML is read with ``yaml.safe_load``: a tag such as ``!!python/object/apply`` is refused, never
-    constructed. A missing file, a folder, bytes that are not UTF-8, text that does not parse or a
-    top level that is not a mapping raises :class:`ConfigError` naming the file. Both ``--config``
+    YAML is read with ``yaml.safe_load``'s loader: a tag such as ``!!python/object/apply`` is refused, never
+    constructed. A missing file, a folder, bytes that are not UTF-8, text that does not parse, a key given
+    twice in one mapping (YAML or JSON) or a top level that is not a mapping raises :class:`ConfigError`
+    naming the file. Both ``--config``
     and a run folder's saved ``config.yaml`` (``--resume``) are read here.
     """
     path = Path(path)
@@ -280,13 +284,53 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ConfigError(f"{path}: cannot parse: not UTF-8 ({exc.reason} at byte {exc.start}, line {line})") from exc
     try:
-        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        raw = json.loads(text, object_pairs_hook=_unique_keys) if path.suffix == ".json" else yaml.load(text, _Loader)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot parse: {_parse_problem(exc)}") from exc
+    except ValueError as exc:  # a duplicate JSON key, an integer of more digits than Python converts
+        raise ConfigError(f"{path}: cannot parse: {_value_problem(exc)}") from exc
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
     return raw
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader, except that a key given twice in one mapping is an error (PyYAML keeps the
+    last value silently). Keys a merge (``<<: *anchor``) brings in may still be overridden, as YAML means."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base constructor names it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark, f"found duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict; ValueError on a key given twice (``json.loads`` keeps the last value silently)."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _value_problem(exc: ValueError) -> str:
+    """The ValueError of a parser in the config's words (Python's own advice on its digit limit left out)."""
+    if "integer string conversion" in str(exc):
+        return f"an integer of more than {sys.get_int_max_str_digits()} digits"
+    return str(exc)
 
 
 def _parse_problem(exc: json.JSONDecodeError | yaml.YAMLError) -> str:
