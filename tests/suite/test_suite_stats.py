@@ -206,3 +206,11 @@ def test_hierarchical_bootstrap_is_seeded_and_brackets_the_mean():
 def test_non_finite_values_are_rejected():
     with pytest.raises(ValueError, match="non-finite"):
         hierarchical_bootstrap_ci([0.1, float("nan")])
+
+
+def test_seed_t_test_on_equal_values_up_to_rounding_is_not_significant():
+    # (0.1 + 0.2) - 0.3 = 5.6e-17 on every question of every seed: no difference, not "p = 0"
+    test = seed_aware_test(np.full((3, 50), 0.1) + 0.2, np.full((1, 50), 0.3))
+    assert test.method == SEED_TEST and test.p_value == 1.0
+    assert seed_aware_test(np.full((3, 50), 0.5), np.full((1, 50), 0.5)).p_value == 1.0
+    assert seed_aware_test(np.full((3, 50), 0.6), np.full((1, 50), 0.5)).p_value == 0.0  # a constant real shift

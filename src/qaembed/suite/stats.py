@@ -220,10 +220,12 @@ def seed_aware_test(
             denominator += ms_question**2 / (n_questions - 1) + ms_resid**2 / dof_resid
         satterthwaite = (seed_term + question_term) ** 2 / denominator if denominator > 0 else 0.0
         df = float(max(n_seeds - 1, satterthwaite))
-        if std_error > 0:
+        # every D equal: no variance to test against; a mean that is rounding error (0.1 + 0.2 - 0.3) is no difference
+        tolerance = 1e-12 * max(1.0, float(np.abs(diff).max()))
+        if std_error > tolerance:
             p_value = float(2 * scipy_stats.t.sf(abs(mean) / std_error, df))
         else:
-            p_value = 1.0 if mean == 0 else 0.0
+            p_value = 1.0 if abs(mean) <= tolerance else 0.0
         method = SEED_TEST
         seed_sd = float(np.sqrt(max(ms_seed - ms_resid, 0.0) / n_questions))
     half = float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, df) * std_error) if df > 0 else float("nan")
