@@ -10,7 +10,7 @@ import pytest
 from suite_fakes import FakeRun, tiny_config, write_tiny_dataset
 
 from qaembed.report import ReportPaths, build_report
-from qaembed.report.analysis import analyze
+from qaembed.report.analysis import analyze, plain_summary
 from qaembed.report.collect import load_suite
 from qaembed.suite.runner import run_suite
 from qaembed.suite.stats import BOOTSTRAP_METHOD, PERMUTATION_TEST, SEED_TEST
@@ -89,6 +89,24 @@ def test_report_files_contain_every_loss_baseline_cis_and_marks(report: ReportPa
     assert infonce["vs_baseline"]["retrieval/graded_ndcg@10"]["mde"] > 0
     ci = infonce["intervals"]["retrieval/graded_ndcg@10"]
     assert ci["low"] < ci["mean"] < ci["high"]
+
+
+def test_summary_names_losses_compared_on_fewer_seeds(finished_suite: Path):
+    # triplet_hard finished 1 of 2 seeds: its tests are one-seed permutation tests, not the seed t-test of the others
+    summary = " ".join(plain_summary(analyze(load_suite(finished_suite))))
+    assert ("Compared on fewer runs than the others (failed or missing runs; a comparison with one seed is a "
+            "permutation test of that run, without seed variance): triplet_hard (1 of 2 seeds vs baseline; "
+            "1 of 2 seeds vs infonce).") in summary
+    assert "a permutation test over questions where a comparison has one seed" in summary
+
+
+def test_summary_names_a_loss_whose_runs_all_failed(tiny_dataset: Path, tmp_path: Path):
+    out = tmp_path / "suite"
+    run_suite(tiny_config(tiny_dataset, seeds=[0, 1]), out, run_fn=FakeRun(fail={"listwise/seed0", "listwise/seed1"}))
+    summary = plain_summary(analyze(load_suite(out)))
+    assert "No finished run, so not compared: listwise." in summary
+    assert any("1 of 2 losses beat it significantly: infonce" in line for line in summary)
+    assert not any("Compared on fewer runs" in line for line in summary)  # the others have both seeds
 
 
 def test_report_is_reproducible_and_regenerated_from_folders(finished_suite: Path, report: ReportPaths):

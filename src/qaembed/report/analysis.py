@@ -288,6 +288,37 @@ def minimum_detectable_effects(analysis: Analysis, metric: str | None = None) ->
             if metric in r.vs_baseline and np.isfinite(r.vs_baseline[metric].test.mde)]
 
 
+def _fewer_seeds(analysis: Analysis, metric: str) -> list[str]:
+    """Sentences naming losses without a result and comparisons on fewer seeds (or questions) than the suite's."""
+    trained = [r for r in analysis.rows if r.label != BASELINE_NAME]
+    lines = []
+    missing = [r.label for r in trained if not r.n_ok]
+    if missing:
+        lines.append(f"No finished run, so not compared: {', '.join(missing)}.")
+    baseline = analysis.row(BASELINE_NAME)
+    base = baseline.intervals.get(metric) if baseline is not None else None
+    fewer = []
+    for row in trained:
+        parts = []
+        for against, comparison in (("baseline", row.vs_baseline.get(metric)),
+                                    (analysis.reference, row.vs_reference.get(metric))):
+            if comparison is None:
+                continue
+            test, short = comparison.test, []
+            if test.n_seeds < analysis.n_seeds:
+                short.append(f"{test.n_seeds} of {analysis.n_seeds} seeds")
+            if base is not None and test.n_questions < base.n_questions:
+                short.append(f"{test.n_questions} of {base.n_questions} questions")
+            if short:
+                parts.append(f"{' and '.join(short)} vs {against}")
+        if parts:
+            fewer.append(f"{row.label} ({'; '.join(parts)})")
+    if fewer:
+        lines.append("Compared on fewer runs than the others (failed or missing runs; a comparison with one seed is a "
+                     "permutation test of that run, without seed variance): " + ", ".join(fewer) + ".")
+    return lines
+
+
 def plain_summary(analysis: Analysis, metric: str | None = None) -> list[str]:
     """Short plain-language sentences a person can read in a minute: the verdict and what limits it."""
     metric = metric or analysis.primary
@@ -346,12 +377,16 @@ def plain_summary(analysis: Analysis, metric: str | None = None) -> list[str]:
         text += ("; significantly worse: " + ", ".join(f"{r.label} ({_difference(r.vs_reference[metric])})" for r in worse)
                  if worse else "; none is significantly worse")
         lines.append(text + ".")
+    lines += _fewer_seeds(analysis, metric)
     lines += analysis.notes
     failed = [e for r in analysis.rows for e in r.errors]
     if failed:
         lines.append(f"{len(failed)} run(s) did not finish; see the failures table.")
     method = ("paired sign-flip permutation test over test questions (one seed)" if one_seed
               else "paired seed t-test (variance from seeds and questions, conservative Satterthwaite degrees of freedom)")
+    if not one_seed and any(c.test.n_seeds == 1 for r in trained
+                            for c in (r.vs_baseline.get(metric), r.vs_reference.get(metric)) if c is not None):
+        method += ", a permutation test over questions where a comparison has one seed"
     lines.append(f"Differences are mean per-question differences on the test split; p-values: {method}, "
                  f"Holm-corrected across losses; significant means adjusted p < {ALPHA}.")
     return lines
