@@ -100,6 +100,12 @@ def test_summary_names_losses_compared_on_fewer_seeds(finished_suite: Path):
     assert "a permutation test over questions where a comparison has one seed" in summary
 
 
+def test_summary_says_two_seeds_are_a_limitation(finished_suite: Path):
+    summary = plain_summary(analyze(load_suite(finished_suite)))
+    assert any(line.startswith("With 2 seeds the seed-to-seed variance rests on one degree of freedom") and
+               "can reach about 10%" in line for line in summary)
+
+
 def test_summary_names_a_loss_whose_runs_all_failed(tiny_dataset: Path, tmp_path: Path):
     out = tmp_path / "suite"
     run_suite(tiny_config(tiny_dataset, seeds=[0, 1]), out, run_fn=FakeRun(fail={"listwise/seed0", "listwise/seed1"}))

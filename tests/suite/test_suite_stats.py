@@ -214,3 +214,14 @@ def test_seed_t_test_on_equal_values_up_to_rounding_is_not_significant():
     assert test.method == SEED_TEST and test.p_value == 1.0
     assert seed_aware_test(np.full((3, 50), 0.5), np.full((1, 50), 0.5)).p_value == 1.0
     assert seed_aware_test(np.full((3, 50), 0.6), np.full((1, 50), 0.5)).p_value == 0.0  # a constant real shift
+
+
+def test_two_seeds_hold_alpha_only_while_seeds_vary_less_than_questions():
+    # docs/suite.md "Two seeds": one degree of freedom for the seed variance; the report says so (test_suite_report)
+    def rate(seed_sd: float, rng_seed: int) -> float:
+        rng = np.random.default_rng(rng_seed)
+        return np.mean([seed_aware_test(*_simulated_suite(rng, 2, seed_sd, question_sd=0.18)).p_value < 0.05
+                        for _ in range(1500)])
+
+    assert rate(0.01, 21) <= 0.06  # seed sd below the question-sampling standard error (about 0.013 here)
+    assert rate(0.05, 22) > 0.065  # seeds dominate: over-rejects (about 0.08)
