@@ -192,3 +192,18 @@ def test_a_garbage_map_sample_skips_the_maps_with_its_file_named(small_suite: Pa
     markdown = build_report(small_suite).markdown.read_text()
     assert f"embedding maps skipped: {baseline}: unreadable (corrupt or truncated: " in markdown
     assert "; rerun that run" in markdown
+
+
+def test_printed_p_values_agree_with_the_significance_call():
+    import numpy as np
+
+    from qaembed.report.analysis import Comparison, _difference
+    from qaembed.report.tables import _comparison_cell
+    from qaembed.suite.stats import seed_aware_test
+
+    test = seed_aware_test(np.array([[0.6, 0.7, 0.8], [0.62, 0.69, 0.85]]), np.array([[0.5, 0.7, 0.7]]))
+    significant = Comparison("baseline", "retrieval/graded_ndcg@10", test, p_holm=0.0496)
+    assert significant.significant
+    assert "p=0.0496 ▲" in _comparison_cell(significant) and _difference(significant).endswith("p=0.0496")
+    assert _difference(Comparison("baseline", "m", test, p_holm=0.0504)).endswith("p=0.05")  # 0.05 is not < 0.05
+    assert _difference(Comparison("baseline", "m", test, p_holm=0.0012345)).endswith("p=0.0012")

@@ -278,8 +278,17 @@ def analyze(suite: SuiteData) -> Analysis:
     )
 
 
+def format_p(p: float) -> str:
+    """``p`` to 2 significant digits, more where rounding would cross ALPHA (an adjusted 0.0496 is not "0.05")."""
+    for digits in range(2, 7):
+        text = f"{p:.{digits}g}"
+        if (float(text) < ALPHA) == (p < ALPHA):
+            break
+    return text
+
+
 def _difference(comparison: Comparison) -> str:
-    return f"{comparison.mean_difference:+.3f}, p={comparison.p_holm:.2g}"
+    return f"{comparison.mean_difference:+.3f}, p={format_p(comparison.p_holm)}"
 
 
 def minimum_detectable_effects(analysis: Analysis, metric: str | None = None) -> list[float]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from qaembed.report.analysis import ALPHA, Analysis, Comparison
+from qaembed.report.analysis import ALPHA, Analysis, Comparison, format_p
 from qaembed.report.collect import SuiteData
 from qaembed.suite.grid import BASELINE_NAME, GridEntry
 
@@ -84,7 +84,7 @@ def _comparison_cell(comparison: Comparison | None) -> str:
     mark = {"better": f" {BETTER_MARK}", "worse": f" {WORSE_MARK}", "n.s.": ""}[comparison.direction]
     test = comparison.test
     inconclusive = " (< MDE)" if comparison.below_mde else ""
-    return (f"{test.mean_difference:+.3f} [{test.ci_low:+.3f}, {test.ci_high:+.3f}] p={comparison.p_holm:.2g}"
+    return (f"{test.mean_difference:+.3f} [{test.ci_low:+.3f}, {test.ci_high:+.3f}] p={format_p(comparison.p_holm)}"
             f"{mark}{inconclusive}")
 
 
