@@ -130,6 +130,10 @@ def test_pair_bootstrap_resamples_seeds_then_pairs_and_pairs_the_reference():
     ap = same["average_precision"]
     assert ap.difference == 0 and ap.difference_low == ap.difference_high == 0 and ap.p_value == 1
     assert ap.low < ap.mean < ap.high and ap.n_pairs == 300
+    # a system better on every resample: p is the smallest a 500-resample bootstrap can give, not 0
+    better = pair_classification_bootstrap(base[None] + labels, labels, base[None] > 0.6, base[None] > 0.6,
+                                           reference=(base[None], base[None] > 0.6, base[None] > 0.6), n_resamples=500)
+    assert better["average_precision"].difference_low > 0 and better["average_precision"].p_value == 2 / 501
     # three seeds that differ from each other: a wider interval than one seed on the same pairs
     seeds = np.stack([base + labels * shift for shift in (0.0, 0.4, 0.8)])
     wide = pair_classification_bootstrap(seeds, labels, seeds > 0.6, seeds > 0.6, n_resamples=500)

@@ -297,7 +297,7 @@ class PairBootstrap(NamedTuple):
     difference: float | None = None  # mean minus the reference's value (on all pairs)
     difference_low: float | None = None
     difference_high: float | None = None
-    p_value: float | None = None  # two-sided bootstrap p of the difference: 2 min(P(d <= 0), P(d >= 0))
+    p_value: float | None = None  # two-sided bootstrap p of the difference: 2 (1 + min(#d <= 0, #d >= 0)) / (1 + R)
 
 
 def weighted_average_precision(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -394,7 +394,8 @@ def pair_classification_bootstrap(
         if ref_point is not None:
             d = differences[name][np.isfinite(differences[name])]
             d_low, d_high = np.quantile(d, [alpha / 2, 1 - alpha / 2])
-            p_value = min(1.0, 2 * min(float((d <= 0).mean()), float((d >= 0).mean())))
+            # counting the observed difference as one resample, as the permutation test does: never p = 0
+            p_value = min(1.0, 2 * (1 + min(int((d <= 0).sum()), int((d >= 0).sum()))) / (1 + d.size))
             extra = {"difference": point[name] - ref_point[name], "difference_low": float(d_low),
                      "difference_high": float(d_high), "p_value": p_value}
         result[name] = PairBootstrap(point[name], float(low), float(high), PAIR_BOOTSTRAP_METHOD, n_seeds, n_pairs,
