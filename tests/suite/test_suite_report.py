@@ -207,3 +207,28 @@ def test_printed_p_values_agree_with_the_significance_call():
     assert "p=0.0496 ▲" in _comparison_cell(significant) and _difference(significant).endswith("p=0.0496")
     assert _difference(Comparison("baseline", "m", test, p_holm=0.0504)).endswith("p=0.05")  # 0.05 is not < 0.05
     assert _difference(Comparison("baseline", "m", test, p_holm=0.0012345)).endswith("p=0.0012")
+
+
+class _UnchangedListwise(FakeRun):
+    """listwise's runs score exactly what the baseline scores on every question (fine-tuning changed nothing)."""
+
+    def __call__(self, spec, context, run_dir: Path, resume: bool):
+        if spec.label == "listwise":
+            spec = spec.model_copy(update={"entry": None, "kind": "baseline", "seed": 0})  # the baseline's values
+        return super().__call__(spec, context, run_dir, resume)
+
+
+def test_a_loss_identical_to_the_baseline_is_said_so_not_given_an_mde_of_zero(tiny_dataset: Path, tmp_path: Path):
+    from qaembed.report.tables import significance_table
+
+    out = tmp_path / "suite"
+    run_suite(tiny_config(tiny_dataset, seeds=[0, 1]), out, run_fn=_UnchangedListwise())
+    analysis = analyze(load_suite(out))
+    comparison = analysis.row("listwise").vs_baseline["retrieval/graded_ndcg@10"]
+    assert comparison.identical and comparison.test.mde == 0 and comparison.p_holm == 1
+    summary = plain_summary(analysis)
+    assert ("Identical to the baseline on every test question in every run (fine-tuning changed no graded NDCG@10 "
+            "value): listwise.") in summary
+    resolution = next(line for line in summary if line.startswith("Resolution:"))
+    assert "0.000" not in resolution  # the MDE is sized from the losses that vary, not from listwise's zero variance
+    assert "MDE 0.000" not in significance_table(analysis, "baseline").note

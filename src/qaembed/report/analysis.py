@@ -98,6 +98,11 @@ class Comparison:
         return not self.significant and abs(self.test.mean_difference) < self.test.mde
 
     @property
+    def identical(self) -> bool:
+        """Every difference is zero (up to rounding): nothing to test, and no variance to size an MDE with."""
+        return abs(self.test.mean_difference) <= 1e-12 and self.test.std_error <= 1e-12
+
+    @property
     def direction(self) -> str:
         """"better", "worse" or "n.s." (not significant)."""
         if not self.significant:
@@ -294,7 +299,8 @@ def _difference(comparison: Comparison) -> str:
 def minimum_detectable_effects(analysis: Analysis, metric: str | None = None) -> list[float]:
     metric = metric or analysis.primary
     return [r.vs_baseline[metric].test.mde for r in analysis.rows
-            if metric in r.vs_baseline and np.isfinite(r.vs_baseline[metric].test.mde)]
+            if metric in r.vs_baseline and np.isfinite(r.vs_baseline[metric].test.mde)
+            and not r.vs_baseline[metric].identical]
 
 
 def _fewer_seeds(analysis: Analysis, metric: str) -> list[str]:
@@ -367,6 +373,10 @@ def plain_summary(analysis: Analysis, metric: str | None = None) -> list[str]:
             lines.append(f"Significantly worse than the baseline: {', '.join(groups['worse'])}.")
         if groups["n.s."]:
             lines.append(f"Not significantly different from the baseline: {', '.join(groups['n.s.'])}.")
+        identical = [r.label for r in ordered if metric in r.vs_baseline and r.vs_baseline[metric].identical]
+        if identical:
+            lines.append(f"Identical to the baseline on every test question in every run (fine-tuning changed no "
+                         f"{name} value): {', '.join(identical)}.")
         mdes = minimum_detectable_effects(analysis, metric)
         if mdes:
             below = [r.label for r in trained if metric in r.vs_baseline and r.vs_baseline[metric].below_mde]

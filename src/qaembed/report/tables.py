@@ -9,6 +9,8 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
+import numpy as np
+
 from qaembed.report.analysis import ALPHA, Analysis, Comparison, format_p
 from qaembed.report.collect import SuiteData
 from qaembed.suite.grid import BASELINE_NAME, GridEntry
@@ -101,7 +103,8 @@ def significance_table(analysis: Analysis, against: str) -> Table:
         rows.append([row.label] + [_comparison_cell(comparisons.get(m)) for m in analysis.metrics])
     title = f"Difference from {reference_label} (95% interval, Holm-adjusted p)"
     mdes = [c.test.mde for r in analysis.rows
-            for c in (r.vs_baseline if against == "baseline" else r.vs_reference).values()]
+            for c in (r.vs_baseline if against == "baseline" else r.vs_reference).values()
+            if np.isfinite(c.test.mde) and not c.identical]
     note = (f"{BETTER_MARK}/{WORSE_MARK}: significantly better/worse than {reference_label}; "
             "(< MDE): not significant and smaller than the minimum detectable effect at 80% power, so inconclusive")
     if mdes:
