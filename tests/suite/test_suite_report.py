@@ -209,6 +209,19 @@ def test_printed_p_values_agree_with_the_significance_call():
     assert _difference(Comparison("baseline", "m", test, p_holm=0.0012345)).endswith("p=0.0012")
 
 
+
+def test_a_comparison_on_one_question_says_it_has_no_interval():
+    import numpy as np
+
+    from qaembed.report.analysis import Comparison
+    from qaembed.report.tables import _comparison_cell
+    from qaembed.suite.stats import seed_aware_test
+
+    test = seed_aware_test(np.array([[0.6]]), np.array([[0.5]]))  # one seed, one question: no standard error
+    assert _comparison_cell(Comparison("baseline", "m", test, p_holm=1.0)) == (
+        "+0.100 [no interval: 1 question and 1 seed] p=1")
+
+
 class _UnchangedListwise(FakeRun):
     """listwise's runs score exactly what the baseline scores on every question (fine-tuning changed nothing)."""
 

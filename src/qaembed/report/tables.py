@@ -86,8 +86,9 @@ def _comparison_cell(comparison: Comparison | None) -> str:
     mark = {"better": f" {BETTER_MARK}", "worse": f" {WORSE_MARK}", "n.s.": ""}[comparison.direction]
     test = comparison.test
     inconclusive = " (< MDE)" if comparison.below_mde else ""
-    return (f"{test.mean_difference:+.3f} [{test.ci_low:+.3f}, {test.ci_high:+.3f}] p={format_p(comparison.p_holm)}"
-            f"{mark}{inconclusive}")
+    interval = (f"[{test.ci_low:+.3f}, {test.ci_high:+.3f}]" if np.isfinite(test.ci_low) and np.isfinite(test.ci_high)
+                else f"[no interval: {test.n_questions} question and {test.n_seeds} seed]")
+    return f"{test.mean_difference:+.3f} {interval} p={format_p(comparison.p_holm)}{mark}{inconclusive}"
 
 
 def significance_table(analysis: Analysis, against: str) -> Table:
