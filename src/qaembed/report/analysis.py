@@ -399,9 +399,9 @@ def plain_summary(analysis: Analysis, metric: str | None = None) -> list[str]:
     if any(c.test.n_seeds == 2 for r in trained for c in (r.vs_baseline.get(metric), r.vs_reference.get(metric))
            if c is not None):
         lines.append("With 2 seeds the seed-to-seed variance rests on one degree of freedom: the seed t-test keeps its "
-                     f"{ALPHA:.0%} false-positive rate while seeds vary less than question sampling does (a seed sd up to about "
-                     "1.4 times the question-sampling standard error of the difference) and can reach about 10% when "
-                     "they vary more (simulated, docs/suite.md); 3 or more seeds give a firm verdict.")
+                     f"{ALPHA:.0%} false-positive rate while seeds vary less than question sampling does (a seed sd "
+                     "up to about 1.4 times the question-sampling standard error of the difference) and can reach "
+                     "about 10% when they vary more (simulated, docs/suite.md); 3 or more seeds give a firm verdict.")
     lines += _fewer_seeds(analysis, metric)
     lines += analysis.notes
     failed = [e for r in analysis.rows for e in r.errors]
