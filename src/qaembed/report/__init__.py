@@ -35,7 +35,7 @@ from qaembed.jsonfiles import write_json
 from qaembed.outputs import check_no_links, replace_text, replacing
 from qaembed.report.analysis import Analysis, analyze, metrics_for, plain_summary
 from qaembed.report.collect import SuiteData, load_suite
-from qaembed.report.document import Block, Bullets, Code, Heading, Image, Paragraph, TableBlock
+from qaembed.report.document import Block, Bullets, Code, Heading, Image, Paragraph, TableBlock, link
 from qaembed.report.html import render_html
 from qaembed.report.markdown import render_markdown
 from qaembed.report.plots import plot_cost, plot_dev_curves, plot_loss_curves, plot_metrics
@@ -140,11 +140,11 @@ def _examples_and_sites(suite: SuiteData, analysis: Analysis) -> tuple[list[Bloc
         record = records[question_id]
         provenance = record.provenance
         title = record.title.replace("[", "(").replace("]", ")")
-        text = f"[{title}]({provenance.url})" if provenance and provenance.url else title
+        text = link(title, provenance.url if provenance else None)
         author = provenance.author if provenance else None
         if author is not None and (author.name or author.id):
             name = author.name or f"user {author.id}"
-            text += f" by [{name}]({author.url})" if author.url else f" by {name}"
+            text += " by " + link(name, author.url)
         if provenance and provenance.license:
             text += f", {provenance.license}"
         row = paired.loc[question_id]
