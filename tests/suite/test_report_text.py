@@ -23,7 +23,7 @@ def _record(split: str, index: int) -> QARecord:
         id=f"{site}:{native}", title=f"T{native} {HOSTILE}", body="Body text.",
         answers=[Answer(id=f"{site}:{native}a{k}", text=f"answer {k} {HOSTILE}", score=3 - k) for k in range(3)],
         provenance=Provenance(
-            source=f"stackexchange:{site}", site=site,
+            source=f"stackexchange:{site}", site=site if index % 3 else f"evil.example/x) [y](javascript:z)\n# {site}",
             url="javascript:alert%28document.cookie%29" if index % 2 else f"https://{site}/questions/{native}",
             author=Author(name=f"u{index} {HOSTILE}",
                           url="javascript:alert%283%29" if index % 2 else f"https://{site}/users/{index}"),
@@ -56,3 +56,13 @@ def test_dataset_urls_that_are_not_web_urls_are_not_linked(hostile_report: Repor
     assert 'href="javascript' not in html and "<script>" not in html
     assert "document.cookie" not in markdown and "alert%283%29" not in markdown
     assert "document.cookie" not in html and "alert%283%29" not in html
+
+
+def test_markup_and_line_breaks_in_quoted_text_stay_text(hostile_report: ReportPaths):
+    html, markdown = hostile_report.html.read_text(), hostile_report.markdown.read_text()
+    assert 'href="javascript' not in html
+    examples = markdown.split("## Example questions")[1].split("## Environment")[0]  # and the attribution
+    assert "](javascript:" not in examples and "[y]" not in examples and "[x]" not in examples
+    assert "\n# heading" not in examples and "\n# beer" not in examples  # a title's line break started a heading
+    gains = examples.split("Largest gains:\n\n")[1].split("\n\n")[0]
+    assert all(line.startswith("- ") for line in gains.splitlines())  # one line per quoted question
