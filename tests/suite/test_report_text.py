@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from suite_fakes import N_TEST, FakeRun, tiny_config
 
@@ -66,3 +68,10 @@ def test_markup_and_line_breaks_in_quoted_text_stay_text(hostile_report: ReportP
     assert "\n# heading" not in examples and "\n# beer" not in examples  # a title's line break started a heading
     gains = examples.split("Largest gains:\n\n")[1].split("\n\n")[0]
     assert all(line.startswith("- ") for line in gains.splitlines())  # one line per quoted question
+
+
+def test_html_in_quoted_text_is_not_raw_html_in_the_markdown(hostile_report: ReportPaths):
+    markdown = hostile_report.markdown.read_text()
+    assert not re.search(r"(?<!\\)<(script|/textarea)>", markdown)  # Markdown viewers would render raw HTML
+    assert "\\<script>alert(1)\\</script>" in markdown  # shown as written
+    assert "(< MDE)" in markdown or "p < 0.05" in markdown  # a < that starts no tag is left alone

@@ -7,6 +7,7 @@ baseline, ``†`` significantly different from standard InfoNCE (Holm-adjusted p
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 
 from qaembed.report.analysis import ALPHA, Analysis, Comparison
@@ -14,6 +15,16 @@ from qaembed.report.collect import SuiteData
 from qaembed.suite.grid import BASELINE_NAME, GridEntry
 
 BETTER_MARK, WORSE_MARK, REFERENCE_MARK = "▲", "▼", "†"
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")  # where Markdown would start raw HTML (<script>, </b>, <!--)
+
+
+def markdown_text(text: str) -> str:
+    """Text as Markdown shows it, not as HTML: a ``<`` that would open a tag is escaped (``\\<script>``).
+
+    >>> print(markdown_text("<script>x</script> p < 0.05"))
+    \\<script>x\\</script> p < 0.05
+    """
+    return _TAG_START.sub(r"\\<", text)
 
 
 @dataclass
@@ -25,7 +36,7 @@ class Table:
 
     def to_markdown(self) -> str:
         def cell(text: str) -> str:
-            return text.replace("|", "\\|").replace("\n", " ")
+            return markdown_text(text.replace("|", "\\|").replace("\n", " "))
 
         lines = ["| " + " | ".join(cell(h) for h in self.headers) + " |",
                  "|" + "|".join("---" for _ in self.headers) + "|"]
