@@ -73,10 +73,26 @@ def read_curve(path: Path) -> pd.DataFrame | None:
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"invalid JSON: {exc.msg}", path=str(path), line=line_no) from exc
+            _check_curve_record(row, path, line_no)
+            rows.append(row)
     return pd.DataFrame(rows) if rows else None
+
+
+def _check_curve_record(row: Any, path: Path, line_no: int) -> None:
+    """A ``metrics.jsonl`` line is an object with a ``step`` whose values are numbers (NaN allowed: a diverged loss)
+    or null; anything else is a DataError naming the line and field (the plots would fail on it)."""
+    if not isinstance(row, dict):
+        raise DataError(f"a training log record must be a JSON object, got {type(row).__name__}", path=str(path),
+                        line=line_no)
+    if "step" not in row:
+        raise DataError("a training log record without a step", path=str(path), line=line_no, field="step")
+    for key, value in row.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise DataError(f"must be a number, got {type(value).__name__} {value!r}"[:200], path=str(path),
+                            line=line_no, field=key)
 
 
 def _run_spec(spec: Any, number: int, suite_file: Path) -> RunSpec:

@@ -1,0 +1,50 @@
+"""Rebuilding the report from a damaged suite folder: every problem is a DataError naming the file (and line or
+field), never a traceback, and no run is silently left out of the analysis."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from suite_fakes import FakeRun, tiny_config, write_tiny_dataset
+
+from qaembed.errors import DataError
+from qaembed.report import build_report
+from qaembed.suite.runner import run_suite
+
+RUN = Path("runs/infonce/seed0")
+
+
+@pytest.fixture(scope="module")
+def finished_suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("damaged")
+    dataset = write_tiny_dataset(root / "prepared")
+    run_suite(tiny_config(dataset, seeds=[0]), root / "suite", run_fn=FakeRun())
+    return root / "suite"
+
+
+@pytest.fixture()
+def suite(finished_suite: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "suite"
+    shutil.copytree(finished_suite, copy)
+    return copy
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("[1, 2]", r"metrics.jsonl:7: a training log record must be a JSON object, got list"),
+    ('{"loss": 0.5}', r"metrics.jsonl:7, field 'step': a training log record without a step"),
+    ('{"step": 5, "loss": "x"}', r"metrics.jsonl:7, field 'loss': must be a number, got str 'x'"),
+    ('{"step": 5, "texts": true}', r"metrics.jsonl:7, field 'texts': must be a number, got bool True"),
+])
+def test_a_training_log_line_that_is_not_a_record_of_numbers_is_named(suite: Path, line: str, message: str):
+    with (suite / RUN / "train" / "metrics.jsonl").open("a") as fh:
+        fh.write(line + "\n")
+    with pytest.raises(DataError, match=message):
+        build_report(suite)
+
+
+def test_a_diverged_loss_in_the_training_log_is_plotted(suite: Path):
+    with (suite / RUN / "train" / "metrics.jsonl").open("a") as fh:
+        fh.write('{"step": 5, "loss": NaN}\n')
+    assert build_report(suite).html.is_file()
