@@ -6,6 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from suite_fakes import FakeRun, tiny_config, write_tiny_dataset
 
@@ -48,3 +50,31 @@ def test_a_diverged_loss_in_the_training_log_is_plotted(suite: Path):
     with (suite / RUN / "train" / "metrics.jsonl").open("a") as fh:
         fh.write('{"step": 5, "loss": NaN}\n')
     assert build_report(suite).html.is_file()
+
+
+def _edit_per_question(suite: Path, edit) -> None:
+    path = suite / RUN / "eval" / "per_question.parquet"
+    table = pd.read_parquet(path)
+    edit(table)
+    table.to_parquet(path)
+
+
+def test_an_infinite_per_question_value_is_named(suite: Path):
+    _edit_per_question(suite, lambda t: t.iloc.__setitem__((3, 0), np.inf))
+    with pytest.raises(DataError, match=r"per_question.parquet, field 'retrieval/graded_ndcg@10': 1 infinite value"
+                                        r"\(s\) \(first at question 'beer.stackexchange.com:test3'\)"):
+        build_report(suite)
+
+
+def test_a_per_question_column_of_text_is_named(suite: Path):
+    _edit_per_question(suite, lambda t: t.__setitem__("retrieval/ndcg@10", "high"))
+    with pytest.raises(DataError, match=r"per_question.parquet, field 'retrieval/ndcg@10': holds .* not numbers"):
+        build_report(suite)
+
+
+def test_a_question_listed_twice_is_named(suite: Path):
+    path = suite / RUN / "eval" / "per_question.parquet"
+    table = pd.read_parquet(path)
+    pd.concat([table, table.iloc[:2]]).to_parquet(path)
+    with pytest.raises(DataError, match=r"per_question.parquet: 2 question id\(s\) appear more than once"):
+        build_report(suite)

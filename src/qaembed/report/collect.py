@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
@@ -95,6 +96,24 @@ def _check_curve_record(row: Any, path: Path, line_no: int) -> None:
                             line=line_no, field=key)
 
 
+def _check_per_question(table: pd.DataFrame, path: Path) -> None:
+    """A run's per-question table holds one row per question and numbers (NaN: undefined for that question); a
+    column of text or an infinite value is a DataError naming the file and column (the statistics would fail)."""
+    if table.index.has_duplicates:
+        duplicated = table.index[table.index.duplicated()].unique()
+        raise DataError(f"{len(duplicated)} question id(s) appear more than once (first: {duplicated[0]!r}); rerun "
+                        "that run", path=str(path))
+    for column in table.columns:
+        values = table[column]
+        if not pd.api.types.is_numeric_dtype(values):
+            raise DataError(f"holds {values.dtype} values, not numbers; rerun that run", path=str(path),
+                            field=str(column))
+        infinite = np.isinf(values.to_numpy(dtype=np.float64))
+        if infinite.any():
+            raise DataError(f"{int(infinite.sum())} infinite value(s) (first at question "
+                            f"{table.index[infinite.argmax()]!r}); rerun that run", path=str(path), field=str(column))
+
+
 def _run_spec(spec: Any, number: int, suite_file: Path) -> RunSpec:
     """One entry of ``suite.json``'s ``runs``; an invalid one (a run id leaving the suite folder) is a DataError
     naming the file and the field (``runs.N.run_id``)."""
@@ -109,7 +128,7 @@ def _run_spec(spec: Any, number: int, suite_file: Path) -> RunSpec:
 
 def load_suite(suite_dir: str | Path) -> SuiteData:
     """Read ``suite.json`` and every run folder it lists."""
-    from qaembed.evaluate.result import EvalResult
+    from qaembed.evaluate.result import PER_QUESTION_FILE, EvalResult
 
     suite_dir = Path(suite_dir)
     suite_file = suite_dir / SUITE_FILE
@@ -134,6 +153,7 @@ def load_suite(suite_dir: str | Path) -> SuiteData:
         per_question = None
         if status is not None and status.status == "ok":
             per_question = EvalResult.load(run_dir / EVAL_SUBDIR).per_question
+            _check_per_question(per_question, run_dir / EVAL_SUBDIR / PER_QUESTION_FILE)
         curve = read_curve(run_dir / TRAIN_SUBDIR / METRICS_FILE) if (run_dir / SPEC_FILE).is_file() else None
         runs.append(RunData(run_id=spec.run_id, label=spec.label, kind=spec.kind, seed=spec.seed,
                             status=status, per_question=per_question, curve=curve))
