@@ -78,3 +78,17 @@ def test_a_question_listed_twice_is_named(suite: Path):
     pd.concat([table, table.iloc[:2]]).to_parquet(path)
     with pytest.raises(DataError, match=r"per_question.parquet: 2 question id\(s\) appear more than once"):
         build_report(suite)
+
+
+@pytest.mark.parametrize(("keep", "message"), [
+    (slice(0, 60), r"its 60 test questions are not those of run baseline \(120; 60 of them missing here, 0 here"),
+    (slice(None), r"its 120 test questions are not those of run baseline \(120; 120 of them missing here, 120 here"),
+])
+def test_a_run_evaluated_on_other_questions_is_named_not_left_out(suite: Path, keep: slice, message: str):
+    path = suite / RUN / "eval" / "per_question.parquet"
+    table = pd.read_parquet(path).iloc[keep]
+    if keep == slice(None):
+        table.index = pd.Index([f"other:{i}" for i in range(len(table))], name=table.index.name)
+    table.to_parquet(path)
+    with pytest.raises(DataError, match=r"runs/infonce/seed0/eval/per_question.parquet: " + message):
+        build_report(suite)

@@ -114,6 +114,28 @@ def _check_per_question(table: pd.DataFrame, path: Path) -> None:
                             f"{table.index[infinite.argmax()]!r}); rerun that run", path=str(path), field=str(column))
 
 
+def _check_same_questions(suite_dir: Path, runs: list[RunData]) -> None:
+    """Every finished run was evaluated on the same test questions (the tests pair them question by question); a run
+    whose questions differ (from another dataset, or an edited result) is a DataError naming both files, where the
+    analysis would silently compare only the questions they share, or drop the run's metrics."""
+    from qaembed.evaluate.result import PER_QUESTION_FILE
+
+    finished = [run for run in runs if run.per_question is not None]
+    if not finished:
+        return
+    first = finished[0]
+    expected = set(first.per_question.index)
+    for run in finished[1:]:
+        questions = set(run.per_question.index)
+        if questions != expected:
+            missing, extra = len(expected - questions), len(questions - expected)
+            path = suite_dir / "runs" / run.run_id / EVAL_SUBDIR / PER_QUESTION_FILE
+            raise DataError(f"its {len(questions)} test questions are not those of run {first.run_id} "
+                            f"({len(expected)}; {missing} of them missing here, {extra} here not among them): the runs "
+                            f"were evaluated on different test questions; remove the folder runs/{run.run_id} and run "
+                            "the suite again to redo that run", path=str(path))
+
+
 def _run_spec(spec: Any, number: int, suite_file: Path) -> RunSpec:
     """One entry of ``suite.json``'s ``runs``; an invalid one (a run id leaving the suite folder) is a DataError
     naming the file and the field (``runs.N.run_id``)."""
@@ -157,6 +179,7 @@ def load_suite(suite_dir: str | Path) -> SuiteData:
         curve = read_curve(run_dir / TRAIN_SUBDIR / METRICS_FILE) if (run_dir / SPEC_FILE).is_file() else None
         runs.append(RunData(run_id=spec.run_id, label=spec.label, kind=spec.kind, seed=spec.seed,
                             status=status, per_question=per_question, curve=curve))
+    _check_same_questions(suite_dir, runs)
     return SuiteData(suite_dir=suite_dir, config=config, data=record.get("data", {}),
                      environment=record.get("environment", {}), runs=runs,
                      base_model_notes=list(record.get("base_model_notes", [])))
