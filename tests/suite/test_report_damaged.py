@@ -3,6 +3,7 @@ field), never a traceback, and no run is silently left out of the analysis."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -91,4 +92,18 @@ def test_a_run_evaluated_on_other_questions_is_named_not_left_out(suite: Path, k
         table.index = pd.Index([f"other:{i}" for i in range(len(table))], name=table.index.name)
     table.to_parquet(path)
     with pytest.raises(DataError, match=r"runs/infonce/seed0/eval/per_question.parquet: " + message):
+        build_report(suite)
+
+
+@pytest.mark.parametrize(("field", "value"), [("summary.retrieval/ndcg@10", "nan"), ("wall_time_s", "inf"),
+                                              ("texts_per_s", "-inf")])
+def test_a_non_finite_number_in_a_run_status_is_named(suite: Path, field: str, value: str):
+    path = suite / RUN / "status.json"
+    record = json.loads(path.read_text())
+    if field.startswith("summary."):
+        record["summary"][field.removeprefix("summary.")] = float(value)
+    else:
+        record[field] = float(value)
+    path.write_text(json.dumps(record))  # NaN, Infinity: what Python's json writes and reads back
+    with pytest.raises(DataError, match=rf"seed0/status.json, field '{field}': must be a finite number, got {value}"):
         build_report(suite)

@@ -7,6 +7,7 @@ layout), so it can be rebuilt at any time, e.g. after more seeds finished.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from qaembed.errors import DataError, first_problem, format_validation_error
 from qaembed.jsonfiles import read_json
 from qaembed.suite.grid import BASELINE_NAME, RunSpec, SuiteConfig
-from qaembed.suite.runner import EVAL_SUBDIR, SPEC_FILE, SUITE_FILE, TRAIN_SUBDIR, RunStatus, read_status
+from qaembed.suite.runner import EVAL_SUBDIR, SPEC_FILE, STATUS_FILE, SUITE_FILE, TRAIN_SUBDIR, RunStatus, read_status
 from qaembed.train.loop import METRICS_FILE
 
 
@@ -96,6 +97,17 @@ def _check_curve_record(row: Any, path: Path, line_no: int) -> None:
                             line=line_no, field=key)
 
 
+def _check_status_numbers(status: RunStatus, path: Path) -> None:
+    """The metrics and timings of a ``status.json`` are finite (qaembed writes no other): a NaN or infinity there is a
+    DataError naming the file and field, not a bare ``NaN`` in results.json or an ``inf`` in the compute table."""
+    values = {f"summary.{name}": value for name, value in status.summary.items()}
+    values.update((name, getattr(status, name)) for name in ("wall_time_s", "cpu_time_s", "train_time_s",
+                                                             "eval_time_s", "texts_per_s"))
+    for name, value in values.items():
+        if value is not None and not math.isfinite(value):
+            raise DataError(f"must be a finite number, got {value}; rerun that run", path=str(path), field=name)
+
+
 def _check_per_question(table: pd.DataFrame, path: Path) -> None:
     """A run's per-question table holds one row per question and numbers (NaN: undefined for that question); a
     column of text or an infinite value is a DataError naming the file and column (the statistics would fail)."""
@@ -170,6 +182,8 @@ def load_suite(suite_dir: str | Path) -> SuiteData:
     for spec in specs:
         run_dir = suite_dir / "runs" / spec.run_id
         status = read_status(run_dir)
+        if status is not None:
+            _check_status_numbers(status, run_dir / STATUS_FILE)
         if status is not None and status.config_hash != spec.config_hash:
             status = None  # left over from a different configuration
         per_question = None
