@@ -107,3 +107,26 @@ def test_a_non_finite_number_in_a_run_status_is_named(suite: Path, field: str, v
     path.write_text(json.dumps(record))  # NaN, Infinity: what Python's json writes and reads back
     with pytest.raises(DataError, match=rf"seed0/status.json, field '{field}': must be a finite number, got {value}"):
         build_report(suite)
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("data", [1], r"data: Input should be a valid dictionary"),
+    ("environment", "x", r"environment: Input should be a valid dictionary"),
+    ("base_model_notes", 5, r"base_model_notes: Input should be a valid list"),
+    ("base_model_notes", "abc", r"base_model_notes: Input should be a valid list"),  # was three one-letter notes
+    ("data.counts", "x", r"data.counts: Input should be a valid dictionary"),
+    ("data.dataset_dir", 5, r"data.dataset_dir: Input should be a valid string"),
+    ("data.kind", "triples", r"data.kind: Input should be 'qa' or 'pairs'"),
+    ("environment.versions", ["torch"], r"environment.versions: Input should be a valid dictionary"),
+])
+def test_a_suite_record_part_of_the_wrong_type_is_named(suite: Path, key: str, value, message: str):
+    path = suite / "suite.json"
+    record = json.loads(path.read_text())
+    *parents, last = key.split(".")
+    target = record
+    for part in parents:
+        target = target[part]
+    target[last] = value
+    path.write_text(json.dumps(record))
+    with pytest.raises(DataError, match=r"suite.json: suite record written by an incompatible qaembed .*: " + message):
+        build_report(suite)

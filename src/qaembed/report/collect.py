@@ -10,11 +10,11 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
 from qaembed.errors import DataError, first_problem, format_validation_error
 from qaembed.jsonfiles import read_json
@@ -160,6 +160,43 @@ def _run_spec(spec: Any, number: int, suite_file: Path) -> RunSpec:
                         field=f"runs.{number}" + (f".{problem.field}" if problem.field else "")) from exc
 
 
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _Split(_Open):
+    test_after: StrictStr | None = None
+    dev_after: StrictStr | None = None
+
+
+class _TrainQuestions(_Open):
+    description: StrictStr | None = None
+
+
+class _DataRecord(_Open):
+    dataset_dir: StrictStr | None = None
+    hash: StrictStr | None = None
+    description: StrictStr | None = None
+    kind: Literal["qa", "pairs"] = "qa"
+    counts: dict[str, StrictInt] = {}
+    train_questions: _TrainQuestions | None = None
+    split: _Split | None = None
+
+
+class _Environment(_Open):
+    git: dict[str, Any] = {}
+    versions: dict[str, Any] = {}
+    hardware: dict[str, Any] = {}
+
+
+class _RecordParts(BaseModel):
+    """The parts of ``suite.json`` besides ``config`` and ``runs`` that the report reads, as the runner writes them."""
+
+    data: _DataRecord = _DataRecord()
+    environment: _Environment = _Environment()
+    base_model_notes: list[StrictStr] = []
+
+
 def load_suite(suite_dir: str | Path) -> SuiteData:
     """Read ``suite.json`` and every run folder it lists."""
     from qaembed.evaluate.result import PER_QUESTION_FILE, EvalResult
@@ -172,6 +209,8 @@ def load_suite(suite_dir: str | Path) -> SuiteData:
     try:
         config = SuiteConfig.model_validate(record["config"])
         specs = [_run_spec(spec, number, suite_file) for number, spec in enumerate(record["runs"])]
+        parts = {key: record[key] for key in ("data", "environment", "base_model_notes") if key in record}
+        _RecordParts.model_validate(parts)
     except (KeyError, TypeError) as exc:
         raise DataError(f"not a suite record (missing {exc})", path=str(suite_file)) from exc
     except ValidationError as exc:
