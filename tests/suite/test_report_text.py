@@ -13,6 +13,7 @@ from qaembed.records import Answer, Author, Provenance, QARecord
 from qaembed.report import ReportPaths, build_report
 from qaembed.report.document import Paragraph
 from qaembed.report.html import render_html
+from qaembed.report.tables import Table
 from qaembed.suite.runner import run_suite
 
 HOSTILE = "<script>alert(1)</script> \"q\" 's' & </textarea> | pipe |\n# heading [x](javascript:alert%281%29)"
@@ -75,3 +76,9 @@ def test_html_in_quoted_text_is_not_raw_html_in_the_markdown(hostile_report: Rep
     assert not re.search(r"(?<!\\)<(script|/textarea)>", markdown)  # Markdown viewers would render raw HTML
     assert "\\<script>alert(1)\\</script>" in markdown  # shown as written
     assert "(< MDE)" in markdown or "p < 0.05" in markdown  # a < that starts no tag is left alone
+
+
+def test_a_table_cell_stays_on_its_row_in_the_markdown():
+    table = Table("t", ["run", "error"], [["a", "RuntimeError: x,\r\n\"q\" a|b\rc\nd"]])
+    lines = table.to_markdown().splitlines()  # splitlines: \r and \r\n end a line, as in Markdown
+    assert len(lines) == 3 and lines[2] == '| a | RuntimeError: x, "q" a\\|b c d |'

@@ -36,7 +36,8 @@ class Table:
 
     def to_markdown(self) -> str:
         def cell(text: str) -> str:
-            return markdown_text(text.replace("|", "\\|").replace("\n", " "))
+            # \r is a line ending in Markdown too (an error message's \r\n ended the row)
+            return markdown_text(text.replace("|", "\\|").replace("\r\n", " ").replace("\r", " ").replace("\n", " "))
 
         lines = ["| " + " | ".join(cell(h) for h in self.headers) + " |",
                  "|" + "|".join("---" for _ in self.headers) + "|"]
