@@ -112,3 +112,13 @@ def test_map_command_without_umap_names_the_extra(tiny_pair_dataset, tmp_path, m
     monkeypatch.setattr(maps, "umap_available", lambda: False)
     result = CliRunner().invoke(app, ["map", "--data", str(tiny_pair_dataset), "--out", str(tmp_path / "o")])
     assert result.exit_code != 0 and "pip install 'qaembed[maps]'" in str(result.exception)
+
+
+def test_a_dollar_sign_in_a_tag_or_model_name_is_drawn_as_written(tmp_path):
+    from qaembed.embedding_maps import MapSample, plot_map
+
+    groups = ["$x^$", "c$", "\\frac{$"] * 4
+    sample = MapSample([f"q{i}" for i in range(12)], ["t"] * 12, groups, "tag", available=12)
+    coords = np.random.default_rng(0).normal(size=(12, 2))
+    path = plot_map(coords, sample, "base: /models/$\\frac{$", tmp_path / "m.png", seed=0)  # was a mathtext ValueError
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
