@@ -82,3 +82,12 @@ def test_a_table_cell_stays_on_its_row_in_the_markdown():
     table = Table("t", ["run", "error"], [["a", "RuntimeError: x,\r\n\"q\" a|b\rc\nd"]])
     lines = table.to_markdown().splitlines()  # splitlines: \r and \r\n end a line, as in Markdown
     assert len(lines) == 3 and lines[2] == '| a | RuntimeError: x, "q" a\\|b c d |'
+
+
+def test_results_csv_counts_are_integers(hostile_report: ReportPaths):
+    lines = hostile_report.csv.read_text().splitlines()
+    header = lines[0].split(",")
+    infonce = next(line for line in lines if line.startswith("infonce/seed0,")).split(",")
+    assert infonce[header.index("steps")] == "4" and infonce[header.index("tokens")] == "1600"  # was 4.0, 1600.0
+    baseline = next(line for line in lines if line.startswith("baseline,")).split(",")
+    assert baseline[header.index("steps")] == ""

@@ -247,8 +247,11 @@ def build_report(suite_dir: str | Path) -> ReportPaths:
     metrics = list(analysis.metrics)
     records = run_rows(suite, metrics)
     csv_path = suite_dir / "results.csv"
+    table = pd.DataFrame.from_records(records)
+    counts = [c for c in ("seed", "steps", "texts", "tokens", "questions", "processes") if c in table]
+    table[counts] = table[counts].astype("Int64")  # counts stay integers beside the baseline's empty cells (not 160.0)
     with replacing(csv_path) as tmp:
-        pd.DataFrame.from_records(records).to_csv(tmp, index=False)
+        table.to_csv(tmp, index=False)
     json_path = suite_dir / "results.json"
     write_json(json_path, {
         "summary": plain_summary(analysis),
