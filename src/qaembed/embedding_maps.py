@@ -145,9 +145,15 @@ def load_sample_embeddings(path: Path, sample: MapSample) -> np.ndarray:
     from qaembed.arrayfiles import load_npz
 
     data = load_npz(path, ("ids", "embeddings"))
-    ids, embeddings = data["ids"].tolist(), data["embeddings"].astype(np.float32)
+    ids, embeddings = data["ids"].tolist(), data["embeddings"]
     if ids != sample.ids:
         raise DataError("the stored map sample is not this suite's sample (re-run the suite)", path=str(path))
+    if embeddings.ndim != 2 or embeddings.shape[0] != len(ids) or not np.issubdtype(embeddings.dtype, np.number):
+        raise DataError(f"'embeddings' is a {embeddings.dtype} array of shape {embeddings.shape}, not one row of "
+                        f"numbers per sample point ({len(ids)}); re-run the suite", path=str(path))
+    embeddings = embeddings.astype(np.float32)
+    if not np.isfinite(embeddings).all():
+        raise DataError("'embeddings' holds NaN or infinite values; re-run the suite", path=str(path))
     return embeddings
 
 
