@@ -130,3 +130,27 @@ def test_a_suite_record_part_of_the_wrong_type_is_named(suite: Path, key: str, v
     path.write_text(json.dumps(record))
     with pytest.raises(DataError, match=r"suite.json: suite record written by an incompatible qaembed .*: " + message):
         build_report(suite)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda r: r["summary"].update({"retrieval/ndcg@10": "x"}),
+     r"summary.json, field 'summary.retrieval/ndcg@10': must be a number, got str 'x'"),  # was a ValueError
+    (lambda r: r.update(summary=[1]), r"summary.json, field 'summary': must be an object, got list"),
+    (lambda r: r["counts"].update({"retrieval/questions": None}),
+     r"summary.json, field 'counts.retrieval/questions': must be an integer, got NoneType None"),  # was a TypeError
+    (lambda r: r["counts"].update({"retrieval/questions": 2.5}), r"field 'counts.retrieval/questions': must be an"),
+    (lambda r: r.update(info="x"), r"summary.json, field 'info': must be an object, got str"),
+])
+def test_a_run_summary_of_the_wrong_type_is_named(suite: Path, edit, message: str):
+    path = suite / RUN / "eval" / "summary.json"
+    record = json.loads(path.read_text())
+    edit(record)
+    path.write_text(json.dumps(record))
+    with pytest.raises(DataError, match=message):
+        build_report(suite)
+
+
+def test_a_run_summary_that_is_not_an_object_is_named(suite: Path):
+    (suite / RUN / "eval" / "summary.json").write_text("[1]")
+    with pytest.raises(DataError, match=r"summary.json: must be a JSON object, got list"):
+        build_report(suite)
