@@ -112,3 +112,30 @@ def test_map_command_without_umap_names_the_extra(tiny_pair_dataset, tmp_path, m
     monkeypatch.setattr(maps, "umap_available", lambda: False)
     result = CliRunner().invoke(app, ["map", "--data", str(tiny_pair_dataset), "--out", str(tmp_path / "o")])
     assert result.exit_code != 0 and "pip install 'qaembed[maps]'" in str(result.exception)
+
+
+def test_a_dollar_sign_in_a_tag_or_model_name_is_drawn_as_written(tmp_path):
+    from qaembed.embedding_maps import MapSample, plot_map
+
+    groups = ["$x^$", "c$", "\\frac{$"] * 4
+    sample = MapSample([f"q{i}" for i in range(12)], ["t"] * 12, groups, "tag", available=12)
+    coords = np.random.default_rng(0).normal(size=(12, 2))
+    path = plot_map(coords, sample, "base: /models/$\\frac{$", tmp_path / "m.png", seed=0)  # was a mathtext ValueError
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(("embeddings", "message"), [
+    (np.ones((9, 4)), r"'embeddings' is a float64 array of shape \(9, 4\), not one row of numbers per sample point"),
+    (np.ones(48), r"'embeddings' is a float64 array of shape \(48,\)"),
+    (np.array(["a"] * 12), r"'embeddings' is a <U1 array"),
+    (np.full((12, 4), np.nan), r"'embeddings' holds NaN or infinite values"),
+])
+def test_a_damaged_stored_map_sample_is_named(tmp_path, embeddings, message):
+    from qaembed.embedding_maps import MapSample, load_sample_embeddings
+    from qaembed.errors import DataError
+
+    sample = MapSample([f"q{i}" for i in range(12)], ["t"] * 12, [""] * 12, "tag", available=12)
+    path = tmp_path / "map_sample.npz"
+    np.savez(path, ids=np.array(sample.ids), embeddings=embeddings)
+    with pytest.raises(DataError, match=r"map_sample.npz: " + message):  # was a ValueError from the map or UMAP
+        load_sample_embeddings(path, sample)

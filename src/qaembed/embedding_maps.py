@@ -145,9 +145,15 @@ def load_sample_embeddings(path: Path, sample: MapSample) -> np.ndarray:
     from qaembed.arrayfiles import load_npz
 
     data = load_npz(path, ("ids", "embeddings"))
-    ids, embeddings = data["ids"].tolist(), data["embeddings"].astype(np.float32)
+    ids, embeddings = data["ids"].tolist(), data["embeddings"]
     if ids != sample.ids:
         raise DataError("the stored map sample is not this suite's sample (re-run the suite)", path=str(path))
+    if embeddings.ndim != 2 or embeddings.shape[0] != len(ids) or not np.issubdtype(embeddings.dtype, np.number):
+        raise DataError(f"'embeddings' is a {embeddings.dtype} array of shape {embeddings.shape}, not one row of "
+                        f"numbers per sample point ({len(ids)}); re-run the suite", path=str(path))
+    embeddings = embeddings.astype(np.float32)
+    if not np.isfinite(embeddings).all():
+        raise DataError("'embeddings' holds NaN or infinite values; re-run the suite", path=str(path))
     return embeddings
 
 
@@ -182,6 +188,12 @@ def _pair_stats(sample: MapSample, embeddings: np.ndarray, coords: np.ndarray) -
     return stats
 
 
+def _plain(text: str) -> str:
+    """Text matplotlib draws as written: a ``$`` would start mathtext (a tag or model name holding ``$x^$`` failed
+    the whole map with a parse error)."""
+    return text.replace("$", r"\$")
+
+
 def plot_map(coords: np.ndarray, sample: MapSample, title: str, path: Path, seed: int) -> Path:
     """One PNG: points coloured by group; for pairs, segments by label. The sample size is in the title."""
     import matplotlib
@@ -204,13 +216,13 @@ def plot_map(coords: np.ndarray, sample: MapSample, title: str, path: Path, seed
     point_colors = [colors.get(g, _OTHER) for g in sample.groups]
     ax.scatter(coords[:, 0], coords[:, 1], s=9, c=point_colors, linewidths=0, zorder=2)
     legend_groups = groups[: len(_PALETTE)]
-    handles += [Line2D([0], [0], marker="o", linestyle="", color=colors[g], label=g[-28:]) for g in legend_groups]
+    handles += [Line2D([0], [0], marker="o", linestyle="", color=colors[g], label=_plain(g[-28:])) for g in legend_groups]
     if any(not g for g in sample.groups):
         other = {"cluster": "other clusters", "site": "unknown site", "tag": "other tags"}[sample.color_by]
         handles.append(Line2D([0], [0], marker="o", linestyle="", color=_OTHER, label=other))
     ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5),
               title=f"colour: {sample.color_by}", title_fontsize=8)
-    ax.set_title(f"{title}\nUMAP of {len(sample.ids)} questions (bounded sample of {sample.available}; seed {seed})",
+    ax.set_title(f"{_plain(title)}\nUMAP of {len(sample.ids)} questions (bounded sample of {sample.available}; seed {seed})",
                  fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])

@@ -136,3 +136,20 @@ def test_page_searches_compares_two_indexes_and_never_runs_answer_html(indexes, 
         assert len(browser.find_elements(By.CSS_SELECTOR, "#results-a .hit")) == 3
         assert not browser.find_element(By.ID, "column-b").is_displayed()
         assert not browser.find_element(By.ID, "error").is_displayed()
+
+
+def test_the_page_searches_with_its_default_answers_on_a_server_whose_max_k_is_lower(indexes, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from qaembed.serve import ServerLimits, create_app
+
+    wait = WebDriverWait(browser, 120)
+    with running_server(create_app({"base": indexes["base"]}, ServerLimits(max_k=3))) as url:
+        browser.get(url + "/")
+        wait.until(lambda driver: driver.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+        assert browser.find_element(By.ID, "k").get_attribute("value") == "3"  # was 5: over max, the form refused
+        browser.find_element(By.ID, "query").send_keys("cork")
+        browser.find_element(By.ID, "search").click()
+        wait.until(lambda driver: driver.find_element(By.TAG_NAME, "body").get_attribute("data-searched") == "1")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#results-a .hit")) == 3

@@ -81,12 +81,26 @@ class EvalResult:
             if not path.is_file():
                 raise DataError("no such file (not an evaluation result folder?)", path=str(path))
         payload = read_json(summary_path)
+        if not isinstance(payload, dict):
+            raise DataError(f"must be a JSON object, got {type(payload).__name__}", path=str(summary_path))
         for key in ("summary", "counts"):
             if key not in payload:
                 raise DataError("missing key", path=str(summary_path), field=key)
+            if not isinstance(payload[key], dict):
+                raise DataError(f"must be an object, got {type(payload[key]).__name__}", path=str(summary_path),
+                                field=key)
+            for name, value in payload[key].items():
+                if isinstance(value, bool) or not isinstance(value, int | float) or (
+                        key == "counts" and not float(value).is_integer()):
+                    raise DataError(f"must be {'a number' if key == 'summary' else 'an integer'}, got "
+                                    f"{type(value).__name__} {value!r}"[:200], path=str(summary_path),
+                                    field=f"{key}.{name}")
+        info = payload.get("info", {})
+        if not isinstance(info, dict):
+            raise DataError(f"must be an object, got {type(info).__name__}", path=str(summary_path), field="info")
         return cls(
             summary={k: float(v) for k, v in payload["summary"].items()},
             counts={k: int(v) for k, v in payload["counts"].items()},
             per_question=read_parquet(table_path),
-            info=payload.get("info", {}),
+            info=info,
         )

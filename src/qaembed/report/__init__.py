@@ -35,7 +35,7 @@ from qaembed.jsonfiles import write_json
 from qaembed.outputs import check_no_links, replace_text, replacing
 from qaembed.report.analysis import Analysis, analyze, metrics_for, plain_summary
 from qaembed.report.collect import SuiteData, load_suite
-from qaembed.report.document import Block, Bullets, Code, Heading, Image, Paragraph, TableBlock
+from qaembed.report.document import Block, Bullets, Code, Heading, Image, Paragraph, TableBlock, link, literal
 from qaembed.report.html import render_html
 from qaembed.report.markdown import render_markdown
 from qaembed.report.plots import plot_cost, plot_dev_curves, plot_loss_curves, plot_metrics
@@ -139,14 +139,13 @@ def _examples_and_sites(suite: SuiteData, analysis: Analysis) -> tuple[list[Bloc
     def quote(question_id: str) -> str:
         record = records[question_id]
         provenance = record.provenance
-        title = record.title.replace("[", "(").replace("]", ")")
-        text = f"[{title}]({provenance.url})" if provenance and provenance.url else title
+        text = link(literal(record.title), provenance.url if provenance else None)
         author = provenance.author if provenance else None
         if author is not None and (author.name or author.id):
-            name = author.name or f"user {author.id}"
-            text += f" by [{name}]({author.url})" if author.url else f" by {name}"
+            name = literal(author.name or f"user {author.id}")
+            text += " by " + link(name, author.url)
         if provenance and provenance.license:
-            text += f", {provenance.license}"
+            text += f", {literal(provenance.license)}"
         row = paired.loc[question_id]
         return f"{text}: {metric_name} {row['baseline']:.3f} → {row['best']:.3f}"
 
@@ -169,13 +168,13 @@ def _examples_and_sites(suite: SuiteData, analysis: Analysis) -> tuple[list[Bloc
 def _attribution(sites: set[str], licenses: list[str]) -> list[Block]:
     if not sites:
         return []
-    links = ", ".join(f"[{site}](https://{site})" for site in sorted(sites))
+    links = ", ".join(link(literal(site), f"https://{site}") for site in sorted(sites))
     return [
         Heading("Data attribution"),
         Paragraph(
             f"The questions and answers are user content from Stack Exchange ({links}), licensed under "
             "Creative Commons BY-SA by post date: CC BY-SA 2.5 before 2011-04-08, 3.0 before 2018-05-02, 4.0 after"
-            + (f" (licenses present in the test split: {', '.join(licenses)})" if licenses else "")
+            + (f" (licenses present in the test split: {', '.join(map(literal, licenses))})" if licenses else "")
             + ". Quoted questions link to their original page and name their author where known."
         ),
     ]
@@ -248,8 +247,11 @@ def build_report(suite_dir: str | Path) -> ReportPaths:
     metrics = list(analysis.metrics)
     records = run_rows(suite, metrics)
     csv_path = suite_dir / "results.csv"
+    table = pd.DataFrame.from_records(records)
+    counts = [c for c in ("seed", "steps", "texts", "tokens", "questions", "processes") if c in table]
+    table[counts] = table[counts].astype("Int64")  # counts stay integers beside the baseline's empty cells (not 160.0)
     with replacing(csv_path) as tmp:
-        pd.DataFrame.from_records(records).to_csv(tmp, index=False)
+        table.to_csv(tmp, index=False)
     json_path = suite_dir / "results.json"
     write_json(json_path, {
         "summary": plain_summary(analysis),

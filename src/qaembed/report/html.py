@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 
-from qaembed.report.document import BOLD, LINK, Block, Bullets, Code, Heading, Image, Paragraph, TableBlock
+from qaembed.report.document import BOLD, LINK, WEB_URL, Block, Bullets, Code, Heading, Image, Paragraph, TableBlock
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 1200px;
@@ -23,10 +24,17 @@ pre { background: #f6f6f6; padding: .8em; overflow-x: auto; font-size: .85em; }
 
 
 def _inline(text: str) -> str:
-    """Escape text, then turn [text](url) links and **bold** into HTML."""
+    """Escape text, then turn [text](url) links (http(s) URLs only: no ``javascript:``) and **bold** into HTML."""
     escaped = html.escape(text, quote=False)
-    # the URL is already escaped (&amp;); only quotes remain to escape inside the attribute
-    escaped = LINK.sub(lambda m: f'<a href="{m.group(2).replace(chr(34), "&quot;")}">{m.group(1)}</a>', escaped)
+
+    def anchor(match: re.Match) -> str:
+        text, url = match.group(1), match.group(2)
+        if not WEB_URL.fullmatch(url):  # left as written
+            return match.group(0)
+        # the URL is already escaped (&amp;); only quotes remain to escape inside the attribute
+        return f'<a href="{url.replace(chr(34), "&quot;")}">{text}</a>'
+
+    escaped = LINK.sub(anchor, escaped)
     return BOLD.sub(r"<strong>\1</strong>", escaped)
 
 

@@ -54,6 +54,9 @@ def report_maps(suite: SuiteData, analysis: Analysis, out_dir: Path) -> ReportMa
     if missing:
         return ReportMaps(skipped=f"embedding maps skipped: the runs hold no map sample ({missing[0]}; runs made "
                                   "before maps existed: re-run them)")
+    if suite.data.get("dataset_dir") is None:
+        return ReportMaps(skipped=f"embedding maps skipped: {suite.suite_dir / 'suite.json'} names no dataset folder "
+                                  "(data.dataset_dir) to draw the sample from")
     dataset_dir = suite.suite_dir / suite.data["dataset_dir"]
     try:
         sample = map_sample(config, dataset_dir)

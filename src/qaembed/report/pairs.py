@@ -12,10 +12,12 @@ on the same resampled pairs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from qaembed.errors import DataError
 from qaembed.report.collect import SuiteData
 from qaembed.report.tables import Table
 from qaembed.suite.grid import BASELINE_NAME
@@ -36,12 +38,62 @@ class PairClassification:
                 "rows": {label: {m: b._asdict() for m, b in metrics.items()} for label, metrics in self.rows.items()}}
 
 
-def _per_pair(suite: SuiteData, run_id: str) -> pd.DataFrame | None:
-    from qaembed.arrayfiles import read_parquet
+PREDICTIONS = ("predicted_at_f1_threshold", "predicted_at_accuracy_threshold")
+
+
+def _per_pair_path(suite: SuiteData, run_id: str) -> Path:
     from qaembed.evaluate.pairs import PER_PAIR_FILE
 
-    path = suite.suite_dir / "runs" / run_id / EVAL_SUBDIR / PER_PAIR_FILE
-    return read_parquet(path) if path.is_file() else None
+    return suite.suite_dir / "runs" / run_id / EVAL_SUBDIR / PER_PAIR_FILE
+
+
+def _per_pair(suite: SuiteData, run_id: str) -> pd.DataFrame | None:
+    """A run's ``per_pair.parquet`` (None when absent): one row per pair, a finite ``score``, 0/1 ``label`` and
+    predictions; anything else is a DataError naming the file and column (the bootstrap would fail on it)."""
+    from qaembed.arrayfiles import read_parquet
+
+    path = _per_pair_path(suite, run_id)
+    if not path.is_file():
+        return None
+    table = read_parquet(path)
+    for column in ("score", "label"):
+        if column not in table:
+            raise DataError("no such column (not a pair evaluation result?); rerun that run", path=str(path),
+                            field=column)
+    if table.index.has_duplicates:
+        raise DataError(f"{int(table.index.duplicated().sum())} pair id(s) appear more than once (first: "
+                        f"{table.index[table.index.duplicated()][0]!r}); rerun that run", path=str(path))
+    for column in ("score", "label", *PREDICTIONS):
+        if column not in table:
+            continue
+        values = table[column]
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            raise DataError(f"holds {values.dtype} values, not numbers; rerun that run", path=str(path), field=column)
+        numbers = values.to_numpy(np.float64)
+        bad = ~np.isfinite(numbers) if column == "score" else ~np.isin(numbers, (0.0, 1.0))
+        if bad.any():
+            raise DataError(f"{int(bad.sum())} value(s) that are not {'finite' if column == 'score' else '0 or 1'} "
+                            f"(first: {numbers[int(bad.argmax())]:g} at pair {table.index[int(bad.argmax())]!r}); "
+                            "rerun that run", path=str(path), field=column)
+    return table
+
+
+def _check_same_pairs(suite: SuiteData, runs: list[tuple[str, pd.DataFrame]]) -> None:
+    """Every run's table holds the same test pairs with the same labels (the bootstrap pairs them up); one that
+    differs is a DataError naming its file, where the analysis would compare only the shared pairs, or fail."""
+    first_id, first = runs[0]
+    for run_id, table in runs[1:]:
+        if set(table.index) != set(first.index):
+            missing, extra = len(first.index.difference(table.index)), len(table.index.difference(first.index))
+            raise DataError(f"its {len(table)} test pairs are not those of run {first_id} ({len(first)}; {missing} of "
+                            f"them missing here, {extra} here not among them): the runs were evaluated on different "
+                            f"test pairs; remove the folder runs/{run_id} and run the suite again to redo that run",
+                            path=str(_per_pair_path(suite, run_id)))
+        differ = table["label"].to_numpy() != first.loc[table.index, "label"].to_numpy()
+        if differ.any():
+            raise DataError(f"{int(differ.sum())} pair label(s) differ from run {first_id}'s (first: pair "
+                            f"{table.index[int(differ.argmax())]!r}); remove the folder runs/{run_id} and run the "
+                            "suite again to redo that run", path=str(_per_pair_path(suite, run_id)), field="label")
 
 
 def _arrays(tables: list[pd.DataFrame], pairs: pd.Index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -54,12 +106,17 @@ def _arrays(tables: list[pd.DataFrame], pairs: pd.Index) -> tuple[np.ndarray, np
 def pair_classification(suite: SuiteData, n_resamples: int = N_RESAMPLES) -> PairClassification:
     """Bootstrap AP / F1 / accuracy for every label with finished runs (baseline as the reference)."""
     tables: dict[str, list[pd.DataFrame]] = {}
+    read: list[tuple[str, pd.DataFrame]] = []
     for run in suite.runs:
         if not run.ok:
             continue
         table = _per_pair(suite, run.run_id)
-        if table is not None and "predicted_at_f1_threshold" in table:
+        if table is not None:
+            read.append((run.run_id, table))
+        if table is not None and all(column in table for column in PREDICTIONS):
             tables.setdefault(run.label, []).append(table)
+    if read:
+        _check_same_pairs(suite, read)
     result = PairClassification()
     if not tables:
         result.notes.append("no run has pair-classification results (the evaluated or dev pairs lack one of the "

@@ -7,6 +7,7 @@ baseline, ``†`` significantly different from standard InfoNCE (Holm-adjusted p
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,16 @@ from qaembed.report.collect import SuiteData
 from qaembed.suite.grid import BASELINE_NAME, GridEntry
 
 BETTER_MARK, WORSE_MARK, REFERENCE_MARK = "▲", "▼", "†"
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")  # where Markdown would start raw HTML (<script>, </b>, <!--)
+
+
+def markdown_text(text: str) -> str:
+    """Text as Markdown shows it, not as HTML: a ``<`` that would open a tag is escaped (``\\<script>``).
+
+    >>> print(markdown_text("<script>x</script> p < 0.05"))
+    \\<script>x\\</script> p < 0.05
+    """
+    return _TAG_START.sub(r"\\<", text)
 
 
 @dataclass
@@ -27,7 +38,8 @@ class Table:
 
     def to_markdown(self) -> str:
         def cell(text: str) -> str:
-            return text.replace("|", "\\|").replace("\n", " ")
+            # \r is a line ending in Markdown too (an error message's \r\n ended the row)
+            return markdown_text(text.replace("|", "\\|").replace("\r\n", " ").replace("\r", " ").replace("\n", " "))
 
         lines = ["| " + " | ".join(cell(h) for h in self.headers) + " |",
                  "|" + "|".join("---" for _ in self.headers) + "|"]

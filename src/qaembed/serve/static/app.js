@@ -121,6 +121,8 @@ async function start() {
       $("index-b").append(element("option", { value: index.name }, label));
     }
     $("k").max = String(info.max_k);
+    // a default over the server's limit would make the browser refuse every search until it is changed
+    if (Number($("k").value) > info.max_k) $("k").value = String(info.max_k);
     if (info.indexes.length > 1) $("index-b").value = info.indexes[1].name;
     if (info.maps.length) {
       $("tab-maps").hidden = false;
